@@ -1,0 +1,39 @@
+"""rsyscall: every Linux system call as a method on an object naming the
+process it runs in.
+
+`local_thread` is the Python process itself.  Syscalls are methods of its
+`task` and of the `FileDescriptor`s they return; memory for them comes from
+`local_thread.ptr(value)` and `local_thread.malloc(cls, size)`.  Constants
+and structs live in the module named after their C header
+(`rsyscall.sys.socket` for <sys/socket.h>).
+"""
+
+from rsyscall.command import Command
+from rsyscall.handle import (
+    FileDescriptor,
+    LinearPointer,
+    Pointer,
+    ReadablePointer,
+    Task,
+    UseAfterConsumeError,
+    WrittenPointer,
+)
+from rsyscall.near.interface import SyscallHangup
+from rsyscall.thread import Thread, make_local_thread
+
+local_thread: Thread = make_local_thread()
+"""The Thread of the Python process itself; works in any event loop."""
+
+__all__ = [
+    "Command",
+    "FileDescriptor",
+    "LinearPointer",
+    "Pointer",
+    "ReadablePointer",
+    "SyscallHangup",
+    "Task",
+    "Thread",
+    "UseAfterConsumeError",
+    "WrittenPointer",
+    "local_thread",
+]

@@ -1,0 +1,128 @@
+/* The freestanding core: raw syscall entry with the clone trampoline, the
+ * syscall-server loop, and the futex waiter.  See rsys.h.
+ *
+ * Nothing here may touch libc or Python: a child cloned with CLONE_VM runs
+ * this code on a small stack of its own while sharing our memory, our TLS
+ * pointer and, unless the user says otherwise, nothing else. */
+#include "rsys.h"
+
+#define RSYS_NR_read 0
+#define RSYS_NR_write 1
+#define RSYS_NR_futex 202
+#define RSYS_EINTR 4
+#define RSYS_FUTEX_WAIT 0
+
+/* rsys_syscall(a1, a2, a3, a4, a5, a6, number): the System V ABI puts the
+ * first six arguments in rdi, rsi, rdx, rcx, r8, r9 and `number` on the stack;
+ * the kernel wants the fourth argument in r10 and the number in rax.  rbx is
+ * callee-saved, so it keeps the syscall number across the syscall instruction
+ * where both parent and child can see it. */
+__asm__(
+    ".text\n"
+    ".globl rsys_syscall\n"
+    ".type rsys_syscall, @function\n"
+    "rsys_syscall:\n"
+    "    push %rbx\n"
+    "    mov 16(%rsp), %rax\n"
+    "    mov %rax, %rbx\n"
+    "    mov %rcx, %r10\n"
+    "    syscall\n"
+    "    test %rax, %rax\n"
+    "    jnz 1f\n"
+    "    cmp $56, %rbx\n"       /* clone */
+    "    je rsys_child_trampoline\n"
+    "    cmp $435, %rbx\n"      /* clone3 */
+    "    je rsys_child_trampoline\n"
+    "1:  pop %rbx\n"
+    "    ret\n"
+    ".size rsys_syscall, .-rsys_syscall\n"
+    "\n"
+    /* The new child: its stack holds the function and its six arguments. */
+    ".type rsys_child_trampoline, @function\n"
+    "rsys_child_trampoline:\n"
+    "    pop %rax\n"
+    "    pop %rdi\n"
+    "    pop %rsi\n"
+    "    pop %rdx\n"
+    "    pop %rcx\n"
+    "    pop %r8\n"
+    "    pop %r9\n"
+    "    call *%rax\n"
+    "    mov %rax, %rdi\n"
+    "    mov $60, %eax\n"       /* exit: this thread only */
+    "    syscall\n"
+    "    hlt\n"
+    ".size rsys_child_trampoline, .-rsys_child_trampoline\n"
+);
+
+static long raw_read(long fd, void *buf, long count)
+{
+    return rsys_syscall(fd, (long)buf, count, 0, 0, 0, RSYS_NR_read);
+}
+
+static long raw_write(long fd, const void *buf, long count)
+{
+    return rsys_syscall(fd, (long)buf, count, 0, 0, 0, RSYS_NR_write);
+}
+
+/* Read exactly `count` bytes.  Returns 0 on success, 1 on EOF or error.
+ * Reading one request at a time (never more) matters: a request still unread
+ * in the socket keeps it readable, so an epoll_wait this server is running
+ * wakes up for the next request instead of sleeping on a buffered one. */
+static int read_exact(long fd, char *buf, long count)
+{
+    while (count > 0) {
+        long ret = raw_read(fd, buf, count);
+        if (ret == -RSYS_EINTR)
+            continue;
+        if (ret <= 0)
+            return 1;
+        buf += ret;
+        count -= ret;
+    }
+    return 0;
+}
+
+static int write_all(long fd, const char *buf, long count)
+{
+    while (count > 0) {
+        long ret = raw_write(fd, buf, count);
+        if (ret == -RSYS_EINTR)
+            continue;
+        if (ret <= 0)
+            return 1;
+        buf += ret;
+        count -= ret;
+    }
+    return 0;
+}
+
+long rsys_server(long infd, long outfd)
+{
+    struct rsys_request request;
+    for (;;) {
+        if (read_exact(infd, (char *)&request, sizeof(request)))
+            return 0;
+        /* Answer each request before reading the next: a later request may
+         * block (epoll_wait), and the caller may be waiting on this answer
+         * to decide what wakes it. */
+        rsys_response response = rsys_syscall(
+            request.args[0], request.args[1], request.args[2],
+            request.args[3], request.args[4], request.args[5],
+            request.number);
+        if (write_all(outfd, (const char *)&response, sizeof(response)))
+            return 1;
+    }
+}
+
+long rsys_futex_waiter(long addr)
+{
+    volatile int32_t *word = (volatile int32_t *)addr;
+    for (;;) {
+        int32_t value = *word;
+        if (value == 0)
+            return 0;
+        /* Returns at once with EAGAIN if the word already changed. */
+        rsys_syscall(addr, RSYS_FUTEX_WAIT, value, 0, 0, 0, RSYS_NR_futex);
+    }
+}

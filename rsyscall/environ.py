@@ -1,0 +1,74 @@
+"""Environment: a thread's environment variables, and finding executables."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rsyscall.command import Command
+from rsyscall.unistd import OK
+
+if TYPE_CHECKING:
+    from rsyscall.thread import Thread
+
+__all__ = ["Environment"]
+
+
+class Environment(Mapping[str, str]):
+    """The environment variables a thread's exec'd children start from.
+
+    A mapping of names to values; `which` looks up executables on its PATH
+    by asking the thread's own process (access(2) with X_OK), so it answers
+    for that process's filesystem view, namespaces and all."""
+
+    def __init__(self, thread: Thread, variables: Mapping[str, str]) -> None:
+        self._thread = thread
+        self._variables = dict(variables)
+
+    def __getitem__(self, key: str) -> str:
+        return self._variables[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._variables)
+
+    def __len__(self) -> int:
+        return len(self._variables)
+
+    def __repr__(self) -> str:
+        return f"Environment({len(self._variables)} variables)"
+
+    def copy_for(self, thread: Thread) -> Environment:
+        """The same variables, for another thread (a child inherits them)."""
+        return Environment(thread, self._variables)
+
+    def set(self, key: str, value: str) -> None:
+        """Set a variable for children exec'd from this thread from now on."""
+        self._variables[key] = value
+
+    @property
+    def path(self) -> list[Path]:
+        """The directories of PATH, in order."""
+        return [Path(entry) for entry in self._variables.get("PATH", os.defpath).split(":") if entry]
+
+    async def which(self, name: str) -> Command:
+        """The executable `name` on PATH, as a Command; FileNotFoundError if none.
+
+        A name with a slash is checked as it is, like execvp(3) does."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"not a command name: {name!r}")
+        candidates = [Path(name)] if "/" in name else [entry / name for entry in self.path]
+        for candidate in candidates:
+            try:
+                await self._thread.task.faccessat(None, await self._thread.ptr(candidate), OK.X)
+            except OSError:
+                continue
+            return Command(candidate, [name])
+        raise FileNotFoundError(errno.ENOENT, f"executable not found on PATH: {name}")
+
+    @property
+    def sh(self) -> Command:
+        """The POSIX shell, /bin/sh."""
+        return Command("/bin/sh", ["sh"])

@@ -1,0 +1,311 @@
+"""The pointer family: typed, sized, garbage-collected memory in one address space.
+
+* `Pointer[T]`: memory with room for a T, contents unknown (from `malloc`).
+* `ReadablePointer[T]`: memory known to hold a T (a syscall filled it).
+* `WrittenPointer[T]`: memory we wrote a T into; `.value` is that T.
+* `LinearPointer[T]`: readable exactly once, for contents that create
+  resources when read (file descriptors received over a socket).
+
+A syscall that writes memory consumes the pointer it was given and returns
+new pointers to the same memory; a consumed pointer raises
+`UseAfterConsumeError` when used.  A syscall that returns a size splits the
+buffer into `(valid, rest)`; `valid + rest` gives the whole buffer back.
+
+The header modules use the helpers at the bottom (`take`, `borrow`) to get
+an allocation's address for a syscall and then build the result pointers.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+
+from rsyscall.memory.allocator import Allocation
+from rsyscall.struct import HasSerializer, PathSerializer, Serializer, StrSerializer
+
+if TYPE_CHECKING:
+    from rsyscall.base.task import BaseTask
+    from rsyscall.memory.transport import AddressSpace
+
+__all__ = [
+    "LinearPointer",
+    "PathPointer",
+    "Pointer",
+    "ReadablePointer",
+    "UseAfterConsumeError",
+    "WrittenPointer",
+    "borrow",
+    "path_address",
+    "restore",
+    "take",
+]
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+class UseAfterConsumeError(ValueError):
+    """A pointer or handle was used after it was consumed or closed.
+
+    Pointers are consumed by syscalls that write to them (use the pointers
+    they return instead), by `split`, `merge` and `write`, and a
+    `LinearPointer` by its one `read`.  File descriptor handles are consumed
+    by `close`."""
+
+
+class Pointer(Generic[T]):
+    """Memory in one address space with room for a T.  Its size is known, so
+    no syscall ever takes a separate length argument."""
+
+    __slots__ = ("_alloc", "_kind", "serializer", "space", "task")
+
+    def __init__(
+        self,
+        task: BaseTask,
+        serializer: Serializer[T],
+        kind: type[HasSerializer] | None,
+        alloc: Allocation,
+    ) -> None:
+        self.task = task
+        self.space: AddressSpace = task.space
+        self.serializer = serializer
+        # The type the serializer came from, when the serializer depends on
+        # the task (so a syscall in another task can rebind it); else None.
+        self._kind = kind
+        self._alloc: Allocation | None = alloc
+
+    def _live(self) -> Allocation:
+        alloc = self._alloc
+        if alloc is None:
+            raise UseAfterConsumeError(f"{type(self).__name__} was already consumed")
+        return alloc
+
+    def size(self) -> int:
+        """The size of this memory in bytes."""
+        return self._live().size
+
+    @property
+    def address(self) -> int:
+        """The address of this memory in its address space."""
+        return self._live().address
+
+    @property
+    def consumed(self) -> bool:
+        """Whether this pointer has been consumed and may no longer be used."""
+        return self._alloc is None
+
+    def __repr__(self) -> str:
+        alloc = self._alloc
+        where = "consumed" if alloc is None else f"{alloc.address:#x}, size={alloc.size}"
+        return f"{type(self).__name__}({where})"
+
+    # ---- making the pointers that replace this one ----
+
+    def _for_task(self, task: BaseTask) -> tuple[BaseTask, Serializer[T]]:
+        if task is self.task or self._kind is None:
+            return self.task, self.serializer
+        return task, self._kind.get_serializer(task)  # type: ignore[return-value]
+
+    def _as(self, cls: type[Pointer[T]], alloc: Allocation, task: BaseTask | None = None) -> Any:
+        owner, serializer = self._for_task(task) if task is not None else (self.task, self.serializer)
+        return cls(owner, serializer, self._kind, alloc)
+
+    def _readable(self, alloc: Allocation, task: BaseTask | None = None) -> ReadablePointer[T]:
+        """A syscall in `task` filled all of `alloc`."""
+        return self._as(ReadablePointer, alloc, task)  # type: ignore[no-any-return]
+
+    def _linear(self, alloc: Allocation, task: BaseTask | None = None) -> LinearPointer[T]:
+        return self._as(LinearPointer, alloc, task)  # type: ignore[no-any-return]
+
+    def _readable_split(
+        self, alloc: Allocation, count: int, task: BaseTask | None = None
+    ) -> tuple[ReadablePointer[T], Pointer[T]]:
+        """A syscall in `task` filled the first `count` bytes of `alloc`."""
+        valid, rest = alloc.split(count)
+        return self._as(ReadablePointer, valid, task), self._as(Pointer, rest, task)
+
+    def _unchanged_split(self, alloc: Allocation, count: int) -> tuple[Any, Any]:
+        """A syscall used (read) the first `count` bytes of `alloc`."""
+        first, second = alloc.split(count)
+        return self._split_parts(first, second, count)
+
+    def _split_parts(self, first: Allocation, second: Allocation, count: int) -> tuple[Any, Any]:
+        cls = type(self) if type(self) is not LinearPointer else ReadablePointer
+        return self._as(cls, first), self._as(cls, second)  # type: ignore[arg-type]
+
+    # ---- the user's operations ----
+
+    def split(self, offset: int) -> tuple[Pointer[T], Pointer[T]]:
+        """Consume this pointer; return pointers to its first `offset` bytes
+        and to the rest, of the same kind as this one."""
+        if not isinstance(offset, int):
+            raise TypeError(f"offset must be an int, not {type(offset).__name__}")
+        alloc = self._live()
+        if not 0 <= offset <= alloc.size:
+            raise ValueError(f"split offset {offset} outside 0..{alloc.size}")
+        self._alloc = None
+        first, second = alloc.split(offset)
+        return self._split_parts(first, second, offset)  # type: ignore[no-any-return]
+
+    def merge(self, other: Pointer[T]) -> Pointer[T]:
+        """Consume this pointer and `other`, which must start where this one
+        ends; return one pointer to both.  The result is readable only if
+        both were."""
+        if not isinstance(other, Pointer):
+            raise TypeError(f"can only merge with a Pointer, not {type(other).__name__}")
+        mine = self._live()
+        theirs = other._live()
+        if other.space is not self.space:
+            raise ValueError("cannot merge pointers in different address spaces")
+        if mine.address + mine.size != theirs.address:
+            raise ValueError("can only merge a pointer with the one right after it")
+        merged = mine.merge(theirs)
+        self._alloc = None
+        other._alloc = None
+        if isinstance(self, WrittenPointer) and isinstance(other, WrittenPointer):
+            value = self.value
+            if isinstance(value, bytes) and isinstance(other.value, bytes):
+                return WrittenPointer(
+                    self.task, self.serializer, self._kind, merged, value + other.value
+                )
+        if isinstance(self, ReadablePointer) and isinstance(other, ReadablePointer):
+            return self._as(ReadablePointer, merged)  # type: ignore[no-any-return]
+        return self._as(Pointer, merged)  # type: ignore[no-any-return]
+
+    def __add__(self, other: Pointer[T]) -> Pointer[T]:
+        return self.merge(other)
+
+    async def write(self, value: T) -> WrittenPointer[T]:
+        """Consume this pointer; store `value` and return a pointer to it.
+
+        If `value` needs fewer bytes than this pointer has, the written
+        pointer covers just those bytes and the rest is freed; if it needs
+        more, ValueError."""
+        alloc = self._live()
+        data = self.serializer.to_bytes(value)
+        if len(data) > alloc.size:
+            raise ValueError(f"value needs {len(data)} bytes, pointer has {alloc.size}")
+        await self.space.transport.write(alloc.address, data)
+        self._alloc = None
+        if len(data) < alloc.size:
+            alloc, _ = alloc.split(len(data))
+        return WrittenPointer(self.task, self.serializer, self._kind, alloc, value)
+
+
+class ReadablePointer(Pointer[T]):
+    """Memory known to hold a T."""
+
+    __slots__ = ()
+
+    async def read(self) -> T:
+        """Read the T from memory."""
+        alloc = self._live()
+        data = await self.space.transport.read(alloc.address, alloc.size)
+        return self.serializer.from_bytes(data)
+
+
+class WrittenPointer(ReadablePointer[T]):
+    """Memory we wrote a T into; `value` is that T, without reading memory."""
+
+    __slots__ = ("value",)
+
+    def __init__(
+        self,
+        task: BaseTask,
+        serializer: Serializer[T],
+        kind: type[HasSerializer] | None,
+        alloc: Allocation,
+        value: T,
+    ) -> None:
+        super().__init__(task, serializer, kind, alloc)
+        self.value = value
+
+    def _as(self, cls: type[Pointer[T]], alloc: Allocation, task: BaseTask | None = None) -> Any:
+        if cls is WrittenPointer:
+            raise TypeError("a WrittenPointer's parts are made by _split_parts")
+        return super()._as(cls, alloc, task)
+
+    def _split_parts(self, first: Allocation, second: Allocation, count: int) -> tuple[Any, Any]:
+        value: Any = self.value
+        if isinstance(value, bytes):
+            return (
+                WrittenPointer(self.task, self.serializer, self._kind, first, value[:count]),
+                WrittenPointer(self.task, self.serializer, self._kind, second, value[count:]),
+            )
+        # The parts of a struct are not structs: all we know is that the
+        # memory is initialized.
+        return self._as(ReadablePointer, first), self._as(ReadablePointer, second)
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]}, value={self.value!r})"
+
+
+class LinearPointer(ReadablePointer[T]):
+    """Readable exactly once: reading consumes it.
+
+    Used where reading creates resources, such as the file descriptors in a
+    received SCM_RIGHTS message: two reads would make two owners of each."""
+
+    __slots__ = ()
+
+    async def read(self) -> T:
+        value = await super().read()
+        self._alloc = None
+        return value
+
+
+# ---- helpers for syscall implementations ----
+
+
+def take(ptr: Pointer[Any], task: BaseTask, minimum: int = 0) -> Allocation:
+    """Consume `ptr` for a syscall in `task` that will write to it.
+
+    Checks that it is a live pointer in `task`'s address space with at least
+    `minimum` bytes.  On failure of the syscall, `restore` gives it back."""
+    if not isinstance(ptr, Pointer):
+        raise TypeError(f"expected a Pointer, got {type(ptr).__name__}")
+    alloc = ptr._alloc
+    if alloc is None:
+        raise UseAfterConsumeError(f"{type(ptr).__name__} was already consumed")
+    if ptr.space is not task.space:
+        raise ValueError(f"pointer is in {ptr.space!r}, not the task's {task.space!r}")
+    if alloc.size < minimum:
+        raise ValueError(f"buffer of {alloc.size} bytes is too small, need {minimum}")
+    ptr._alloc = None
+    return alloc
+
+
+def restore(ptr: Pointer[Any], alloc: Allocation) -> None:
+    """Undo `take` after a syscall that failed and so wrote nothing."""
+    ptr._alloc = alloc
+
+
+def borrow(ptr: ReadablePointer[Any], task: BaseTask, minimum: int = 0) -> Allocation:
+    """Use `ptr`, which must hold initialized memory, for a syscall in `task`
+    that only reads it.  The pointer stays valid."""
+    if not isinstance(ptr, ReadablePointer):
+        if isinstance(ptr, Pointer):
+            raise TypeError(
+                "this syscall reads the buffer, so it needs a written pointer "
+                "(from thread.ptr(value) or pointer.write(value)), not an uninitialized Pointer"
+            )
+        raise TypeError(f"expected a WrittenPointer, got {type(ptr).__name__}")
+    alloc = ptr._alloc
+    if alloc is None:
+        raise UseAfterConsumeError(f"{type(ptr).__name__} was already consumed")
+    if ptr.space is not task.space:
+        raise ValueError(f"pointer is in {ptr.space!r}, not the task's {task.space!r}")
+    if alloc.size < minimum:
+        raise ValueError(f"buffer of {alloc.size} bytes is too small, need {minimum}")
+    return alloc
+
+
+PathPointer: TypeAlias = "WrittenPointer[str] | WrittenPointer[os.PathLike[str]]"
+
+
+def path_address(task: BaseTask, path: PathPointer) -> int:
+    """The address of a NUL-terminated path for a syscall in `task`."""
+    alloc = borrow(path, task)
+    if not isinstance(path.serializer, StrSerializer | PathSerializer):
+        raise TypeError("a path must be a pointer to a str or os.PathLike, from thread.ptr(path)")
+    return alloc.address

@@ -1,0 +1,30 @@
+"""The SyscallInterface: how a system call reaches one particular process."""
+
+import abc
+from collections.abc import Awaitable
+
+
+class SyscallHangup(Exception):
+    """The process behind a syscall connection can no longer answer.
+
+    It exited, was killed, or called exec.  Every call that was pending on the
+    connection, and every later call, fails with this exception.  Whether a
+    pending call took effect before the process went away cannot be known.
+    """
+
+
+class SyscallInterface(abc.ABC):
+    """Makes system calls in one particular process.
+
+    A request is the syscall number and up to six integer arguments; the
+    answer is the integer result.  A failed call raises OSError with its
+    errno, never returns a negative value.  Implementations must complete a
+    call once it has been sent, even if the awaiting coroutine is cancelled
+    (DESIGN.md section 3).
+    """
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def syscall(self, number: int, /, *args: int) -> Awaitable[int]:
+        """Make system call `number` with `args` (at most six)."""
