@@ -40,7 +40,7 @@ class Command:
 
     def args(self, *more: StrPath) -> Command:
         """This command with `more` arguments appended."""
-        return Command(self.executable_path, self.arguments + tuple(map(os.fspath, more)),
+        return Command(self.executable_path, self.arguments + tuple(os.fspath(arg) for arg in more),
                        self.env_updates)
 
     def env(self, mapping: Mapping[str, StrPath] | None = None, **updates: StrPath) -> Command:

@@ -51,7 +51,8 @@ class Environment(Mapping[str, str]):
     @property
     def path(self) -> list[Path]:
         """The directories of PATH, in order."""
-        return [Path(entry) for entry in self._variables.get("PATH", os.defpath).split(":") if entry]
+        entries = self._variables.get("PATH", os.defpath).split(":")
+        return [Path(entry) for entry in entries if entry]
 
     async def which(self, name: str) -> Command:
         """The executable `name` on PATH, as a Command; FileNotFoundError if none.

@@ -112,7 +112,7 @@ class Serializable(HasSerializer):
         if serializer is None:
             serializer = _SelfSerializer(cls)
             cls._serializer = serializer  # type: ignore[attr-defined]
-        return serializer  # type: ignore[no-any-return]
+        return serializer
 
 
 class Layout:

@@ -130,7 +130,7 @@ class FDPairSerializer(Serializer[T]):
 
     def to_bytes(self, value: T) -> bytes:
         first, second = value  # type: ignore[misc]
-        return self._packer.pack(first.number, second.number)
+        return self._packer.pack(first.number, second.number)  # type: ignore[has-type]
 
     def from_bytes(self, data: bytes) -> T:
         first, second = self._packer.unpack(data[:8])

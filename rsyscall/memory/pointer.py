@@ -107,7 +107,7 @@ class Pointer(Generic[T]):
         return task, self._kind.get_serializer(task)  # type: ignore[return-value]
 
     def _as(self, cls: type[Pointer[T]], alloc: Allocation, task: BaseTask | None = None) -> Any:
-        owner, serializer = self._for_task(task) if task is not None else (self.task, self.serializer)
+        owner, serializer = (self.task, self.serializer) if task is None else self._for_task(task)
         return cls(owner, serializer, self._kind, alloc)
 
     def _readable(self, alloc: Allocation, task: BaseTask | None = None) -> ReadablePointer[T]:
@@ -131,7 +131,7 @@ class Pointer(Generic[T]):
 
     def _split_parts(self, first: Allocation, second: Allocation, count: int) -> tuple[Any, Any]:
         cls = type(self) if type(self) is not LinearPointer else ReadablePointer
-        return self._as(cls, first), self._as(cls, second)  # type: ignore[arg-type]
+        return self._as(cls, first), self._as(cls, second)
 
     # ---- the user's operations ----
 
@@ -145,7 +145,7 @@ class Pointer(Generic[T]):
             raise ValueError(f"split offset {offset} outside 0..{alloc.size}")
         self._alloc = None
         first, second = alloc.split(offset)
-        return self._split_parts(first, second, offset)  # type: ignore[no-any-return]
+        return self._split_parts(first, second, offset)
 
     def merge(self, other: Pointer[T]) -> Pointer[T]:
         """Consume this pointer and `other`, which must start where this one
@@ -300,7 +300,10 @@ def borrow(ptr: ReadablePointer[Any], task: BaseTask, minimum: int = 0) -> Alloc
     return alloc
 
 
-PathPointer: TypeAlias = "WrittenPointer[str] | WrittenPointer[os.PathLike[str]]"
+PathPointer: TypeAlias = (
+    "WrittenPointer[str] | WrittenPointer[os.PathLike[str]]"
+    " | WrittenPointer[str | os.PathLike[str]]"
+)
 
 
 def path_address(task: BaseTask, path: PathPointer) -> int:

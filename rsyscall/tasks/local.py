@@ -28,7 +28,7 @@ class LocalSyscall(SyscallInterface):
 
     # A builtin function is not a descriptor, so it is looked up and called
     # without binding self, with no Python frame in between.
-    syscall: Callable[..., Awaitable[int]] = _raw.ready_syscall  # type: ignore[assignment]
+    syscall: Callable[..., Awaitable[int]] = _raw.ready_syscall
 
     def __repr__(self) -> str:
         return "LocalSyscall()"
