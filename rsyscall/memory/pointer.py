@@ -124,6 +124,10 @@ class Pointer(Generic[T]):
         valid, rest = alloc.split(count)
         return self._as(ReadablePointer, valid, task), self._as(Pointer, rest, task)
 
+    def _unchanged(self, alloc: Allocation) -> Any:
+        """A syscall only read `alloc`: a pointer of this one's kind to it."""
+        return self._as(type(self) if type(self) is not LinearPointer else ReadablePointer, alloc)
+
     def _unchanged_split(self, alloc: Allocation, count: int) -> tuple[Any, Any]:
         """A syscall used (read) the first `count` bytes of `alloc`."""
         first, second = alloc.split(count)
@@ -224,6 +228,9 @@ class WrittenPointer(ReadablePointer[T]):
         if cls is WrittenPointer:
             raise TypeError("a WrittenPointer's parts are made by _split_parts")
         return super()._as(cls, alloc, task)
+
+    def _unchanged(self, alloc: Allocation) -> Any:
+        return WrittenPointer(self.task, self.serializer, self._kind, alloc, self.value)
 
     def _split_parts(self, first: Allocation, second: Allocation, count: int) -> tuple[Any, Any]:
         value: Any = self.value

@@ -1,0 +1,1 @@
+"""Header modules for <net/*.h>."""

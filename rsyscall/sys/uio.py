@@ -1,0 +1,196 @@
+"""<sys/uio.h>: vectored I/O, readv(2), writev(2), preadv2(2), pwritev2(2).
+
+The `struct iovec` array is an `IovecList` of byte pointers; the pointers
+know their sizes, so the array is written with no lengths given by hand.
+A vectored read fills the buffers in order and returns `(valid, rest)` as
+two lists of pointers: the buffers (or parts of a buffer) that were filled,
+and those that were not.  A vectored write likewise returns the parts that
+were written and those that were not.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from rsyscall.base import BaseFileDescriptor, BaseTask
+from rsyscall.memory.allocator import Allocation
+from rsyscall.memory.pointer import (
+    Pointer,
+    ReadablePointer,
+    WrittenPointer,
+    borrow,
+    restore,
+    take,
+)
+from rsyscall.near.sysnum import SYS
+from rsyscall.struct import HasSerializer, Serializer
+
+if TYPE_CHECKING:
+    from rsyscall.handle import Task
+
+__all__ = ["RWF", "UIO_MAXIOV", "IovecList", "UioFileDescriptor"]
+
+UIO_MAXIOV = 1024
+
+
+class RWF(enum.IntFlag):
+    """Per-call flags of preadv2(2) and pwritev2(2)."""
+
+    NONE = 0
+    HIPRI = 1
+    DSYNC = 2
+    SYNC = 4
+    NOWAIT = 8
+    APPEND = 16
+
+
+_IOVEC = struct.Struct("<QQ")
+
+
+class _IovecSerializer(Serializer["IovecList"]):
+    __slots__ = ("task",)
+
+    def __init__(self, task: BaseTask) -> None:
+        self.task = task
+
+    def to_bytes(self, value: IovecList) -> bytes:
+        if not isinstance(value, IovecList):
+            raise TypeError(f"expected an IovecList, got {type(value).__name__}")
+        parts = []
+        for ptr in value:
+            alloc = ptr._live()
+            if ptr.space is not self.task.space:
+                raise ValueError("an iovec buffer is in another address space")
+            parts.append(_IOVEC.pack(alloc.address, alloc.size))
+        return b"".join(parts)
+
+    def from_bytes(self, data: bytes) -> IovecList:
+        raise TypeError(
+            "an IovecList cannot be read back from memory; use the WrittenPointer's .value"
+        )
+
+
+class IovecList(list[Pointer[bytes]], HasSerializer):
+    """An array of `struct iovec`, one per buffer pointer, in order.
+
+    `thread.ptr(IovecList([buf1, buf2]))` writes the array; the list keeps
+    the buffers alive for as long as the array pointer lives."""
+
+    def __init__(self, buffers: Iterable[Pointer[bytes]] = ()) -> None:
+        super().__init__(buffers)
+        if len(self) > UIO_MAXIOV:
+            raise ValueError(f"at most {UIO_MAXIOV} buffers, got {len(self)}")
+        for ptr in self:
+            if not isinstance(ptr, Pointer):
+                raise TypeError(f"an IovecList holds Pointers, not {type(ptr).__name__}")
+
+    @classmethod
+    def get_serializer(cls, task: BaseTask) -> Serializer[IovecList]:
+        return _IovecSerializer(task)
+
+
+def _iov_buffers(iov: WrittenPointer[IovecList], task: Task) -> tuple[int, IovecList]:
+    alloc = borrow(iov, task)
+    value = iov.value
+    if not isinstance(value, IovecList):
+        raise TypeError("expected a pointer to an IovecList, from thread.ptr(IovecList([...]))")
+    return alloc.address, value
+
+
+def take_buffers(buffers: IovecList, task: Task, readable: bool) -> list[Allocation]:
+    """Consume every buffer of an iovec array for a syscall in `task`;
+    `readable`: they must hold data (a write), else anything (a read)."""
+    allocs: list[Allocation] = []
+    try:
+        for ptr in buffers:
+            if readable:
+                alloc = borrow(ptr, task)  # type: ignore[arg-type]  # checked here
+                ptr._alloc = None
+            else:
+                alloc = take(ptr, task)
+            allocs.append(alloc)
+    except BaseException:
+        restore_buffers(buffers, allocs)
+        raise
+    return allocs
+
+
+def restore_buffers(buffers: IovecList, allocs: list[Allocation]) -> None:
+    for ptr, alloc in zip(buffers, allocs, strict=False):
+        restore(ptr, alloc)
+
+
+def split_buffers(
+    buffers: IovecList, allocs: list[Allocation], count: int, task: Task, filled: bool
+) -> tuple[list[Any], list[Any]]:
+    """After a vectored syscall handled `count` bytes: the pointers to the
+    handled parts and to the rest.  `filled`: the syscall wrote the handled
+    parts (a read), which become readable; else (a write) each part keeps
+    its kind."""
+    done: list[Any] = []
+    rest: list[Any] = []
+    for ptr, alloc in zip(buffers, allocs, strict=True):
+        if alloc.size <= count:
+            done.append(ptr._readable(alloc, task) if filled else ptr._unchanged(alloc))
+            count -= alloc.size
+        elif count == 0:
+            rest.append(ptr._as(Pointer, alloc, task) if filled else ptr._unchanged(alloc))
+        else:
+            if filled:
+                first, second = ptr._readable_split(alloc, count, task)
+            else:
+                first, second = ptr._unchanged_split(alloc, count)
+            done.append(first)
+            rest.append(second)
+            count = 0
+    return done, rest
+
+
+class UioFileDescriptor(BaseFileDescriptor):
+    __slots__ = ()
+
+    async def _vectored(
+        self, number: int, iov: WrittenPointer[IovecList], args: tuple[int, ...], filled: bool
+    ) -> tuple[list[Any], list[Any]]:
+        task = self.task
+        address, buffers = _iov_buffers(iov, task)
+        fd = self.number
+        allocs = take_buffers(buffers, task, readable=not filled)
+        try:
+            count = await task.sysif.syscall(number, fd, address, len(buffers), *args)
+        except BaseException:
+            restore_buffers(buffers, allocs)
+            raise
+        return split_buffers(buffers, allocs, count, task, filled)
+
+    async def readv(
+        self, iov: WrittenPointer[IovecList]
+    ) -> tuple[list[ReadablePointer[bytes]], list[Pointer[bytes]]]:
+        """readv(2) into the buffers of `iov`; returns the filled parts and the rest.
+
+        Consumes the buffers (not the array): make a new IovecList from the
+        returned pointers to read again."""
+        return await self._vectored(SYS.readv, iov, (), filled=True)
+
+    async def writev(
+        self, iov: WrittenPointer[IovecList]
+    ) -> tuple[list[ReadablePointer[bytes]], list[ReadablePointer[bytes]]]:
+        """writev(2) from the buffers of `iov`; returns the written parts and the rest."""
+        return await self._vectored(SYS.writev, iov, (), filled=False)
+
+    async def preadv2(
+        self, iov: WrittenPointer[IovecList], offset: int = -1, flags: RWF = RWF.NONE
+    ) -> tuple[list[ReadablePointer[bytes]], list[Pointer[bytes]]]:
+        """preadv2(2): readv at file `offset` (-1: the current offset), with `flags`."""
+        # On 64-bit the offset goes whole in pos_l; pos_h is ignored.
+        return await self._vectored(SYS.preadv2, iov, (offset, 0, flags), filled=True)
+
+    async def pwritev2(
+        self, iov: WrittenPointer[IovecList], offset: int = -1, flags: RWF = RWF.NONE
+    ) -> tuple[list[ReadablePointer[bytes]], list[ReadablePointer[bytes]]]:
+        """pwritev2(2): writev at file `offset` (-1: the current offset), with `flags`."""
+        return await self._vectored(SYS.pwritev2, iov, (offset, 0, flags), filled=False)
+
