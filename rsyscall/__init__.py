@@ -19,6 +19,12 @@ from rsyscall.handle import (
     WrittenPointer,
 )
 from rsyscall.near.interface import SyscallHangup
+
+# The address families register themselves with Sockaddr when imported, so
+# that reading any Pointer[Sockaddr] gives the right class.
+from rsyscall.netinet import in_ as _in  # noqa: F401
+from rsyscall.netinet import ip as _ip  # noqa: F401
+from rsyscall.sys import un as _un  # noqa: F401
 from rsyscall.thread import Thread, make_local_thread
 
 local_thread: Thread = make_local_thread()

@@ -26,6 +26,7 @@ from rsyscall.struct import (
     Serializer,
     StrSerializer,
 )
+from rsyscall.sys.socket import AF, SOCK, Socketpair
 from rsyscall.tasks.local import LocalSyscall, local_fd_table
 from rsyscall.unistd import Pipe
 
@@ -154,6 +155,11 @@ class Thread:
     async def pipe(self) -> Pipe:
         """A new pipe (pipe2(2)), both ends close-on-exec."""
         return await (await self.task.pipe(await self.malloc(Pipe))).read()
+
+    async def socketpair(self, domain: AF, type: SOCK, protocol: int = 0) -> Socketpair:
+        """A new pair of connected sockets (socketpair(2)), close-on-exec."""
+        sv = await self.malloc(Socketpair)
+        return await (await self.task.socketpair(domain, type, protocol, sv)).read()
 
     async def spit(self, path: StrPath, text: str | bytes, mode: int = 0o644) -> StrPath:
         """Create or truncate the file at `path`, write `text`, close it; returns `path`."""

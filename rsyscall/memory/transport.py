@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 
 from rsyscall._native import _raw
-from rsyscall.memory.allocator import Allocator, Mapper
+from rsyscall.memory.allocator import Allocation, Allocator, Mapper
 from rsyscall.near.sysnum import SYS
 
 __all__ = ["AddressSpace", "LocalMapper", "LocalMemoryTransport", "MemoryTransport"]
@@ -76,6 +76,15 @@ class AddressSpace:
 
     def __repr__(self) -> str:
         return f"AddressSpace({self.name!r})"
+
+    async def stage(self, data: bytes) -> Allocation:
+        """Scratch memory holding `data`, for a syscall argument the caller
+        never sees (the socklen_t behind a sockaddr pointer, say)."""
+        alloc = self.allocator.try_allocate(len(data))
+        if alloc is None:
+            alloc = await self.allocator.allocate(len(data))
+        await self.transport.write(alloc.address, data)
+        return alloc
 
 
 def local_address_space() -> AddressSpace:

@@ -1,0 +1,25 @@
+"""<netinet/tcp.h>: IPPROTO_TCP socket options (tcp(7))."""
+
+import enum
+
+__all__ = ["TCP"]
+
+
+class TCP(enum.IntEnum):
+    """IPPROTO_TCP socket options."""
+
+    NODELAY = 1
+    MAXSEG = 2
+    CORK = 3
+    KEEPIDLE = 4
+    KEEPINTVL = 5
+    KEEPCNT = 6
+    SYNCNT = 7
+    LINGER2 = 8
+    DEFER_ACCEPT = 9
+    WINDOW_CLAMP = 10
+    INFO = 11
+    QUICKACK = 12
+    CONGESTION = 13
+    USER_TIMEOUT = 18
+    FASTOPEN = 23
