@@ -1,0 +1,182 @@
+"""ABI fidelity: every exported constant and struct layout equals the C headers'.
+
+One C program is generated from the Python definitions, compiled against the
+system headers, and run; it prints each constant's value and each struct's
+size and field offsets, which are compared with Python's.  Every enum class
+in the package must be listed in ENUMS, so a new constant cannot go unchecked.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import pkgutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import rsyscall
+from rsyscall.struct import Struct
+
+# Every header a checked definition needs.
+HEADERS = [
+    "stddef.h",
+    "stdio.h",
+    "unistd.h",
+    "fcntl.h",
+    "sys/syscall.h",
+    "sys/types.h",
+    "sys/socket.h",
+    "sys/un.h",
+    "sys/uio.h",
+    "netinet/in.h",
+    "netinet/ip.h",
+    "netinet/tcp.h",
+]
+
+# Enum class (module.qualname) -> how a member's C name is spelled.
+ENUMS: dict[str, str] = {
+    "rsyscall.near.sysnum.SYS": "__NR_{}",
+    "rsyscall.fcntl.O": "O_{}",
+    "rsyscall.fcntl.AT": "AT_{}",
+    "rsyscall.fcntl.F": "F_{}",
+    "rsyscall.fcntl.FD": "FD_{}",
+    "rsyscall.fcntl.SEAL": "F_SEAL_{}",
+    "rsyscall.unistd.SEEK": "SEEK_{}",
+    "rsyscall.unistd.OK": "{}_OK",
+    "rsyscall.sys.uio.RWF": "RWF_{}",
+    "rsyscall.sys.socket.AF": "AF_{}",
+    "rsyscall.sys.socket.SOCK": "SOCK_{}",
+    "rsyscall.sys.socket.MSG": "MSG_{}",
+    "rsyscall.sys.socket.SHUT": "SHUT_{}",
+    "rsyscall.sys.socket.SOL": "SOL_{}",
+    "rsyscall.sys.socket.SO": "SO_{}",
+    "rsyscall.sys.socket.SCM": "SCM_{}",
+    "rsyscall.netinet.in_.IPPROTO": "IPPROTO_{}",
+    "rsyscall.netinet.in_.INADDR": "INADDR_{}",
+    "rsyscall.netinet.in_.IPV6": "IPV6_{}",
+    "rsyscall.netinet.ip.IP": "IP_{}",
+    "rsyscall.netinet.tcp.TCP": "TCP_{}",
+}
+
+# Module-level integer constants: (module, attribute) -> C expression.
+CONSTANTS: dict[tuple[str, str], str] = {
+    ("rsyscall.fcntl", "AT_FDCWD"): "AT_FDCWD",
+    ("rsyscall.sys.uio", "UIO_MAXIOV"): "UIO_MAXIOV",
+}
+
+# Members that are the library's own "no flags" value, with no C name.
+LIBRARY_ONLY = {"NONE"}
+
+
+def all_modules() -> list[str]:
+    names = ["rsyscall"]
+    for info in pkgutil.walk_packages(rsyscall.__path__, "rsyscall."):
+        names.append(info.name)
+    for name in names:
+        importlib.import_module(name)
+    return names
+
+
+def package_enums() -> dict[str, type[enum.IntEnum] | type[enum.IntFlag]]:
+    found: dict[str, type[enum.IntEnum] | type[enum.IntFlag]] = {}
+    for name in all_modules():
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, enum.IntEnum | enum.IntFlag)
+                and value.__module__ == name
+            ):
+                found[f"{name}.{value.__qualname__}"] = value
+    return found
+
+
+def package_structs() -> list[type[Struct]]:
+    all_modules()
+    result: list[type[Struct]] = []
+    pending: list[type[Struct]] = [Struct]
+    while pending:
+        cls = pending.pop()
+        for sub in cls.__subclasses__():
+            pending.append(sub)
+            if "layout" in sub.__dict__:
+                result.append(sub)
+    return result
+
+
+def c_program(expressions: list[tuple[str, str]]) -> str:
+    lines = ["#define _GNU_SOURCE"]
+    lines += [f"#include <{header}>" for header in HEADERS]
+    lines.append("int main(void) {")
+    for key, expression in expressions:
+        lines.append(f'    printf("%s %lld\\n", "{key}", (long long)({expression}));')
+    lines.append("    return 0;\n}")
+    return "\n".join(lines) + "\n"
+
+
+def run_c(expressions: list[tuple[str, str]], tmp_path: Path) -> dict[str, int]:
+    source = tmp_path / "abi.c"
+    binary = tmp_path / "abi"
+    source.write_text(c_program(expressions))
+    subprocess.run(["gcc", "-w", "-o", str(binary), str(source)], check=True)
+    output = subprocess.run([str(binary)], check=True, capture_output=True, text=True).stdout
+    return {key: int(value) for key, value in (line.split() for line in output.splitlines())}
+
+
+MASK = (1 << 64) - 1
+
+
+def test_every_enum_is_checked() -> None:
+    missing = sorted(set(package_enums()) - set(ENUMS))
+    assert not missing, f"enum classes with no entry in ENUMS: {missing}"
+
+
+def test_constants_match_headers(tmp_path: Path) -> None:
+    expected: dict[str, int] = {}
+    expressions: list[tuple[str, str]] = []
+    for qualified, cls in package_enums().items():
+        spelling = ENUMS[qualified]
+        for member_name, member in cls.__members__.items():
+            if member_name in LIBRARY_ONLY and member.value == 0:
+                continue
+            key = f"{qualified}.{member_name}"
+            expressions.append((key, spelling.format(member_name)))
+            expected[key] = int(member.value)
+    for (module, attribute), expression in CONSTANTS.items():
+        key = f"{module}.{attribute}"
+        expressions.append((key, expression))
+        expected[key] = int(getattr(importlib.import_module(module), attribute))
+    actual = run_c(expressions, tmp_path)
+    wrong = {
+        key: (value, actual[key])
+        for key, value in expected.items()
+        if value & MASK != actual[key] & MASK
+    }
+    assert not wrong, f"(python, C) values that differ: {wrong}"
+    assert len(expected) > 400  # the syscall table alone has hundreds
+
+
+def test_struct_layouts_match_headers(tmp_path: Path) -> None:
+    expected: dict[str, int] = {}
+    expressions: list[tuple[str, str]] = []
+    structs = package_structs()
+    assert structs
+    for cls in structs:
+        layout = cls.layout
+        key = f"{cls.__qualname__}.sizeof"
+        expressions.append((key, f"sizeof({layout.c_type})"))
+        expected[key] = layout.size
+        for field, offset in layout.offsets.items():
+            key = f"{cls.__qualname__}.{field}"
+            expressions.append((key, f"offsetof({layout.c_type}, {field})"))
+            expected[key] = offset
+    actual = run_c(expressions, tmp_path)
+    wrong = {key: (value, actual[key]) for key, value in expected.items() if value != actual[key]}
+    assert not wrong, f"(python, C) layouts that differ: {wrong}"
+
+
+@pytest.mark.parametrize("cls", package_structs(), ids=lambda cls: cls.__qualname__)
+def test_struct_size_is_layout_size(cls: type[Struct]) -> None:
+    assert cls.sizeof() == cls.layout.size
