@@ -112,7 +112,9 @@ def main() -> None:
         for bench in BENCHMARKS:
             iterations = bench.iterations // 10 if args.quick else bench.iterations
 
-            async def measure(bench: Benchmark = bench, iterations: int = iterations) -> None:
+            async def measure(
+                bench: Benchmark = bench, iterations: int = iterations, backend: str = backend
+            ) -> None:
                 baseline = await _best(bench.baseline, iterations, args.repeats)
                 ours = await _best(bench.ours, iterations, args.repeats)
                 print(

@@ -12,6 +12,7 @@ from rsyscall.command import Command
 from rsyscall.handle import (
     FileDescriptor,
     LinearPointer,
+    MemoryMapping,
     Pointer,
     ReadablePointer,
     Task,
@@ -34,6 +35,7 @@ __all__ = [
     "Command",
     "FileDescriptor",
     "LinearPointer",
+    "MemoryMapping",
     "Pointer",
     "ReadablePointer",
     "SyscallHangup",

@@ -10,10 +10,11 @@ process itself.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from rsyscall.environ import Environment
+from rsyscall.epoller import AsyncFileDescriptor, Epoller, wait_local
 from rsyscall.fcntl import O
 from rsyscall.handle import FileDescriptor, Pointer, Task, WrittenPointer
 from rsyscall.memory.allocator import Allocation
@@ -65,6 +66,10 @@ class Thread:
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
+        self._epoller: Epoller | None = None
+
+    # How this thread's epoller waits: see rsyscall.epoller.
+    _wait_for_events: Callable[[Epoller], Awaitable[None]] = staticmethod(wait_local)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(pid={self.task.pid})"
@@ -149,6 +154,24 @@ class Thread:
             raise ValueError(f"negative size {size}")
         alloc = await self._allocate(size)
         return Pointer(self.task, serializer, kind, alloc)
+
+    # ---- async I/O ----
+
+    async def epoller(self) -> Epoller:
+        """This thread's epoll instance, made on first use."""
+        if self._epoller is None:
+            epfd = await self.task.epoll_create1()
+            if self._epoller is None:  # nobody made one while we waited
+                self._epoller = Epoller(self, epfd, self._wait_for_events)
+        return self._epoller
+
+    async def make_afd(self, fd: FileDescriptor, set_nonblock: bool = False) -> AsyncFileDescriptor:
+        """An AsyncFileDescriptor for `fd`, which must be (or, with
+        `set_nonblock`, is made) non-blocking: O_NONBLOCK is a property of
+        the open file, shared with every fd that refers to it."""
+        if fd.task.fd_table is not self.task.fd_table:
+            raise ValueError("fd belongs to a different fd table than this thread")
+        return await AsyncFileDescriptor.make(await self.epoller(), fd, set_nonblock)
 
     # ---- helpers ----
 

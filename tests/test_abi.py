@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import rsyscall
-from rsyscall.struct import Struct
+from rsyscall.struct import Layout, Struct
 
 # Every header a checked definition needs.
 HEADERS = [
@@ -33,6 +33,13 @@ HEADERS = [
     "netinet/in.h",
     "netinet/ip.h",
     "netinet/tcp.h",
+    "time.h",
+    "sys/stat.h",
+    "dirent.h",
+    "sys/epoll.h",
+    "sys/mman.h",
+    "sys/resource.h",
+    "signal.h",
 ]
 
 # Enum class (module.qualname) -> how a member's C name is spelled.
@@ -58,12 +65,36 @@ ENUMS: dict[str, str] = {
     "rsyscall.netinet.in_.IPV6": "IPV6_{}",
     "rsyscall.netinet.ip.IP": "IP_{}",
     "rsyscall.netinet.tcp.TCP": "TCP_{}",
+    "rsyscall.time.CLOCK": "CLOCK_{}",
+    "rsyscall.sys.stat.S": "S_{}",
+    "rsyscall.sys.stat.STATX": "STATX_{}",
+    "rsyscall.sys.stat.STATX_ATTR": "STATX_ATTR_{}",
+    "rsyscall.linux.dirent.DT": "DT_{}",
+    "rsyscall.sys.epoll.EPOLL": "EPOLL{}",
+    "rsyscall.sys.epoll.EPOLL_CTL": "EPOLL_CTL_{}",
+    "rsyscall.sys.mman.PROT": "PROT_{}",
+    "rsyscall.sys.mman.MAP": "MAP_{}",
+    "rsyscall.sys.mman.MADV": "MADV_{}",
+    "rsyscall.linux.memfd.MFD": "MFD_{}",
+    "rsyscall.sys.resource.PRIO": "PRIO_{}",
+    "rsyscall.sys.resource.RLIMIT": "RLIMIT_{}",
+    "rsyscall.signal.SIG": "SIG{}",
+    "rsyscall.signal.SA": "SA_{}",
+    "rsyscall.signal.HowSIG": "SIG_{}",
+    "rsyscall.signal.Sighandler": "SIG_{}",
 }
+
+# Kernel definitions that <asm/signal.h> has and <signal.h> (glibc) lacks or
+# defines differently; they are checked by a second program that includes
+# only the kernel header.
+KERNEL_SIGNAL_ENUM_MEMBERS = {"rsyscall.signal.SA.RESTORER"}
 
 # Module-level integer constants: (module, attribute) -> C expression.
 CONSTANTS: dict[tuple[str, str], str] = {
     ("rsyscall.fcntl", "AT_FDCWD"): "AT_FDCWD",
     ("rsyscall.sys.uio", "UIO_MAXIOV"): "UIO_MAXIOV",
+    ("rsyscall.sys.resource", "RLIM_INFINITY"): "RLIM_INFINITY",
+    ("rsyscall.signal", "NSIG"): "NSIG",
 }
 
 # Members that are the library's own "no flags" value, with no C name.
@@ -93,22 +124,28 @@ def package_enums() -> dict[str, type[enum.IntEnum] | type[enum.IntFlag]]:
     return found
 
 
+def package_layouts() -> list[type]:
+    """Every class in the package that declares a C layout of its own:
+    all Structs, and variable-length records like Dirent."""
+    found: dict[str, type] = {}
+    for name in all_modules():
+        for value in vars(importlib.import_module(name)).values():
+            if (
+                isinstance(value, type)
+                and value.__module__.startswith("rsyscall")
+                and isinstance(value.__dict__.get("layout"), Layout)
+            ):
+                found[f"{value.__module__}.{value.__qualname__}"] = value
+    return list(found.values())
+
+
 def package_structs() -> list[type[Struct]]:
-    all_modules()
-    result: list[type[Struct]] = []
-    pending: list[type[Struct]] = [Struct]
-    while pending:
-        cls = pending.pop()
-        for sub in cls.__subclasses__():
-            pending.append(sub)
-            if "layout" in sub.__dict__:
-                result.append(sub)
-    return result
+    return [cls for cls in package_layouts() if issubclass(cls, Struct)]
 
 
-def c_program(expressions: list[tuple[str, str]]) -> str:
+def c_program(expressions: list[tuple[str, str]], headers: list[str] = HEADERS) -> str:
     lines = ["#define _GNU_SOURCE"]
-    lines += [f"#include <{header}>" for header in HEADERS]
+    lines += [f"#include <{header}>" for header in headers]
     lines.append("int main(void) {")
     for key, expression in expressions:
         lines.append(f'    printf("%s %lld\\n", "{key}", (long long)({expression}));')
@@ -116,10 +153,12 @@ def c_program(expressions: list[tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_c(expressions: list[tuple[str, str]], tmp_path: Path) -> dict[str, int]:
+def run_c(
+    expressions: list[tuple[str, str]], tmp_path: Path, headers: list[str] = HEADERS
+) -> dict[str, int]:
     source = tmp_path / "abi.c"
     binary = tmp_path / "abi"
-    source.write_text(c_program(expressions))
+    source.write_text(c_program(expressions, headers))
     subprocess.run(["gcc", "-w", "-o", str(binary), str(source)], check=True)
     output = subprocess.run([str(binary)], check=True, capture_output=True, text=True).stdout
     return {key: int(value) for key, value in (line.split() for line in output.splitlines())}
@@ -142,6 +181,8 @@ def test_constants_match_headers(tmp_path: Path) -> None:
             if member_name in LIBRARY_ONLY and member.value == 0:
                 continue
             key = f"{qualified}.{member_name}"
+            if key in KERNEL_SIGNAL_ENUM_MEMBERS:
+                continue
             expressions.append((key, spelling.format(member_name)))
             expected[key] = int(member.value)
     for (module, attribute), expression in CONSTANTS.items():
@@ -161,10 +202,10 @@ def test_constants_match_headers(tmp_path: Path) -> None:
 def test_struct_layouts_match_headers(tmp_path: Path) -> None:
     expected: dict[str, int] = {}
     expressions: list[tuple[str, str]] = []
-    structs = package_structs()
-    assert structs
-    for cls in structs:
-        layout = cls.layout
+    classes = package_layouts()
+    assert len(classes) > 10
+    for cls in classes:
+        layout: Layout = cls.layout  # type: ignore[attr-defined]
         key = f"{cls.__qualname__}.sizeof"
         expressions.append((key, f"sizeof({layout.c_type})"))
         expected[key] = layout.size
@@ -180,3 +221,28 @@ def test_struct_layouts_match_headers(tmp_path: Path) -> None:
 @pytest.mark.parametrize("cls", package_structs(), ids=lambda cls: cls.__qualname__)
 def test_struct_size_is_layout_size(cls: type[Struct]) -> None:
     assert cls.sizeof() == cls.layout.size
+
+
+def test_kernel_signal_abi(tmp_path: Path) -> None:
+    """Sigset and Sigaction are the kernel's (rt_sigaction takes those), not
+    glibc's 128-byte sigset_t: check them against <asm/signal.h> alone."""
+    from rsyscall.signal import SA, Sigaction, Sigset
+
+    actual = run_c(
+        [
+            ("SA_RESTORER", "SA_RESTORER"),
+            ("sigset", "sizeof(sigset_t)"),
+            ("sigaction", "sizeof(struct sigaction)"),
+            ("sa_handler", "offsetof(struct sigaction, sa_handler)"),
+            ("sa_flags", "offsetof(struct sigaction, sa_flags)"),
+            ("sa_restorer", "offsetof(struct sigaction, sa_restorer)"),
+            ("sa_mask", "offsetof(struct sigaction, sa_mask)"),
+        ],
+        tmp_path,
+        ["stddef.h", "stdio.h", "asm/signal.h"],
+    )
+    assert actual["SA_RESTORER"] == SA.RESTORER
+    assert actual["sigset"] == Sigset.sizeof()
+    assert actual["sigaction"] == Sigaction.sizeof()
+    assert (actual["sa_handler"], actual["sa_flags"], actual["sa_restorer"], actual["sa_mask"]) == (
+        0, 8, 16, 24)

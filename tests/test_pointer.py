@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -16,8 +17,8 @@ from rsyscall import (
     WrittenPointer,
     local_thread,
 )
-from rsyscall.memory.allocator import ARENA_SIZE, Allocator, Arena, Mapper
 from rsyscall.fcntl import O
+from rsyscall.memory.allocator import ARENA_SIZE, Allocator, Arena, Mapper
 from rsyscall.struct import Int32, Int64, UInt32
 from rsyscall.unistd import Pipe
 
@@ -157,7 +158,9 @@ def test_split_merge_roundtrip_property(data: bytes, draw: st.DataObject) -> Non
     anyio.run(body)
 
 
-@given(st.integers(-(2**31), 2**31 - 1), st.integers(-(2**63), 2**63 - 1), st.integers(0, 2**32 - 1))
+@given(
+    st.integers(-(2**31), 2**31 - 1), st.integers(-(2**63), 2**63 - 1), st.integers(0, 2**32 - 1)
+)
 @settings(max_examples=50, deadline=None)
 def test_int_serializers_roundtrip(i32: int, i64: int, u32: int) -> None:
     task = local_thread.task
@@ -197,7 +200,7 @@ async def test_allocator_frees_coalesce_and_unmap() -> None:
             live.append(await allocator.allocate(rng.choice([1, 8, 100, 4096, 70000])))
     # No two live allocations overlap.
     ranges = sorted((a.address, a.address + a.size) for a in live)
-    for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(ranges):
         assert end <= start
     # Splits and merges keep the accounting right.
     big = await allocator.allocate(1000)

@@ -8,6 +8,8 @@ written in the module of its C header and found there by its man page.
 
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.fcntl import FcntlFileDescriptor, FcntlTask
+from rsyscall.linux.dirent import DirentFileDescriptor
+from rsyscall.linux.memfd import MemfdTask
 from rsyscall.memory.pointer import (
     LinearPointer,
     Pointer,
@@ -15,12 +17,20 @@ from rsyscall.memory.pointer import (
     UseAfterConsumeError,
     WrittenPointer,
 )
+from rsyscall.signal import SignalProcess, SignalTask
+from rsyscall.sys.epoll import EpollFileDescriptor, EpollTask
+from rsyscall.sys.mman import MemoryMapping, MmanTask
+from rsyscall.sys.resource import ResourceProcess, ResourceTask
+from rsyscall.sys.socket import SocketFileDescriptor, SocketTask
+from rsyscall.sys.stat import StatFileDescriptor, StatTask
+from rsyscall.sys.uio import UioFileDescriptor
 from rsyscall.unistd import UnistdFileDescriptor, UnistdProcess, UnistdTask
 
 __all__ = [
     "ChildProcess",
     "FileDescriptor",
     "LinearPointer",
+    "MemoryMapping",
     "Pointer",
     "Process",
     "ReadablePointer",
@@ -33,6 +43,11 @@ __all__ = [
 class FileDescriptor(
     UnistdFileDescriptor,
     FcntlFileDescriptor,
+    UioFileDescriptor,
+    EpollFileDescriptor,
+    SocketFileDescriptor,
+    StatFileDescriptor,
+    DirentFileDescriptor,
     BaseFileDescriptor,
 ):
     """A file descriptor in one task's fd table.  Its syscalls are methods
@@ -43,6 +58,8 @@ class FileDescriptor(
 
 class Process(
     UnistdProcess,
+    ResourceProcess,
+    SignalProcess,
     BaseProcess,
 ):
     """A process named by pid, for syscalls that act on a process."""
@@ -59,6 +76,13 @@ class ChildProcess(Process):
 class Task(
     UnistdTask,
     FcntlTask,
+    SocketTask,
+    EpollTask,
+    StatTask,
+    MmanTask,
+    MemfdTask,
+    ResourceTask,
+    SignalTask,
     BaseTask,
 ):
     """One process, as the target of syscalls that act on the calling process."""

@@ -1,0 +1,344 @@
+"""The per-thread epoll loop, and AsyncFileDescriptor.
+
+Blocking a process in read(2) or accept(2) would stop every coroutine that
+uses it, so each thread has one epoll instance, and an
+`AsyncFileDescriptor` makes its syscalls non-blocking, waiting for
+readiness there when they would block.
+
+**Edge-triggered.**  Every fd is registered once, when its
+AsyncFileDescriptor is made, for EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET, and
+never modified again: no syscall per wait.  The price of edge triggering is
+that an edge must never be missed, so each fd's status counts the edges
+seen; an operation notes the counts, tries its syscall, and on EAGAIN
+waits until the count moves past what it noted.  An edge that arrives
+between the attempt and the wait is therefore not lost.  (Level triggering
+would need an epoll_ctl per wait, or would wake us over and over for data
+nobody is reading yet.)
+
+**One waiter drives.**  There is no background task: when coroutines wait,
+one of them (the driver) waits for the epoll fd and calls epoll_wait, and
+wakes the others whose fds became ready.  When the driver is done, it hands
+the job to another waiter.  One epoll_wait serves every fd of the thread.
+
+How the driver waits depends on where the epoll fd lives:
+
+* In the Python process (`local_thread`), the epoll fd is handed to the
+  event loop (anyio's `wait_readable`) and epoll_wait is called with a zero
+  timeout, so the loop's own sockets and tasks run alongside.
+* In another process, epoll_wait blocks there, with that process's syscall
+  request fd registered too: a new syscall request wakes it, so other
+  syscalls are never starved (DESIGN.md section 5).
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
+
+from rsyscall.fcntl import F, O
+from rsyscall.memory.pointer import Pointer, ReadablePointer, UseAfterConsumeError, WrittenPointer
+from rsyscall.sys.epoll import EPOLL, EPOLL_CTL, EpollEvent, EpollEventList
+from rsyscall.sys.socket import MSG, SO, SOCK, SOL, Sockaddr
+
+if TYPE_CHECKING:
+    from rsyscall.handle import FileDescriptor
+    from rsyscall.thread import Thread
+
+__all__ = ["AsyncFileDescriptor", "Epoller", "FDClosedWhileWaiting"]
+
+T = TypeVar("T")
+A = TypeVar("A", bound=Sockaddr)
+
+# What an edge of each direction looks like.  Errors and hangups wake both
+# readers and writers: their next syscall reports the condition.
+_READABLE = EPOLL.IN | EPOLL.PRI | EPOLL.RDHUP | EPOLL.HUP | EPOLL.ERR
+_WRITABLE = EPOLL.OUT | EPOLL.HUP | EPOLL.ERR
+_REGISTER = EPOLL.IN | EPOLL.OUT | EPOLL.RDHUP | EPOLL.PRI | EPOLL.ET
+_MAX_EVENTS = 64
+_EVENT_SIZE = EpollEvent.sizeof()
+# Registration ids start above 0; 0 is the request fd of a remote thread.
+REQUEST_FD_ID = 0
+
+
+class FDClosedWhileWaiting(UseAfterConsumeError):
+    """The AsyncFileDescriptor was closed while a coroutine waited on it."""
+
+
+class _Status:
+    """Edges epoll has reported for one registered fd."""
+
+    __slots__ = ("closed", "reads", "waiters", "writes")
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.writes = 0
+        self.closed = False
+        self.waiters: list[_Waiter] = []
+
+
+class _Waiter:
+    __slots__ = ("event", "seen", "status", "write")
+
+    def __init__(self, status: _Status, write: bool, seen: int) -> None:
+        self.status = status
+        self.write = write
+        self.seen = seen
+        self.event = anyio.Event()
+
+    def ready(self) -> bool:
+        status = self.status
+        return status.closed or (status.writes if self.write else status.reads) != self.seen
+
+
+class Epoller:
+    """The epoll instance of one thread, and the waiting on it.
+
+    `poll` is how the driver waits for and collects events; see the module
+    docstring for the local and remote ways."""
+
+    def __init__(
+        self,
+        thread: Thread,
+        epfd: FileDescriptor,
+        wait_for_events: Callable[[Epoller], Awaitable[None]],
+    ) -> None:
+        self.thread = thread
+        self.epfd = epfd
+        self._wait_for_events = wait_for_events
+        self._statuses: dict[int, _Status] = {}
+        self._ids = itertools.count(REQUEST_FD_ID + 1)
+        self._waiters: dict[_Waiter, None] = {}
+        self._driving = False
+        self._buffer: Pointer[EpollEventList] | None = None
+
+    async def register(self, fd: FileDescriptor) -> tuple[int, _Status]:
+        """Add `fd` to the interest list, edge-triggered, for good."""
+        ident = next(self._ids)
+        status = _Status()
+        self._statuses[ident] = status
+        try:
+            event = await self.thread.ptr(EpollEvent(_REGISTER, ident))
+            await self.epfd.epoll_ctl(EPOLL_CTL.ADD, fd, event)
+        except BaseException:
+            del self._statuses[ident]
+            raise
+        return ident, status
+
+    async def unregister(self, ident: int, fd: FileDescriptor) -> None:
+        """Remove `fd`, and wake its waiters to fail (the fd is closing)."""
+        status = self._statuses.pop(ident, None)
+        if status is not None:
+            self._forget(status)
+        await self.epfd.epoll_ctl(EPOLL_CTL.DEL, fd)
+
+    def forget(self, ident: int) -> None:
+        """Drop a registration whose fd is gone without an epoll_ctl."""
+        status = self._statuses.pop(ident, None)
+        if status is not None:
+            self._forget(status)
+
+    def _forget(self, status: _Status) -> None:
+        status.closed = True
+        for waiter in status.waiters:
+            waiter.event.set()
+
+    async def wait(self, status: _Status, write: bool, seen: int) -> None:
+        """Wait until `status` shows a new edge in the given direction since
+        the count `seen` (or its fd is closed, which raises)."""
+        waiter = _Waiter(status, write, seen)
+        while not waiter.ready():
+            if self._driving:
+                waiter.event = anyio.Event()
+                status.waiters.append(waiter)
+                self._waiters[waiter] = None
+                try:
+                    await waiter.event.wait()
+                finally:
+                    status.waiters.remove(waiter)
+                    del self._waiters[waiter]
+            else:
+                self._driving = True
+                try:
+                    await self._wait_for_events(self)
+                finally:
+                    self._driving = False
+                    # Someone still waiting must take over the driving.
+                    for other in self._waiters:
+                        other.event.set()
+                        break
+        if status.closed:
+            raise FDClosedWhileWaiting("the AsyncFileDescriptor was closed while waiting on it")
+
+    async def collect(self, timeout: int) -> None:
+        """Call epoll_wait with `timeout` and dispatch what it returns; with
+        a zero timeout, repeat while the buffer comes back full."""
+        if self._buffer is None:
+            self._buffer = await self.thread.malloc(EpollEventList, _MAX_EVENTS * _EVENT_SIZE)
+        task = self.thread.task
+        space = task.space
+        while True:
+            buffer = self._buffer
+            valid, rest = await self.epfd.epoll_wait(buffer, timeout)
+            count = valid.size() // _EVENT_SIZE
+            data = await space.transport.read(valid.address, valid.size()) if count else b""
+            self._buffer = valid + rest
+            self.dispatch(data)
+            if count < _MAX_EVENTS or timeout != 0:
+                return
+
+    def dispatch(self, data: bytes) -> None:
+        """Count the edges in a buffer of epoll_events and wake their waiters."""
+        statuses = self._statuses
+        for events, ident in EpollEvent.layout.struct.iter_unpack(data):
+            status = statuses.get(ident)
+            if status is None:
+                continue  # the request fd, or an fd already unregistered
+            if events & _READABLE:
+                status.reads += 1
+            if events & _WRITABLE:
+                status.writes += 1
+            for waiter in status.waiters:
+                if waiter.ready():
+                    waiter.event.set()
+
+
+async def wait_local(epoller: Epoller) -> None:
+    """The local way: let the event loop wait for the epoll fd, then collect
+    without blocking."""
+    await anyio.wait_readable(epoller.epfd.number)
+    await epoller.collect(0)
+
+
+async def wait_blocking(epoller: Epoller) -> None:
+    """The remote way: block in epoll_wait in the thread's own process,
+    which a new syscall request also wakes."""
+    await epoller.collect(-1)
+
+
+class AsyncFileDescriptor:
+    """A non-blocking fd whose syscalls wait for readiness in the owning
+    thread's epoll instead of blocking its process.
+
+    The methods have the shapes of FileDescriptor's; `handle` is the
+    FileDescriptor itself.  Cancelling a waiting call leaves the fd usable
+    and loses no data: the syscall is only made when the fd is ready."""
+
+    def __init__(self, epoller: Epoller, handle: FileDescriptor, ident: int, status: _Status):
+        self.epoller = epoller
+        self.handle = handle
+        self._ident = ident
+        self._status = status
+        self._read_buffer: Pointer[bytes] | None = None
+
+    def __repr__(self) -> str:
+        return f"AsyncFileDescriptor({self.handle!r})"
+
+    def __del__(self) -> None:
+        # The fd may outlive us (other handles); stop tracking it either way.
+        epoller = getattr(self, "epoller", None)
+        if epoller is not None:
+            epoller.forget(self._ident)
+
+    @classmethod
+    async def make(
+        cls, epoller: Epoller, handle: FileDescriptor, set_nonblock: bool = False
+    ) -> AsyncFileDescriptor:
+        if set_nonblock:
+            flags = await handle.fcntl(F.GETFL)
+            await handle.fcntl(F.SETFL, flags | O.NONBLOCK)
+        ident, status = await epoller.register(handle)
+        return cls(epoller, handle, ident, status)
+
+    async def _retry(self, write: bool, call: Callable[[], Awaitable[T]]) -> T:
+        status = self._status
+        while True:
+            if status.closed:
+                raise FDClosedWhileWaiting("the AsyncFileDescriptor is closed")
+            seen = status.writes if write else status.reads
+            try:
+                return await call()
+            except BlockingIOError:
+                pass
+            await self.epoller.wait(status, write, seen)
+
+    async def read(self, buf: Pointer[T]) -> tuple[ReadablePointer[T], Pointer[T]]:
+        """read(2), waiting until the fd is readable."""
+        return await self._retry(False, lambda: self.handle.read(buf))
+
+    async def write(self, buf: ReadablePointer[T]) -> tuple[ReadablePointer[T], ReadablePointer[T]]:
+        """write(2), waiting until the fd is writable."""
+        return await self._retry(True, lambda: self.handle.write(buf))
+
+    async def recv(
+        self, buf: Pointer[T], flags: MSG = MSG.NONE
+    ) -> tuple[ReadablePointer[T], Pointer[T]]:
+        """recv(2), waiting until the socket is readable."""
+        return await self._retry(False, lambda: self.handle.recv(buf, flags))
+
+    async def send(
+        self, buf: ReadablePointer[T], flags: MSG = MSG.NONE
+    ) -> tuple[ReadablePointer[T], ReadablePointer[T]]:
+        """send(2), waiting until the socket is writable."""
+        return await self._retry(True, lambda: self.handle.send(buf, flags))
+
+    async def accept(self, flags: SOCK = SOCK.NONE) -> FileDescriptor:
+        """accept4(2), waiting for a connection; the new fd is close-on-exec
+        (add SOCK.NONBLOCK to `flags` to make an AsyncFileDescriptor of it)."""
+        return await self._retry(False, lambda: self.handle.accept(flags))
+
+    async def connect(self, addr: WrittenPointer[A]) -> None:
+        """connect(2), waiting for a non-blocking connect to finish; raises
+        OSError if it failed."""
+        try:
+            await self.handle.connect(addr)
+            return
+        except BlockingIOError as error:
+            if error.errno != errno.EINPROGRESS:
+                raise
+        status = self._status
+        await self.epoller.wait(status, True, status.writes)
+        result, _ = await self.handle.getsockopt(
+            SOL.SOCKET, SO.ERROR, await self.epoller.thread.malloc(bytes, 4)
+        )
+        code = int.from_bytes(await result.read(), "little")
+        if code:
+            raise OSError(code, errno.errorcode.get(code, "connect failed"))
+
+    async def read_some_bytes(self, count: int = 4096) -> bytes:
+        """Read at most `count` bytes, waiting until some are available;
+        b"" at end of file."""
+        if not isinstance(count, int) or count <= 0:
+            raise ValueError(f"count must be a positive int, not {count!r}")
+        buf = self._read_buffer
+        self._read_buffer = None
+        if buf is None or buf.size() < count:
+            buf = await self.epoller.thread.malloc(bytes, count)
+        if buf.size() > count:
+            buf, extra = buf.split(count)
+        else:
+            extra = None
+        valid, rest = await self.read(buf)
+        data = await valid.read()
+        whole = valid + rest
+        self._read_buffer = whole + extra if extra is not None else whole
+        return data
+
+    async def write_all_bytes(self, data: bytes) -> None:
+        """Write all of `data`, waiting for room as often as needed."""
+        if not data:
+            return
+        rest: ReadablePointer[bytes] = await self.epoller.thread.ptr(data)
+        while rest.size():
+            _, rest = await self.write(rest)
+
+    async def close(self) -> None:
+        """Remove the fd from epoll, then close it; waiters get FDClosedWhileWaiting."""
+        if self._status.closed:
+            return
+        await self.epoller.unregister(self._ident, self.handle)
+        await self.handle.close()
+

@@ -1,0 +1,375 @@
+"""<signal.h>: sending signals, the signal mask, and signal actions.
+
+kill(2) is a method on `Process`; tgkill(2), sigprocmask(2) and
+sigaction(2) are methods on `Task`, since they act on the calling process
+(or thread) or name their targets by number.
+
+Deviations from glibc, all because the library makes the raw syscalls:
+
+* `Sigset` is the kernel's signal set, 8 bytes on x86_64 (one bit per
+  signal 1..64), which is what rt_sigprocmask(2) and rt_sigaction(2) take
+  with `sigsetsize` 8.  glibc's `sigset_t` is 128 bytes, and no glibc
+  function ever hands the kernel's layout to user code, so `Sigset` does
+  not claim a glibc C type.
+* `Sigaction` is the kernel's `struct sigaction` for rt_sigaction(2) (the
+  one in <asm/signal.h>, 32 bytes: handler, flags, restorer, mask).
+  glibc's `struct sigaction` in <signal.h> has another order and a
+  128-byte mask, and the two headers cannot be included together, so
+  `Sigaction` does not claim a C type either.  glibc's sigaction()
+  translates between the two and fills in `sa_restorer` itself.  Here
+  nothing is translated: on x86_64 a handler that is a function address
+  needs `SA.RESTORER` and a restorer that calls rt_sigreturn, or the
+  process crashes when the handler returns.  `Sighandler.DFL` and
+  `Sighandler.IGN` need neither.
+* The `how` of sigprocmask(2) (SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK) is the
+  enum `HowSIG`, named after the argument: the SIG_ prefix is shared with
+  SIG_DFL/SIG_IGN (`Sighandler`), and `SIG` holds the signal numbers.
+* glibc's SIGRTMIN and SIGRTMAX are functions (glibc keeps the first
+  real-time signals for itself), so `SIG` has no real-time signals.  Pass
+  them, and the null signal 0 of kill(2), as plain ints.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable
+from typing import Any, Self, overload
+
+from rsyscall.base import BaseProcess, BaseTask
+from rsyscall.memory.pointer import Pointer, ReadablePointer, borrow, restore, take
+from rsyscall.near.sysnum import SYS
+from rsyscall.struct import FixedSize, Serializable
+
+__all__ = [
+    "NSIG",
+    "SA",
+    "SIG",
+    "HowSIG",
+    "Sigaction",
+    "Sighandler",
+    "SignalProcess",
+    "SignalTask",
+    "Sigset",
+]
+
+NSIG = 65
+"""One more than the highest signal number (the kernel's _NSIG is 64, glibc's NSIG 65)."""
+
+
+class SIG(enum.IntEnum):
+    """Signal numbers (C: SIGHUP...).  Aliases as in the headers."""
+
+    HUP = 1
+    INT = 2
+    QUIT = 3
+    ILL = 4
+    TRAP = 5
+    ABRT = 6
+    IOT = 6
+    BUS = 7
+    FPE = 8
+    KILL = 9
+    USR1 = 10
+    SEGV = 11
+    USR2 = 12
+    PIPE = 13
+    ALRM = 14
+    TERM = 15
+    STKFLT = 16
+    CHLD = 17
+    CLD = 17
+    CONT = 18
+    STOP = 19
+    TSTP = 20
+    TTIN = 21
+    TTOU = 22
+    URG = 23
+    XCPU = 24
+    XFSZ = 25
+    VTALRM = 26
+    PROF = 27
+    WINCH = 28
+    IO = 29
+    POLL = 29
+    PWR = 30
+    SYS = 31
+
+
+class SA(enum.IntFlag):
+    """sigaction(2) flags (`sa_flags`).  RESTORER is from the kernel's
+    <asm/signal.h>; glibc sets it itself and does not define it."""
+
+    NONE = 0
+    NOCLDSTOP = 0x00000001
+    NOCLDWAIT = 0x00000002
+    SIGINFO = 0x00000004
+    RESTORER = 0x04000000
+    ONSTACK = 0x08000000
+    RESTART = 0x10000000
+    NODEFER = 0x40000000
+    RESETHAND = 0x80000000
+
+
+class HowSIG(enum.IntEnum):
+    """sigprocmask(2) `how` (C: SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK)."""
+
+    BLOCK = 0
+    UNBLOCK = 1
+    SETMASK = 2
+
+
+class Sighandler(enum.IntEnum):
+    """The special handler values (C: SIG_DFL, SIG_IGN)."""
+
+    DFL = 0
+    IGN = 1
+
+
+_U64_MAX = (1 << 64) - 1
+_SIGSET_SIZE = 8
+
+
+def _signum(sig: object) -> int:
+    """Check a signal argument of a syscall; the kernel judges its value."""
+    if not isinstance(sig, int) or isinstance(sig, bool):
+        raise TypeError(f"a signal must be a SIG or an int, not {type(sig).__name__}")
+    return sig
+
+
+def _as_signal(sig: object) -> SIG | int:
+    if not isinstance(sig, int) or isinstance(sig, bool):
+        raise TypeError(f"a Sigset holds signal numbers, not {type(sig).__name__}")
+    if not 1 <= sig < NSIG:
+        raise ValueError(f"signal {sig} outside 1..{NSIG - 1}")
+    try:
+        return SIG(sig)
+    except ValueError:
+        return int(sig)  # a real-time signal
+
+
+class Sigset(frozenset[int], Serializable, FixedSize):
+    """A set of signals, as the kernel's 8-byte signal set (bit n-1 for signal n).
+
+    Holds `SIG` members, and plain ints for the real-time signals (32..64)
+    `SIG` has no names for.  Immutable, so a `WrittenPointer`'s `.value`
+    stays true.  Set operators return plain frozensets: wrap the result in
+    `Sigset(...)` to write it."""
+
+    __slots__ = ()
+
+    def __new__(cls, signals: Iterable[SIG | int] = ()) -> Self:
+        return super().__new__(cls, [_as_signal(sig) for sig in signals])
+
+    def __repr__(self) -> str:
+        names = ", ".join(
+            f"SIG.{sig.name}" if isinstance(sig, SIG) else str(sig) for sig in sorted(self)
+        )
+        return f"Sigset({{{names}}})" if names else "Sigset()"
+
+    @classmethod
+    def sizeof(cls) -> int:
+        return _SIGSET_SIZE
+
+    def bits(self) -> int:
+        """The set as the kernel's bitmask: bit n-1 for signal n."""
+        bits = 0
+        for sig in self:
+            bits |= 1 << (sig - 1)
+        return bits
+
+    @classmethod
+    def from_bits(cls, bits: int) -> Self:
+        """The set of the kernel's bitmask `bits`."""
+        return cls(n + 1 for n in range(NSIG - 1) if bits >> n & 1)
+
+    def to_bytes(self) -> bytes:
+        return self.bits().to_bytes(_SIGSET_SIZE, "little")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        if len(data) < _SIGSET_SIZE:
+            raise ValueError(f"a Sigset needs {_SIGSET_SIZE} bytes, got {len(data)}")
+        return cls.from_bits(int.from_bytes(data[:_SIGSET_SIZE], "little"))
+
+
+def _handler(value: int) -> Sighandler | int:
+    return Sighandler(value) if value in (Sighandler.DFL, Sighandler.IGN) else value
+
+
+def _u64(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= _U64_MAX:
+        raise ValueError(f"{name} {value} does not fit in 64 unsigned bits")
+    return value
+
+
+class Sigaction(Serializable, FixedSize):
+    """The kernel's `struct sigaction` for rt_sigaction(2), from <asm/signal.h>.
+
+    `handler` is `Sighandler.DFL`, `Sighandler.IGN` or a function address;
+    `mask` is the `Sigset` blocked while the handler runs.  This is not
+    glibc's `struct sigaction` (see the module docstring)."""
+
+    __slots__ = ("flags", "handler", "mask", "restorer")
+    # sa_handler, sa_flags, sa_restorer, sa_mask at offsets 0, 8, 16, 24.
+    _packer = struct.Struct("<QQQQ")
+
+    def __init__(
+        self,
+        handler: Sighandler | int,
+        flags: SA = SA.NONE,
+        restorer: int = 0,
+        mask: Iterable[SIG | int] = (),
+    ) -> None:
+        self.handler = _handler(_u64("handler", handler))
+        self.flags = SA(_u64("flags", flags))
+        self.restorer = _u64("restorer", restorer)
+        self.mask = mask if isinstance(mask, Sigset) else Sigset(mask)
+
+    def __repr__(self) -> str:
+        handler = self.handler
+        shown = f"Sighandler.{handler.name}" if isinstance(handler, Sighandler) else hex(handler)
+        return (
+            f"Sigaction({shown}, flags={self.flags!r}, "
+            f"restorer={self.restorer:#x}, mask={self.mask!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sigaction):
+            return NotImplemented
+        return (self.handler, self.flags, self.restorer, self.mask) == (
+            other.handler,
+            other.flags,
+            other.restorer,
+            other.mask,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    @classmethod
+    def sizeof(cls) -> int:
+        return cls._packer.size
+
+    def to_bytes(self) -> bytes:
+        if not isinstance(self.mask, Sigset):
+            raise TypeError(f"mask must be a Sigset, not {type(self.mask).__name__}")
+        return self._packer.pack(
+            _u64("handler", self.handler),
+            _u64("flags", self.flags),
+            _u64("restorer", self.restorer),
+            self.mask.bits(),
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        size = cls._packer.size
+        if len(data) < size:
+            raise ValueError(f"a Sigaction needs {size} bytes, got {len(data)}")
+        handler, flags, restorer, mask = cls._packer.unpack(data[:size])
+        return cls(handler, SA(flags), restorer, Sigset.from_bits(mask))
+
+
+def _check_kind(ptr: object, cls: type) -> None:
+    """A pointer argument must point to a `cls` (anything else is left to
+    take/borrow, which raise TypeError for non-pointers)."""
+    if isinstance(ptr, Pointer):
+        kind = ptr._kind
+        if kind is None or not issubclass(kind, cls):
+            raise TypeError(f"expected a pointer to a {cls.__name__}, got {ptr!r}")
+
+
+_SYS_rt_sigprocmask = int(SYS.rt_sigprocmask)
+_SYS_rt_sigaction = int(SYS.rt_sigaction)
+
+
+class SignalTask(BaseTask):
+    __slots__ = ()
+
+    async def tgkill(self, tgid: int, tid: int, sig: SIG | int) -> None:
+        """tgkill(2): send `sig` to thread `tid` of thread group `tgid`."""
+        await self.sysif.syscall(SYS.tgkill, tgid, tid, _signum(sig))
+
+    async def _in_out(
+        self,
+        number: int,
+        first: int,
+        new: ReadablePointer[Any] | None,
+        old: Pointer[Any] | None,
+        cls: type,
+        size: int,
+    ) -> ReadablePointer[Any] | None:
+        """A syscall(first, new, old, sizeof(sigset)) that reads `new` and
+        fills `old`, either of which may be absent."""
+        new_address = 0
+        if new is not None:
+            _check_kind(new, cls)
+            new_address = borrow(new, self, size).address
+        if old is None:
+            await self.sysif.syscall(number, first, new_address, 0, _SIGSET_SIZE)
+            return None
+        _check_kind(old, cls)
+        alloc = take(old, self, size)
+        try:
+            await self.sysif.syscall(number, first, new_address, alloc.address, _SIGSET_SIZE)
+        except BaseException:
+            restore(old, alloc)
+            raise
+        return old._readable(alloc, self)
+
+    @overload
+    async def sigprocmask(
+        self, how: HowSIG, newset: ReadablePointer[Sigset] | None = None, oldset: None = None
+    ) -> None: ...
+    @overload
+    async def sigprocmask(
+        self, how: HowSIG, newset: ReadablePointer[Sigset] | None, oldset: Pointer[Sigset]
+    ) -> ReadablePointer[Sigset]: ...
+    async def sigprocmask(
+        self,
+        how: HowSIG,
+        newset: ReadablePointer[Sigset] | None = None,
+        oldset: Pointer[Sigset] | None = None,
+    ) -> ReadablePointer[Sigset] | None:
+        """sigprocmask(2), as the raw rt_sigprocmask: change the signal mask
+        of the calling thread by `how` with `newset` (None: leave it), and
+        fill `oldset` (consumed) with the mask from before.
+
+        `newset` may be any readable pointer to a Sigset, such as an
+        `oldset` returned earlier, to restore that mask."""
+        if not isinstance(how, int) or isinstance(how, bool):
+            raise TypeError(f"how must be a HowSIG, not {type(how).__name__}")
+        return await self._in_out(_SYS_rt_sigprocmask, how, newset, oldset, Sigset, _SIGSET_SIZE)
+
+    @overload
+    async def sigaction(
+        self, signum: SIG | int, act: ReadablePointer[Sigaction] | None, oldact: None = None
+    ) -> None: ...
+    @overload
+    async def sigaction(
+        self, signum: SIG | int, act: ReadablePointer[Sigaction] | None, oldact: Pointer[Sigaction]
+    ) -> ReadablePointer[Sigaction]: ...
+    async def sigaction(
+        self,
+        signum: SIG | int,
+        act: ReadablePointer[Sigaction] | None,
+        oldact: Pointer[Sigaction] | None = None,
+    ) -> ReadablePointer[Sigaction] | None:
+        """sigaction(2), as the raw rt_sigaction: set the action for
+        `signum` to `act` (None: leave it), and fill `oldact` (consumed)
+        with the action from before.
+
+        This is the kernel's call, not glibc's: see `Sigaction`.  An
+        `oldact` returned earlier can be passed as `act` to restore it."""
+        return await self._in_out(
+            _SYS_rt_sigaction, _signum(signum), act, oldact, Sigaction, Sigaction.sizeof()
+        )
+
+
+class SignalProcess(BaseProcess):
+    __slots__ = ()
+
+    async def kill(self, sig: SIG | int) -> None:
+        """kill(2): send `sig` to this process (0 only checks that it exists)."""
+        await self.task.sysif.syscall(SYS.kill, self.pid, _signum(sig))

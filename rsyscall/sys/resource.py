@@ -1,0 +1,252 @@
+"""<sys/resource.h>: scheduling priority (nice values) and resource limits.
+
+Each syscall that can name another process is a method on both `Task`
+(the calling process: `who` or `pid` 0) and `Process` (that pid):
+`task.setpriority(PRIO.PROCESS, 10)` and `process.setpriority(10)`,
+`task.prlimit(...)` and `process.prlimit(...)`.
+
+Limits are `rlim_t`, unsigned 64-bit: `RLIM_INFINITY` is 2**64-1 here
+(Python's `resource` module shows it as -1).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Self, overload
+
+from rsyscall.base import BaseProcess, BaseTask
+from rsyscall.memory.pointer import Pointer, ReadablePointer, borrow, restore, take
+from rsyscall.near.sysnum import SYS
+from rsyscall.struct import Layout, Struct
+
+__all__ = [
+    "PRIO",
+    "RLIMIT",
+    "RLIM_INFINITY",
+    "ResourceProcess",
+    "ResourceTask",
+    "Rlimit",
+]
+
+RLIM_INFINITY = (1 << 64) - 1
+"""No limit: C's RLIM_INFINITY, `(rlim_t) -1`."""
+
+
+class PRIO(enum.IntEnum):
+    """getpriority(2)/setpriority(2) `which`."""
+
+    PROCESS = 0
+    PGRP = 1
+    USER = 2
+
+
+class RLIMIT(enum.IntEnum):
+    """getrlimit(2) resources.  OFILE is the old BSD name of NOFILE."""
+
+    CPU = 0
+    FSIZE = 1
+    DATA = 2
+    STACK = 3
+    CORE = 4
+    RSS = 5
+    NPROC = 6
+    NOFILE = 7
+    OFILE = 7
+    MEMLOCK = 8
+    AS = 9
+    LOCKS = 10
+    SIGPENDING = 11
+    MSGQUEUE = 12
+    NICE = 13
+    RTPRIO = 14
+    RTTIME = 15
+
+
+def _limit(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= RLIM_INFINITY:
+        raise ValueError(f"{name} {value} outside 0..RLIM_INFINITY")
+    return value
+
+
+class Rlimit(Struct):
+    """`struct rlimit`: the soft limit `cur` and the hard limit `max`
+    (each a number or `RLIM_INFINITY`)."""
+
+    __slots__ = ("cur", "max")
+    layout = Layout("struct rlimit", [("rlim_cur", "Q"), ("rlim_max", "Q")])
+
+    def __init__(self, cur: int, max: int) -> None:
+        self.cur = _limit("cur", cur)
+        self.max = _limit("max", max)
+
+    def __repr__(self) -> str:
+        def show(value: int) -> str:
+            return "RLIM_INFINITY" if value == RLIM_INFINITY else str(value)
+
+        return f"Rlimit(cur={show(self.cur)}, max={show(self.max)})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Rlimit):
+            return NotImplemented
+        return (self.cur, self.max) == (other.cur, other.max)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def to_bytes(self) -> bytes:
+        return self.layout.struct.pack(_limit("cur", self.cur), _limit("max", self.max))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        size = cls.layout.size
+        if len(data) < size:
+            raise ValueError(f"an Rlimit needs {size} bytes, got {len(data)}")
+        cur, max_ = cls.layout.struct.unpack(data[:size])
+        return cls(cur, max_)
+
+
+def _int(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    return value
+
+
+def _check_rlimit(ptr: object) -> None:
+    """A pointer argument must point to an Rlimit (non-pointers are left to
+    take/borrow, which raise TypeError)."""
+    if isinstance(ptr, Pointer):
+        kind = ptr._kind
+        if kind is None or not issubclass(kind, Rlimit):
+            raise TypeError(f"expected a pointer to an Rlimit, got {ptr!r}")
+
+
+_RLIMIT_SIZE = Rlimit.sizeof()
+# The raw getpriority returns 20 - nice, so that no success is negative.
+_NICE_BASE = 20
+
+
+async def _prlimit(
+    task: BaseTask,
+    pid: int,
+    resource: RLIMIT,
+    new_limit: ReadablePointer[Rlimit] | None,
+    old_limit: Pointer[Rlimit] | None,
+) -> ReadablePointer[Rlimit] | None:
+    number = _int("resource", resource)
+    new_address = 0
+    if new_limit is not None:
+        _check_rlimit(new_limit)
+        new_address = borrow(new_limit, task, _RLIMIT_SIZE).address
+    if old_limit is None:
+        await task.sysif.syscall(SYS.prlimit64, pid, number, new_address, 0)
+        return None
+    _check_rlimit(old_limit)
+    alloc = take(old_limit, task, _RLIMIT_SIZE)
+    try:
+        await task.sysif.syscall(SYS.prlimit64, pid, number, new_address, alloc.address)
+    except BaseException:
+        restore(old_limit, alloc)
+        raise
+    return old_limit._readable(alloc, task)
+
+
+class ResourceTask(BaseTask):
+    __slots__ = ()
+
+    async def setpriority(self, which: PRIO, prio: int) -> None:
+        """setpriority(2) with `who` 0: set the nice value of this process
+        (PRIO.PROCESS), its process group (PGRP) or its real user (USER)."""
+        await self.sysif.syscall(SYS.setpriority, _int("which", which), 0, _int("prio", prio))
+
+    async def getpriority(self, which: PRIO) -> int:
+        """getpriority(2) with `who` 0: the nice value (-20..19) of this
+        process, its process group, or its real user's processes (the
+        highest priority among them), as getpriority(3) returns it."""
+        return _NICE_BASE - await self.sysif.syscall(SYS.getpriority, _int("which", which), 0)
+
+    async def getrlimit(self, resource: RLIMIT, rlim: Pointer[Rlimit]) -> ReadablePointer[Rlimit]:
+        """getrlimit(2): fill `rlim` (consumed) with this process's limits
+        for `resource`."""
+        number = _int("resource", resource)
+        _check_rlimit(rlim)
+        alloc = take(rlim, self, _RLIMIT_SIZE)
+        try:
+            await self.sysif.syscall(SYS.getrlimit, number, alloc.address)
+        except BaseException:
+            restore(rlim, alloc)
+            raise
+        return rlim._readable(alloc, self)
+
+    async def setrlimit(self, resource: RLIMIT, rlim: ReadablePointer[Rlimit]) -> None:
+        """setrlimit(2): set this process's limits for `resource` to `rlim`.
+
+        `rlim` may be any readable pointer to an Rlimit, such as one
+        getrlimit returned, to restore those limits."""
+        number = _int("resource", resource)
+        _check_rlimit(rlim)
+        address = borrow(rlim, self, _RLIMIT_SIZE).address
+        await self.sysif.syscall(SYS.setrlimit, number, address)
+
+    @overload
+    async def prlimit(
+        self,
+        resource: RLIMIT,
+        new_limit: ReadablePointer[Rlimit] | None = None,
+        old_limit: None = None,
+    ) -> None: ...
+    @overload
+    async def prlimit(
+        self,
+        resource: RLIMIT,
+        new_limit: ReadablePointer[Rlimit] | None,
+        old_limit: Pointer[Rlimit],
+    ) -> ReadablePointer[Rlimit]: ...
+    async def prlimit(
+        self,
+        resource: RLIMIT,
+        new_limit: ReadablePointer[Rlimit] | None = None,
+        old_limit: Pointer[Rlimit] | None = None,
+    ) -> ReadablePointer[Rlimit] | None:
+        """prlimit(2) of this process (pid 0): set the limits for `resource`
+        to `new_limit` (None: leave them) and fill `old_limit` (consumed)
+        with the limits from before."""
+        return await _prlimit(self, 0, resource, new_limit, old_limit)
+
+
+class ResourceProcess(BaseProcess):
+    __slots__ = ()
+
+    async def setpriority(self, prio: int) -> None:
+        """setpriority(2) with PRIO_PROCESS: set this process's nice value."""
+        await self.task.sysif.syscall(SYS.setpriority, PRIO.PROCESS, self.pid, _int("prio", prio))
+
+    async def getpriority(self) -> int:
+        """getpriority(2) with PRIO_PROCESS: this process's nice value
+        (-20..19), as getpriority(3) returns it."""
+        return _NICE_BASE - await self.task.sysif.syscall(SYS.getpriority, PRIO.PROCESS, self.pid)
+
+    @overload
+    async def prlimit(
+        self,
+        resource: RLIMIT,
+        new_limit: ReadablePointer[Rlimit] | None = None,
+        old_limit: None = None,
+    ) -> None: ...
+    @overload
+    async def prlimit(
+        self,
+        resource: RLIMIT,
+        new_limit: ReadablePointer[Rlimit] | None,
+        old_limit: Pointer[Rlimit],
+    ) -> ReadablePointer[Rlimit]: ...
+    async def prlimit(
+        self,
+        resource: RLIMIT,
+        new_limit: ReadablePointer[Rlimit] | None = None,
+        old_limit: Pointer[Rlimit] | None = None,
+    ) -> ReadablePointer[Rlimit] | None:
+        """prlimit(2) of this process: set its limits for `resource` to
+        `new_limit` (None: leave them) and fill `old_limit` (consumed) with
+        the limits from before."""
+        return await _prlimit(self.task, self.pid, resource, new_limit, old_limit)

@@ -1,0 +1,280 @@
+"""rsyscall.sys.mman: mmap, munmap, mprotect, madvise, and MemoryMapping's
+lifetime, checked against /proc/self/maps and the memory itself."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import gc
+import os
+
+import pytest
+
+from rsyscall import MemoryMapping, ReadablePointer, UseAfterConsumeError, local_thread
+from rsyscall.linux.memfd import MFD
+from rsyscall.sys.mman import MADV, MAP, PROT
+
+pytestmark = pytest.mark.anyio
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+ANON = MAP.PRIVATE | MAP.ANONYMOUS
+RW = PROT.READ | PROT.WRITE
+
+
+def maps_entry(address: int) -> tuple[int, str] | None:
+    """(end, perms) of the mapping that covers `address`, if any.  The
+    kernel merges neighbouring mappings that agree, so it may start before."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            span, perms = line.split()[:2]
+            start, end = (int(part, 16) for part in span.split("-"))
+            if start <= address < end:
+                return end, perms
+    return None
+
+
+def is_mapped(address: int) -> bool:
+    """Whether any mapping covers `address`."""
+    return maps_entry(address) is not None
+
+
+async def still_works() -> None:
+    assert await local_thread.task.getpid() == os.getpid()
+    mapping = await local_thread.task.mmap(PAGE, RW, ANON)
+    await mapping.munmap()
+
+
+async def test_anonymous_mapping() -> None:
+    mapping = await local_thread.task.mmap(2 * PAGE, RW, ANON)
+    assert isinstance(mapping, MemoryMapping)
+    assert mapping.address % PAGE == 0
+    assert mapping.length == 2 * PAGE
+    entry = maps_entry(mapping.address)
+    assert entry is not None
+    end, perms = entry
+    assert end >= mapping.address + 2 * PAGE
+    assert perms == "rw-p"
+    # Anonymous memory starts zeroed; writes through the pointer land in it.
+    ptr = mapping.pointer()
+    assert ptr.size() == 2 * PAGE
+    assert await ptr.read() == bytes(2 * PAGE)
+    written = await ptr.write(b"hello" + bytes(2 * PAGE - 5))
+    assert ctypes.string_at(mapping.address, 5) == b"hello"
+    ctypes.memmove(mapping.address + PAGE, b"world", 5)
+    assert (await written.read())[PAGE : PAGE + 5] == b"world"
+    address = mapping.address
+    del ptr, written
+    await mapping.munmap()
+    assert not is_mapped(address)
+
+
+async def test_file_mapping_through_memfd() -> None:
+    task = local_thread.task
+    fd = await task.memfd_create(await local_thread.ptr("mman-test"), MFD.NONE)
+    await fd.ftruncate(PAGE)
+    await fd.pwrite(await local_thread.ptr(b"from the file"), 0)
+    mapping = await task.mmap(PAGE, RW, MAP.SHARED, fd)
+    entry = maps_entry(mapping.address)
+    assert entry is not None and entry[1] == "rw-s"
+    ptr = mapping.pointer()
+    data = await ptr.read()
+    assert data.startswith(b"from the file")
+    # A write to shared memory is a write to the file.
+    ptr = await ptr.write(b"from memory!!")
+    valid, _ = await fd.pread(await local_thread.malloc(bytes, 13), 0)
+    assert await valid.read() == b"from memory!!"
+    # The pointer can go to syscalls too: write(2) from the mapping.
+    pipe = await local_thread.pipe()
+    written, rest = await pipe.write.write(ptr)
+    assert rest.size() == 0
+    valid, _ = await pipe.read.read(await local_thread.malloc(bytes, 64))
+    assert await valid.read() == b"from memory!!"
+    del ptr, written, rest
+    await mapping.munmap()
+
+
+async def test_file_mapping_at_an_offset() -> None:
+    task = local_thread.task
+    fd = await task.memfd_create(await local_thread.ptr("mman-offset"))
+    await fd.ftruncate(2 * PAGE)
+    await fd.pwrite(await local_thread.ptr(b"second page"), PAGE)
+    mapping = await task.mmap(PAGE, PROT.READ, MAP.PRIVATE, fd, offset=PAGE)
+    assert ctypes.string_at(mapping.address, 11) == b"second page"
+    entry = maps_entry(mapping.address)
+    assert entry is not None and entry[1] == "r--p"
+
+
+async def test_mprotect_changes_permissions() -> None:
+    mapping = await local_thread.task.mmap(PAGE, RW, ANON)
+    await mapping.mprotect(PROT.READ)
+    assert mapping.prot == PROT.READ
+    entry = maps_entry(mapping.address)
+    assert entry is not None and entry[1] == "r--p"
+    await mapping.mprotect(PROT.NONE)
+    entry = maps_entry(mapping.address)
+    assert entry is not None and entry[1] == "---p"
+    # No pointer into memory we could not copy to or from.
+    with pytest.raises(ValueError):
+        mapping.pointer()
+    await mapping.mprotect(RW)
+    entry = maps_entry(mapping.address)
+    assert entry is not None and entry[1] == "rw-p"
+    ptr = mapping.pointer()
+    # While a pointer lives the mapping stays readable and writable.
+    with pytest.raises(ValueError):
+        await mapping.mprotect(PROT.READ)
+    await mapping.mprotect(RW | PROT.EXEC)
+    entry = maps_entry(mapping.address)
+    assert entry is not None and entry[1] == "rwxp"
+    del ptr
+    await mapping.mprotect(PROT.READ)
+    await mapping.munmap()
+
+
+async def test_munmap_removes_mapping_and_consumes_handle() -> None:
+    mapping = await local_thread.task.mmap(3 * PAGE, RW, ANON)
+    address = mapping.address
+    assert is_mapped(address)
+    await mapping.munmap()
+    assert not is_mapped(address)
+    assert not is_mapped(address + 2 * PAGE)
+    assert mapping.unmapped
+    with pytest.raises(UseAfterConsumeError):
+        _ = mapping.address
+    with pytest.raises(UseAfterConsumeError):
+        await mapping.munmap()
+    with pytest.raises(UseAfterConsumeError):
+        await mapping.mprotect(PROT.READ)
+    with pytest.raises(UseAfterConsumeError):
+        await mapping.madvise(MADV.DONTNEED)
+    with pytest.raises(UseAfterConsumeError):
+        mapping.pointer()
+    assert "unmapped" in repr(mapping)
+    del mapping
+    gc.collect()  # the finalizer of an unmapped handle does nothing
+    await still_works()
+
+
+async def test_garbage_collection_unmaps() -> None:
+    mapping = await local_thread.task.mmap(PAGE, RW, ANON)
+    address = mapping.address
+    assert is_mapped(address)
+    del mapping
+    gc.collect()
+    assert not is_mapped(address)
+
+
+async def test_pointer_keeps_mapping_alive() -> None:
+    mapping = await local_thread.task.mmap(PAGE, RW, ANON)
+    address = mapping.address
+    ptr = await mapping.pointer().write(b"kept")
+    del mapping
+    gc.collect()
+    assert is_mapped(address)
+    first, second = ptr.split(2)
+    assert isinstance(first, ReadablePointer) and isinstance(second, ReadablePointer)
+    del ptr
+    assert await first.read() == b"ke"
+    del first
+    gc.collect()
+    assert is_mapped(address)  # `second` still holds it
+    assert await second.read() == b"pt"
+    del second
+    gc.collect()
+    assert not is_mapped(address)
+
+
+async def test_one_pointer_at_a_time() -> None:
+    mapping = await local_thread.task.mmap(PAGE, RW, ANON)
+    ptr = mapping.pointer()
+    with pytest.raises(ValueError):
+        mapping.pointer()
+    first, second = ptr.split(100)
+    with pytest.raises(ValueError):
+        mapping.pointer()
+    # munmap refuses while pointers live, and unmaps nothing.
+    with pytest.raises(ValueError):
+        await mapping.munmap()
+    assert is_mapped(mapping.address)
+    whole = first + second
+    assert whole.size() == PAGE
+    del ptr, first, second, whole
+    again = mapping.pointer()
+    assert again.size() == PAGE
+    del again
+    await mapping.munmap()
+
+
+async def test_madvise() -> None:
+    mapping = await local_thread.task.mmap(2 * PAGE, RW, ANON)
+    ctypes.memmove(mapping.address, b"x" * 10, 10)
+    ctypes.memmove(mapping.address + PAGE, b"y" * 10, 10)
+    # DONTNEED on private anonymous memory gives back zero pages.
+    await mapping.madvise(MADV.DONTNEED, PAGE, PAGE)
+    assert ctypes.string_at(mapping.address, 10) == b"x" * 10
+    assert ctypes.string_at(mapping.address + PAGE, 10) == bytes(10)
+    await mapping.madvise(MADV.DONTNEED)
+    assert ctypes.string_at(mapping.address, 10) == bytes(10)
+    await mapping.madvise(MADV.SEQUENTIAL)
+    await mapping.madvise(MADV.NORMAL, length=PAGE)
+    with pytest.raises(ValueError):
+        await mapping.madvise(MADV.NORMAL, PAGE, 2 * PAGE)
+    with pytest.raises(ValueError):
+        await mapping.madvise(MADV.NORMAL, -PAGE)
+    with pytest.raises(OSError) as info:
+        await mapping.madvise(MADV.NORMAL, 1, 10)  # not page-aligned
+    assert info.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as info:
+        await mapping.madvise(12345)  # type: ignore[arg-type]
+    assert info.value.errno == errno.EINVAL
+    with pytest.raises(TypeError):
+        await mapping.madvise("normal")  # type: ignore[arg-type]
+    await mapping.munmap()
+    await still_works()
+
+
+async def test_fixed_noreplace_refuses_to_clobber() -> None:
+    mapping = await local_thread.task.mmap(PAGE, RW, ANON)
+    with pytest.raises(OSError) as info:
+        await local_thread.task.mmap(PAGE, RW, ANON | MAP.FIXED_NOREPLACE, addr=mapping.address)
+    assert info.value.errno == errno.EEXIST
+    assert maps_entry(mapping.address) is not None
+    await mapping.munmap()
+    await still_works()
+
+
+async def test_bad_arguments() -> None:
+    task = local_thread.task
+    with pytest.raises(TypeError):
+        await task.mmap("4096", RW, ANON)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await task.mmap(PAGE, RW, ANON, fd=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await task.mmap(PAGE, 1.5, ANON)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        await task.mmap(-1, RW, ANON)
+    with pytest.raises(OSError) as info:
+        await task.mmap(0, RW, ANON)
+    assert info.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as info:
+        await task.mmap(PAGE, RW, MAP.PRIVATE)  # a file mapping with no file
+    assert info.value.errno == errno.EBADF
+    with pytest.raises(OSError) as info:
+        await task.mmap(PAGE, RW, MAP.ANONYMOUS)  # neither shared nor private
+    assert info.value.errno == errno.EINVAL
+    mapping = await task.mmap(PAGE, RW, ANON)
+    with pytest.raises(TypeError):
+        await mapping.mprotect("rw")  # type: ignore[arg-type]
+    with pytest.raises(OSError) as info:
+        await mapping.mprotect(0x1000)  # type: ignore[arg-type]
+    assert info.value.errno == errno.EINVAL
+    await mapping.munmap()
+    await still_works()
+
+
+async def test_closed_fd_is_refused() -> None:
+    fd = await local_thread.task.memfd_create(await local_thread.ptr("closed"))
+    await fd.close()
+    with pytest.raises(UseAfterConsumeError):
+        await local_thread.task.mmap(PAGE, RW, MAP.SHARED, fd)
+    await still_works()

@@ -1,0 +1,337 @@
+"""rsyscall.signal: kill, tgkill, sigprocmask, sigaction, checked against
+the stdlib `signal` module and /proc.  Only SIG_DFL and SIG_IGN are ever
+installed, and every mask and action changed is put back."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rsyscall import UseAfterConsumeError, local_thread
+from rsyscall.handle import Process
+from rsyscall.signal import SA, SIG, HowSIG, Sigaction, Sighandler, Sigset
+
+pytestmark = pytest.mark.anyio
+
+
+def blocked() -> set[int]:
+    return {int(sig) for sig in signal.pthread_sigmask(signal.SIG_BLOCK, [])}
+
+
+def ignored() -> int:
+    """This process's SigIgn mask, from /proc."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("SigIgn:"):
+                return int(line.split()[1], 16)
+    raise AssertionError("no SigIgn line")
+
+
+@pytest.fixture
+def mask() -> Iterator[None]:
+    """Put back this thread's signal mask, after taking any SIGUSR2 the
+    test left pending (its default action would kill the test run)."""
+    original = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
+    while signal.SIGUSR2 in signal.sigpending():
+        signal.sigtimedwait([signal.SIGUSR2], 0)
+    signal.pthread_sigmask(signal.SIG_SETMASK, original)
+
+
+@pytest.fixture
+def child() -> Iterator[subprocess.Popen[bytes]]:
+    popen = subprocess.Popen(["sleep", "100"])
+    yield popen
+    popen.kill()
+    popen.wait()
+
+
+async def still_works() -> None:
+    assert await local_thread.task.getpid() == os.getpid()
+    old = await local_thread.task.sigprocmask(HowSIG.BLOCK, None, await local_thread.malloc(Sigset))
+    assert set(await old.read()) == blocked()
+
+
+# ---- kill and tgkill ----
+
+
+async def test_kill_child(child: subprocess.Popen[bytes]) -> None:
+    process = Process(local_thread.task, child.pid)
+    await process.kill(0)  # exists
+    await process.kill(SIG.TERM)
+    assert child.wait() == -signal.SIGTERM
+
+
+async def test_kill_child_with_sigkill(child: subprocess.Popen[bytes]) -> None:
+    await Process(local_thread.task, child.pid).kill(SIG.KILL)
+    assert child.wait() == -signal.SIGKILL
+
+
+async def test_kill_errors(child: subprocess.Popen[bytes]) -> None:
+    process = Process(local_thread.task, child.pid)
+    with pytest.raises(OSError) as info:
+        await process.kill(65)
+    assert info.value.errno == errno.EINVAL
+    with pytest.raises(TypeError):
+        await process.kill("TERM")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await process.kill(True)
+    child.kill()
+    child.wait()
+    with pytest.raises(OSError) as info:
+        await process.kill(SIG.TERM)
+    assert info.value.errno == errno.ESRCH
+    await still_works()
+
+
+async def test_tgkill_blocked_signal_is_pending(mask: None) -> None:
+    task = local_thread.task
+    await task.sigprocmask(HowSIG.BLOCK, await local_thread.ptr(Sigset([SIG.USR2])))
+    assert signal.SIGUSR2 in blocked()
+    assert signal.SIGUSR2 not in signal.sigpending()
+    await task.tgkill(os.getpid(), threading.get_native_id(), SIG.USR2)
+    assert signal.SIGUSR2 in signal.sigpending()
+    info = signal.sigtimedwait([signal.SIGUSR2], 0)
+    assert info is not None and info.si_signo == signal.SIGUSR2
+    assert info.si_pid == os.getpid()
+
+
+async def test_tgkill_errors() -> None:
+    task = local_thread.task
+    with pytest.raises(OSError) as info:
+        await task.tgkill(os.getpid(), 0x3FFFFFFF, 0)
+    assert info.value.errno == errno.ESRCH
+    with pytest.raises(OSError) as info:
+        await task.tgkill(os.getpid(), threading.get_native_id(), 99)
+    assert info.value.errno == errno.EINVAL
+    with pytest.raises(TypeError):
+        await task.tgkill(os.getpid(), threading.get_native_id(), 1.0)  # type: ignore[arg-type]
+    await task.tgkill(os.getpid(), threading.get_native_id(), 0)
+    await still_works()
+
+
+# ---- sigprocmask ----
+
+
+async def test_sigprocmask_block_unblock(mask: None) -> None:
+    task = local_thread.task
+    before = blocked()
+    assert signal.SIGUSR2 not in before
+    newset = await local_thread.ptr(Sigset([SIG.USR2]))
+    oldset = await local_thread.malloc(Sigset)
+    old = await task.sigprocmask(HowSIG.BLOCK, newset, oldset)
+    assert oldset.consumed
+    assert set(await old.read()) == before
+    assert blocked() == before | {signal.SIGUSR2}
+    # Reading without changing anything.
+    now = await task.sigprocmask(HowSIG.BLOCK, None, await local_thread.malloc(Sigset))
+    assert set(await now.read()) == before | {signal.SIGUSR2}
+    await task.sigprocmask(HowSIG.UNBLOCK, newset)
+    assert blocked() == before
+    await task.sigprocmask(HowSIG.BLOCK, newset)
+    # The mask read earlier restores the original one.
+    await task.sigprocmask(HowSIG.SETMASK, old)
+    assert blocked() == before
+
+
+async def test_sigprocmask_setmask_several(mask: None) -> None:
+    task = local_thread.task
+    wanted = Sigset([SIG.USR1, SIG.USR2, SIG.WINCH, 40])
+    old = await task.sigprocmask(
+        HowSIG.SETMASK, await local_thread.ptr(wanted), await local_thread.malloc(Sigset)
+    )
+    assert blocked() == {int(sig) for sig in wanted}
+    # SIGKILL and SIGSTOP cannot be blocked: the kernel drops them silently.
+    await task.sigprocmask(HowSIG.BLOCK, await local_thread.ptr(Sigset([SIG.KILL, SIG.STOP])))
+    assert blocked() == {int(sig) for sig in wanted}
+    await task.sigprocmask(HowSIG.SETMASK, old)
+
+
+async def test_sigprocmask_errors(mask: None) -> None:
+    task = local_thread.task
+    newset = await local_thread.ptr(Sigset([SIG.USR2]))
+    oldset = await local_thread.malloc(Sigset)
+    with pytest.raises(OSError) as info:
+        await task.sigprocmask(7, newset, oldset)  # type: ignore[call-overload]
+    assert info.value.errno == errno.EINVAL
+    assert not oldset.consumed  # a failed call gives the pointer back
+    assert signal.SIGUSR2 not in blocked()
+    with pytest.raises(TypeError):
+        await task.sigprocmask("block", newset)  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        await task.sigprocmask(HowSIG.BLOCK, await local_thread.ptr(b"\0" * 8))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await task.sigprocmask(HowSIG.BLOCK, await local_thread.malloc(Sigset))  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        await task.sigprocmask(HowSIG.BLOCK, Sigset([SIG.USR2]))  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        await task.sigprocmask(HowSIG.BLOCK, None, await local_thread.malloc(bytes, 8))  # type: ignore[arg-type]
+    filled = await task.sigprocmask(HowSIG.BLOCK, None, oldset)
+    with pytest.raises(UseAfterConsumeError):
+        await task.sigprocmask(HowSIG.BLOCK, None, oldset)
+    filled.split(4)
+    with pytest.raises(UseAfterConsumeError):
+        await task.sigprocmask(HowSIG.SETMASK, filled)
+    assert signal.SIGUSR2 not in blocked()
+    await still_works()
+
+
+# ---- sigaction ----
+
+
+async def test_sigaction_ignore_and_restore() -> None:
+    task = local_thread.task
+    bit = 1 << (SIG.USR2 - 1)
+    assert not ignored() & bit
+    act = await local_thread.ptr(Sigaction(Sighandler.IGN))
+    old = await task.sigaction(SIG.USR2, act, await local_thread.malloc(Sigaction))
+    try:
+        assert ignored() & bit
+        previous = await old.read()
+        assert previous.handler == Sighandler.DFL
+        assert isinstance(previous.handler, Sighandler)
+        current = await task.sigaction(SIG.USR2, None, await local_thread.malloc(Sigaction))
+        value = await current.read()
+        assert value.handler is Sighandler.IGN
+        assert value.mask == Sigset()
+    finally:
+        await task.sigaction(SIG.USR2, old)
+    assert not ignored() & bit
+
+
+async def test_sigaction_reads_python_handler() -> None:
+    # Python installs a C handler for SIGINT through glibc, which adds its
+    # restorer: reading it back shows the kernel's layout is right.
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_DFL
+    task = local_thread.task
+    current = await (
+        await task.sigaction(SIG.INT, None, await local_thread.malloc(Sigaction))
+    ).read()
+    assert current.handler not in (Sighandler.DFL, Sighandler.IGN)
+    assert SA.RESTORER in current.flags
+    assert current.restorer != 0
+    assert SIG.KILL not in current.mask
+
+
+async def test_sigaction_mask_and_flags_round_trip() -> None:
+    task = local_thread.task
+    wanted = Sigaction(Sighandler.IGN, SA.RESTART | SA.NODEFER, 0, {SIG.USR1, SIG.TERM, 50})
+    old = await task.sigaction(
+        SIG.USR2, await local_thread.ptr(wanted), await local_thread.malloc(Sigaction)
+    )
+    try:
+        current = await task.sigaction(SIG.USR2, None, await local_thread.malloc(Sigaction))
+        assert await current.read() == wanted
+    finally:
+        await task.sigaction(SIG.USR2, old)
+    restored = await task.sigaction(SIG.USR2, None, await local_thread.malloc(Sigaction))
+    assert await restored.read() == await old.read()
+
+
+async def test_sigaction_errors() -> None:
+    task = local_thread.task
+    act = await local_thread.ptr(Sigaction(Sighandler.IGN))
+    oldact = await local_thread.malloc(Sigaction)
+    for signum in (SIG.KILL, SIG.STOP, 0, 65):
+        with pytest.raises(OSError) as info:
+            await task.sigaction(signum, act, oldact)
+        assert info.value.errno == errno.EINVAL
+        assert not oldact.consumed
+    with pytest.raises(TypeError):
+        await task.sigaction("USR2", act)  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        await task.sigaction(SIG.USR2, await local_thread.ptr(Sigset()))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await task.sigaction(SIG.USR2, None, await local_thread.malloc(bytes, 32))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await task.sigaction(SIG.USR2, Sigaction(Sighandler.IGN))  # type: ignore[call-overload]
+    act.split(8)
+    with pytest.raises(UseAfterConsumeError):
+        await task.sigaction(SIG.USR2, act)
+    assert not ignored() & (1 << (SIG.USR2 - 1))
+    await still_works()
+
+
+# ---- the values ----
+
+
+def test_sigset_values() -> None:
+    assert Sigset([SIG.USR2]).to_bytes() == (1 << 11).to_bytes(8, "little")
+    assert Sigset([64]).to_bytes() == (1 << 63).to_bytes(8, "little")
+    members = Sigset.from_bytes(b"\xff" * 8)
+    assert len(members) == 64
+    assert SIG.HUP in members and 64 in members
+    assert all(isinstance(sig, SIG) for sig in members if sig < 32)
+    assert Sigset.sizeof() == 8
+    assert repr(Sigset()) == "Sigset()"
+    assert repr(Sigset([SIG.USR2, 40])) == "Sigset({SIG.USR2, 40})"
+    for bad in (0, 65, -1):
+        with pytest.raises(ValueError):
+            Sigset([bad])
+    with pytest.raises(TypeError):
+        Sigset(["USR2"])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        Sigset([True])
+    with pytest.raises(ValueError):
+        Sigset.from_bytes(b"\0" * 7)
+
+
+def test_sigaction_values() -> None:
+    act = Sigaction(1)
+    assert act.handler is Sighandler.IGN
+    assert Sigaction.sizeof() == 32
+    assert Sigaction(0x1234, SA.SIGINFO | SA.RESTORER, 0x5678, [SIG.INT]).to_bytes() == (
+        (0x1234).to_bytes(8, "little")
+        + (0x04000004).to_bytes(8, "little")
+        + (0x5678).to_bytes(8, "little")
+        + (1 << 1).to_bytes(8, "little")
+    )
+    with pytest.raises(ValueError):
+        Sigaction(-1)
+    with pytest.raises(TypeError):
+        Sigaction("ign")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Sigaction(Sighandler.IGN, mask=[1.5])  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        Sigaction.from_bytes(b"\0" * 31)
+
+
+signals = st.integers(1, 64)
+u64 = st.integers(0, (1 << 64) - 1)
+
+
+@given(st.frozensets(signals))
+def test_sigset_round_trip(members: frozenset[int]) -> None:
+    sigset = Sigset(members)
+    assert sigset == members
+    assert Sigset.from_bytes(sigset.to_bytes()) == sigset
+    assert Sigset.from_bits(sigset.bits()) == sigset
+
+
+@given(st.binary(min_size=8, max_size=8))
+def test_sigset_bytes_round_trip(data: bytes) -> None:
+    assert Sigset.from_bytes(data).to_bytes() == data
+
+
+@given(u64, u64, u64, st.frozensets(signals))
+def test_sigaction_round_trip(
+    handler: int, flags: int, restorer: int, mask: frozenset[int]
+) -> None:
+    act = Sigaction(handler, SA(flags), restorer, mask)
+    data = act.to_bytes()
+    assert len(data) == Sigaction.sizeof()
+    assert Sigaction.from_bytes(data) == act
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_sigaction_bytes_round_trip(data: bytes) -> None:
+    assert Sigaction.from_bytes(data).to_bytes() == data
