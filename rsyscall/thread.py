@@ -197,6 +197,11 @@ class Thread:
             await fd.close()
         return path
 
+    async def mkdir(self, path: StrPath, mode: int = 0o755) -> StrPath:
+        """Make directory `path` (mkdir(2)); returns `path`."""
+        await self.task.mkdir(await self.ptr(path), mode)
+        return path
+
     async def read_to_eof(self, fd: FileDescriptor, chunk: int = 65536) -> bytes:
         """Read `fd` until end of file and return everything read.
 

@@ -59,8 +59,13 @@ static int do_syscall(PyObject *const *args, Py_ssize_t nargs, long *result)
         if (to_register(args[i], &regs[i]) < 0)
             return -1;
     }
-    long ret = rsys_syscall(regs[1], regs[2], regs[3], regs[4], regs[5],
-                            regs[6], regs[0]);
+    long ret;
+    /* Let other Python threads run while we are in the kernel: a blocking
+     * syscall (a futex wait, a read) must not stall the interpreter. */
+    Py_BEGIN_ALLOW_THREADS
+    ret = rsys_syscall(regs[1], regs[2], regs[3], regs[4], regs[5], regs[6],
+                       regs[0]);
+    Py_END_ALLOW_THREADS
     if (ret < 0 && ret > -4096) {
         raise_errno(-ret);
         return -1;

@@ -46,6 +46,13 @@ class BaseTask:
             raise ValueError(f"not a file descriptor number: {number!r}")
         return self.fd_class(self, number)  # type: ignore[arg-type]
 
+    def make_process(self, pid: int) -> Process:
+        """A handle for process `pid` as this task's pid namespace sees it,
+        to name it in syscalls (kill, setpriority...)."""
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+            raise ValueError(f"not a process id: {pid!r}")
+        return self.process_class(self, pid)  # type: ignore[arg-type]
+
     @property
     def process(self) -> Process:
         """This task's own process, as a `Process` to name it in syscalls."""

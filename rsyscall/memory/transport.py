@@ -58,7 +58,12 @@ class LocalMapper(Mapper):
         return _raw.syscall(SYS.mmap, 0, size, _PROT_READ_WRITE, _MAP_PRIVATE_ANONYMOUS, -1, 0)
 
     def unmap(self, address: int, size: int) -> None:
-        _raw.syscall(SYS.munmap, address, size)
+        # Called from finalizers, where an error has nobody to go to; munmap
+        # of a range we mapped cannot fail anyway.
+        try:
+            _raw.syscall(SYS.munmap, address, size)
+        except OSError:
+            pass
 
 
 class AddressSpace:
