@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
+import anyio.abc
 
 from rsyscall import local_thread
+from rsyscall.epoller import AsyncFileDescriptor
+from rsyscall.sys.socket import AF, SOCK
 
 Timer = Callable[[int], Awaitable[float]]
 
@@ -94,11 +98,110 @@ async def pipe_os(n: int) -> float:
     return elapsed
 
 
+# ---- socketpair throughput and latency: AsyncFileDescriptor vs anyio streams ----
+
+BIG = os.urandom(65536)
+
+
+async def _afd_pair() -> tuple[AsyncFileDescriptor, AsyncFileDescriptor]:
+    thread = local_thread
+    pair = await thread.socketpair(AF.UNIX, SOCK.STREAM | SOCK.NONBLOCK)
+    return await thread.make_afd(pair.first), await thread.make_afd(pair.second)
+
+
+async def _anyio_pair() -> tuple[anyio.abc.SocketStream, anyio.abc.SocketStream]:
+    first, second = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return (
+        await anyio.abc.SocketStream.from_socket(first),
+        await anyio.abc.SocketStream.from_socket(second),
+    )
+
+
+async def throughput_rsyscall(n: int) -> float:
+    sender, receiver = await _afd_pair()
+
+    async def send() -> None:
+        for _ in range(n):
+            await sender.write_all_bytes(BIG)
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(send)
+        remaining = n * len(BIG)
+        while remaining:
+            remaining -= len(await receiver.read_some_bytes(65536))
+    elapsed = time.perf_counter() - start
+    await sender.close()
+    await receiver.close()
+    return elapsed
+
+
+async def throughput_anyio(n: int) -> float:
+    sender, receiver = await _anyio_pair()
+
+    async def send() -> None:
+        for _ in range(n):
+            await sender.send(BIG)
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(send)
+        remaining = n * len(BIG)
+        while remaining:
+            remaining -= len(await receiver.receive(65536))
+    elapsed = time.perf_counter() - start
+    await sender.aclose()
+    await receiver.aclose()
+    return elapsed
+
+
+async def pingpong_rsyscall(n: int) -> float:
+    a, b = await _afd_pair()
+
+    async def echo() -> None:
+        for _ in range(n):
+            await b.write_all_bytes(await b.read_some_bytes(1))
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(echo)
+        for _ in range(n):
+            await a.write_all_bytes(b"x")
+            await a.read_some_bytes(1)
+    elapsed = time.perf_counter() - start
+    await a.close()
+    await b.close()
+    return elapsed
+
+
+async def pingpong_anyio(n: int) -> float:
+    a, b = await _anyio_pair()
+
+    async def echo() -> None:
+        for _ in range(n):
+            await b.send(await b.receive(1))
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(echo)
+        for _ in range(n):
+            await a.send(b"x")
+            await a.receive(1)
+    elapsed = time.perf_counter() - start
+    await a.aclose()
+    await b.aclose()
+    return elapsed
+
+
 BENCHMARKS = [
     Benchmark("await task.getpid()", "os.getpid()", getpid_rsyscall, getpid_os, 200_000,
               "<= 2.5x"),
     Benchmark("4 KiB pipe write+read, pointers", "os.write+os.read", pipe_rsyscall, pipe_os,
               50_000, "(none set)"),
+    Benchmark("64 KiB chunks over a socketpair (afd)", "anyio socket streams",
+              throughput_rsyscall, throughput_anyio, 5_000, "time <= 1.25x (>= 0.8x throughput)"),
+    Benchmark("1-byte ping-pong over a socketpair (afd)", "anyio socket streams",
+              pingpong_rsyscall, pingpong_anyio, 10_000, "<= 1.5x"),
 ]
 
 

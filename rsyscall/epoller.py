@@ -34,15 +34,19 @@ from __future__ import annotations
 
 import errno
 import itertools
+import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
 from rsyscall.fcntl import F, O
+from rsyscall.memory.allocator import Allocation
 from rsyscall.memory.pointer import Pointer, ReadablePointer, UseAfterConsumeError, WrittenPointer
-from rsyscall.sys.epoll import EPOLL, EPOLL_CTL, EpollEvent, EpollEventList
+from rsyscall.near.sysnum import SYS
+from rsyscall.sys.epoll import EPOLL, EPOLL_CTL, EpollEvent
 from rsyscall.sys.socket import MSG, SO, SOCK, SOL, Sockaddr
+from rsyscall.tasks.local import LocalSyscall
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor
@@ -55,10 +59,15 @@ A = TypeVar("A", bound=Sockaddr)
 
 # What an edge of each direction looks like.  Errors and hangups wake both
 # readers and writers: their next syscall reports the condition.
-_READABLE = EPOLL.IN | EPOLL.PRI | EPOLL.RDHUP | EPOLL.HUP | EPOLL.ERR
-_WRITABLE = EPOLL.OUT | EPOLL.HUP | EPOLL.ERR
+# (Plain ints: these are tested for every event, and enum arithmetic is slow.)
+_READABLE = int(EPOLL.IN | EPOLL.PRI | EPOLL.RDHUP | EPOLL.HUP | EPOLL.ERR)
+_WRITABLE = int(EPOLL.OUT | EPOLL.HUP | EPOLL.ERR)
 _REGISTER = EPOLL.IN | EPOLL.OUT | EPOLL.RDHUP | EPOLL.PRI | EPOLL.ET
 _MAX_EVENTS = 64
+_SCRATCH_MAX = 1 << 20
+_SYS_read = int(SYS.read)
+_SYS_write = int(SYS.write)
+_SYS_epoll_pwait = int(SYS.epoll_pwait)
 _EVENT_SIZE = EpollEvent.sizeof()
 # Registration ids start above 0; 0 is the request fd of a remote thread.
 REQUEST_FD_ID = 0
@@ -87,7 +96,7 @@ class _Waiter:
         self.status = status
         self.write = write
         self.seen = seen
-        self.event = anyio.Event()
+        self.event: anyio.Event | None = None  # made when it has to sleep
 
     def ready(self) -> bool:
         status = self.status
@@ -113,7 +122,7 @@ class Epoller:
         self._ids = itertools.count(REQUEST_FD_ID + 1)
         self._waiters: dict[_Waiter, None] = {}
         self._driving = False
-        self._buffer: Pointer[EpollEventList] | None = None
+        self._buffer: Allocation | None = None
 
     async def register(self, fd: FileDescriptor) -> tuple[int, _Status]:
         """Add `fd` to the interest list, edge-triggered, for good."""
@@ -144,7 +153,8 @@ class Epoller:
     def _forget(self, status: _Status) -> None:
         status.closed = True
         for waiter in status.waiters:
-            waiter.event.set()
+            if waiter.event is not None:
+                waiter.event.set()
 
     async def wait(self, status: _Status, write: bool, seen: int) -> None:
         """Wait until `status` shows a new edge in the given direction since
@@ -152,11 +162,11 @@ class Epoller:
         waiter = _Waiter(status, write, seen)
         while not waiter.ready():
             if self._driving:
-                waiter.event = anyio.Event()
+                event = waiter.event = anyio.Event()
                 status.waiters.append(waiter)
                 self._waiters[waiter] = None
                 try:
-                    await waiter.event.wait()
+                    await event.wait()
                 finally:
                     status.waiters.remove(waiter)
                     del self._waiters[waiter]
@@ -168,7 +178,8 @@ class Epoller:
                     self._driving = False
                     # Someone still waiting must take over the driving.
                     for other in self._waiters:
-                        other.event.set()
+                        if other.event is not None:
+                            other.event.set()
                         break
         if status.closed:
             raise FDClosedWhileWaiting("the AsyncFileDescriptor was closed while waiting on it")
@@ -176,17 +187,19 @@ class Epoller:
     async def collect(self, timeout: int) -> None:
         """Call epoll_wait with `timeout` and dispatch what it returns; with
         a zero timeout, repeat while the buffer comes back full."""
-        if self._buffer is None:
-            self._buffer = await self.thread.malloc(EpollEventList, _MAX_EVENTS * _EVENT_SIZE)
         task = self.thread.task
-        space = task.space
+        buffer = self._buffer
+        if buffer is None:
+            buffer = self._buffer = await task.space.allocator.allocate(_MAX_EVENTS * _EVENT_SIZE)
+        # This runs on every wakeup, so it makes the syscall on a raw
+        # buffer rather than through pointer objects.
+        epfd = self.epfd.number
         while True:
-            buffer = self._buffer
-            valid, rest = await self.epfd.epoll_wait(buffer, timeout)
-            count = valid.size() // _EVENT_SIZE
-            data = await space.transport.read(valid.address, valid.size()) if count else b""
-            self._buffer = valid + rest
-            self.dispatch(data)
+            count = await task.sysif.syscall(
+                _SYS_epoll_pwait, epfd, buffer.address, _MAX_EVENTS, timeout, 0, 0
+            )
+            if count:
+                self.dispatch(await task.space.transport.read(buffer.address, count * _EVENT_SIZE))
             if count < _MAX_EVENTS or timeout != 0:
                 return
 
@@ -202,7 +215,7 @@ class Epoller:
             if events & _WRITABLE:
                 status.writes += 1
             for waiter in status.waiters:
-                if waiter.ready():
+                if waiter.event is not None and waiter.ready():
                     waiter.event.set()
 
 
@@ -232,7 +245,8 @@ class AsyncFileDescriptor:
         self.handle = handle
         self._ident = ident
         self._status = status
-        self._read_buffer: Pointer[bytes] | None = None
+        self._scratch_alloc: Allocation | None = None
+        self._local = isinstance(handle.task.sysif, LocalSyscall)
 
     def __repr__(self) -> str:
         return f"AsyncFileDescriptor({self.handle!r})"
@@ -311,29 +325,65 @@ class AsyncFileDescriptor:
     async def read_some_bytes(self, count: int = 4096) -> bytes:
         """Read at most `count` bytes, waiting until some are available;
         b"" at end of file."""
-        if not isinstance(count, int) or count <= 0:
+        if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
             raise ValueError(f"count must be a positive int, not {count!r}")
-        buf = self._read_buffer
-        self._read_buffer = None
-        if buf is None or buf.size() < count:
-            buf = await self.epoller.thread.malloc(bytes, count)
-        if buf.size() > count:
-            buf, extra = buf.split(count)
-        else:
-            extra = None
-        valid, rest = await self.read(buf)
-        data = await valid.read()
-        whole = valid + rest
-        self._read_buffer = whole + extra if extra is not None else whole
-        return data
+        status = self._status
+        while True:
+            if status.closed:
+                raise FDClosedWhileWaiting("the AsyncFileDescriptor is closed")
+            seen = status.reads
+            try:
+                return await self._read_bytes(count)
+            except BlockingIOError:
+                pass
+            await self.epoller.wait(status, False, seen)
 
     async def write_all_bytes(self, data: bytes) -> None:
         """Write all of `data`, waiting for room as often as needed."""
-        if not data:
-            return
-        rest: ReadablePointer[bytes] = await self.epoller.thread.ptr(data)
-        while rest.size():
-            _, rest = await self.write(rest)
+        view = memoryview(data).cast("B")
+        status = self._status
+        while view:
+            if status.closed:
+                raise FDClosedWhileWaiting("the AsyncFileDescriptor is closed")
+            seen = status.writes
+            try:
+                view = view[await self._write_bytes(view) :]
+                continue
+            except BlockingIOError:
+                pass
+            await self.epoller.wait(status, True, seen)
+
+    # The bytes helpers are conveniences, not syscall mirrors, so they skip
+    # the pointer objects: in our own process, os.read/os.write move the
+    # bytes with no copy through an arena; elsewhere, one scratch buffer per
+    # fd is reused.
+
+    async def _read_bytes(self, count: int) -> bytes:
+        number = self.handle.number
+        if self._local:
+            return os.read(number, count)
+        alloc = await self._scratch(count)
+        task = self.handle.task
+        got = await task.sysif.syscall(_SYS_read, number, alloc.address, count)
+        return await task.space.transport.read(alloc.address, got)
+
+    async def _write_bytes(self, data: memoryview) -> int:
+        number = self.handle.number
+        if self._local:
+            return os.write(number, data)
+        data = data[:_SCRATCH_MAX]
+        alloc = await self._scratch(len(data))
+        task = self.handle.task
+        await task.space.transport.write(alloc.address, bytes(data))
+        return await task.sysif.syscall(_SYS_write, number, alloc.address, len(data))
+
+    async def _scratch(self, size: int) -> Allocation:
+        alloc = self._scratch_alloc
+        if alloc is None or alloc.size < size:
+            alloc = await self.handle.task.space.allocator.allocate(
+                max(size, alloc.size if alloc else 0))
+            self._scratch_alloc = alloc
+        return alloc
 
     async def close(self) -> None:
         """Remove the fd from epoll, then close it; waiters get FDClosedWhileWaiting."""

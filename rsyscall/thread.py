@@ -13,6 +13,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from rsyscall.base import BaseFileDescriptor
 from rsyscall.environ import Environment
 from rsyscall.epoller import AsyncFileDescriptor, Epoller, wait_local
 from rsyscall.fcntl import O
@@ -169,6 +170,8 @@ class Thread:
         """An AsyncFileDescriptor for `fd`, which must be (or, with
         `set_nonblock`, is made) non-blocking: O_NONBLOCK is a property of
         the open file, shared with every fd that refers to it."""
+        if not isinstance(fd, BaseFileDescriptor):
+            raise TypeError(f"make_afd needs a FileDescriptor, not {type(fd).__name__}")
         if fd.task.fd_table is not self.task.fd_table:
             raise ValueError("fd belongs to a different fd table than this thread")
         return await AsyncFileDescriptor.make(await self.epoller(), fd, set_nonblock)

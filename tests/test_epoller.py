@@ -1,0 +1,196 @@
+"""The epoll loop and AsyncFileDescriptor on the local thread."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import anyio
+import pytest
+
+from rsyscall import local_thread
+from rsyscall.epoller import AsyncFileDescriptor, FDClosedWhileWaiting
+from rsyscall.fcntl import O
+from rsyscall.netinet.ip import SockaddrIn
+from rsyscall.sys.socket import AF, SOCK, Sockaddr
+from rsyscall.unistd import Pipe
+
+from .util import open_fds
+
+pytestmark = pytest.mark.anyio
+
+
+async def nonblocking_pipe() -> tuple[AsyncFileDescriptor, AsyncFileDescriptor]:
+    thread = local_thread
+    pipe = await (await thread.task.pipe(await thread.malloc(Pipe), O.NONBLOCK)).read()
+    return await thread.make_afd(pipe.read), await thread.make_afd(pipe.write)
+
+
+async def test_reader_waits_idle_and_wakes_on_write() -> None:
+    reader, writer = await nonblocking_pipe()
+    result: list[bytes] = []
+
+    async def read() -> None:
+        result.append(await reader.read_some_bytes())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read)
+        cpu_before = time.process_time()
+        wall_before = time.monotonic()
+        await anyio.sleep(0.3)
+        cpu = time.process_time() - cpu_before
+        assert not result
+        await writer.write_all_bytes(b"wake up")
+    assert result == [b"wake up"]
+    assert time.monotonic() - wall_before >= 0.3
+    # A busy loop would burn the whole 0.3 s of CPU.
+    assert cpu < 0.05, f"waiting used {cpu:.3f}s of CPU"
+    await reader.close()
+    await writer.close()
+
+
+async def test_one_mebibyte_with_cancellation_midway() -> None:
+    reader, writer = await nonblocking_pipe()
+    data = os.urandom(1 << 20)
+    received = bytearray()
+
+    # A wait cancelled before anything arrives loses nothing and breaks nothing.
+    with anyio.move_on_after(0.05) as scope:
+        received += await reader.read_some_bytes(65536)
+    assert scope.cancelled_caught and not received
+
+    async def write() -> None:
+        await writer.write_all_bytes(data)
+        await writer.close()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write)
+        while True:
+            # Cancel some reads part-way through their wait; the data must
+            # still all arrive, in order.
+            with anyio.move_on_after(0.0005):
+                chunk = await reader.read_some_bytes(65536)
+                if not chunk:
+                    break
+                received += chunk
+    assert bytes(received) == data
+    await reader.close()
+
+
+async def test_close_wakes_waiter_with_clear_error() -> None:
+    reader, writer = await nonblocking_pipe()
+    errors: list[BaseException] = []
+
+    async def wait_forever() -> None:
+        try:
+            await reader.read_some_bytes()
+        except FDClosedWhileWaiting as error:
+            errors.append(error)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait_forever)
+        await anyio.sleep(0.05)
+        await reader.close()
+    assert len(errors) == 1
+    with pytest.raises(FDClosedWhileWaiting):
+        await reader.read_some_bytes()
+    await writer.close()
+
+
+async def test_many_waiters_many_fds() -> None:
+    pairs = [await nonblocking_pipe() for _ in range(50)]
+    got: dict[int, bytes] = {}
+
+    async def read(i: int, reader: AsyncFileDescriptor) -> None:
+        got[i] = await reader.read_some_bytes()
+
+    async with anyio.create_task_group() as tg:
+        for i, (reader, _) in enumerate(pairs):
+            tg.start_soon(read, i, reader)
+        await anyio.sleep(0.05)
+        for i, (_, writer) in reversed(list(enumerate(pairs))):
+            await writer.write_all_bytes(str(i).encode())
+    assert got == {i: str(i).encode() for i in range(50)}
+    for reader, writer in pairs:
+        await reader.close()
+        await writer.close()
+
+
+async def test_tcp_echo_server_with_anyio_clients() -> None:
+    thread = local_thread
+    listener = await thread.task.socket(AF.INET, SOCK.STREAM | SOCK.NONBLOCK)
+    await listener.bind(await thread.ptr(SockaddrIn(0, "127.0.0.1")))
+    await listener.listen(128)
+    valid, _ = await listener.getsockname(await thread.malloc(Sockaddr))
+    address = await valid.read()
+    assert isinstance(address, SockaddrIn)
+    server = await thread.make_afd(listener)
+
+    async def echo(connection: AsyncFileDescriptor) -> None:
+        while data := await connection.read_some_bytes(65536):
+            await connection.write_all_bytes(data)
+        await connection.close()
+
+    async def serve(tg: anyio.abc.TaskGroup) -> None:
+        while True:
+            fd = await server.accept(SOCK.NONBLOCK)
+            tg.start_soon(echo, await thread.make_afd(fd))
+
+    async def client(i: int) -> None:
+        message = f"client {i} ".encode() * 100
+        async with await anyio.connect_tcp("127.0.0.1", address.port) as stream:
+            await stream.send(message)
+            received = b""
+            while len(received) < len(message):
+                received += await stream.receive()
+            assert received == message
+
+    async with anyio.create_task_group() as server_tg:
+        server_tg.start_soon(serve, server_tg)
+        async with anyio.create_task_group() as clients:
+            for i in range(100):
+                clients.start_soon(client, i)
+        server_tg.cancel_scope.cancel()
+    await server.close()
+
+
+async def test_connect_nonblocking_and_refused() -> None:
+    thread = local_thread
+    listener = await thread.task.socket(AF.INET, SOCK.STREAM)
+    await listener.bind(await thread.ptr(SockaddrIn(0, "127.0.0.1")))
+    await listener.listen(1)
+    valid, _ = await listener.getsockname(await thread.malloc(Sockaddr))
+    address = await valid.read()
+    sock = await thread.make_afd(await thread.task.socket(AF.INET, SOCK.STREAM | SOCK.NONBLOCK))
+    await sock.connect(await thread.ptr(address))
+    await sock.close()
+    # Nothing listens on the closed listener's port any more.
+    await listener.close()
+    refused = await thread.make_afd(
+        await thread.task.socket(AF.INET, SOCK.STREAM | SOCK.NONBLOCK))
+    with pytest.raises(ConnectionRefusedError):
+        await refused.connect(await thread.ptr(address))
+    await refused.close()
+
+
+async def test_afd_churn_leaks_no_fds() -> None:
+    await nonblocking_pipe()  # the epoll fd exists before we count
+    before = open_fds()
+    for _ in range(300):
+        reader, writer = await nonblocking_pipe()
+        await writer.write_all_bytes(b"x")
+        assert await reader.read_some_bytes() == b"x"
+        await reader.close()
+        del writer  # garbage collected, not closed
+    assert open_fds() == before
+
+
+async def test_make_afd_bad_input() -> None:
+    thread = local_thread
+    with pytest.raises(TypeError):
+        await thread.make_afd(3)  # type: ignore[arg-type]
+    reader, writer = await nonblocking_pipe()
+    with pytest.raises(ValueError):
+        await reader.read_some_bytes(0)
+    await writer.write_all_bytes(b"still works")
+    assert await reader.read_some_bytes() == b"still works"
