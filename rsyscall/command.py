@@ -6,6 +6,7 @@ import os
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 
 __all__ = ["Command"]
 
@@ -20,6 +21,9 @@ class Command:
     Commands are immutable: `args` and `env` return new ones."""
 
     __slots__ = ("arguments", "env_updates", "executable_path")
+    executable_path: Path
+    arguments: tuple[str, ...]
+    env_updates: Mapping[str, str]
 
     def __init__(
         self,
@@ -29,14 +33,28 @@ class Command:
     ) -> None:
         if isinstance(arguments, str | bytes):
             raise TypeError("arguments must be a sequence of strings, not a single string")
-        self.executable_path = Path(executable_path)
-        self.arguments: tuple[str, ...] = tuple(os.fspath(arg) for arg in arguments)
-        self.env_updates: dict[str, str] = {
+        executable = Path(executable_path)
+        argv: tuple[str, ...] = tuple(os.fspath(arg) for arg in arguments)
+        env: dict[str, str] = {
             key: os.fspath(value) for key, value in (env_updates or {}).items()
         }
-        for arg in self.arguments:
+        for arg in argv:
             if not isinstance(arg, str):
                 raise TypeError(f"arguments must be strings, got {type(arg).__name__}")
+        # Frozen: set once here, never again (see __setattr__).
+        object.__setattr__(self, "executable_path", executable)
+        object.__setattr__(self, "arguments", argv)
+        object.__setattr__(self, "env_updates", MappingProxyType(env))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Command is immutable ({name}); args() and env() make new ones")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Command is immutable ({name})")
+
+    def __reduce__(self) -> tuple[type[Command], tuple[Path, tuple[str, ...], dict[str, str]]]:
+        # For copy and pickle, which would otherwise set the slots one by one.
+        return (Command, (self.executable_path, self.arguments, dict(self.env_updates)))
 
     def args(self, *more: StrPath) -> Command:
         """This command with `more` arguments appended."""
@@ -64,4 +82,4 @@ class Command:
 
     def __repr__(self) -> str:
         return (f"Command({str(self.executable_path)!r}, {list(self.arguments)!r}, "
-                f"{self.env_updates!r})")
+                f"{dict(self.env_updates)!r})")

@@ -62,12 +62,22 @@ class Environment(Mapping[str, str]):
             raise ValueError(f"not a command name: {name!r}")
         candidates = [Path(name)] if "/" in name else [entry / name for entry in self.path]
         for candidate in candidates:
-            try:
-                await self._thread.task.faccessat(None, await self._thread.ptr(candidate), OK.X)
-            except OSError:
+            if not await self._accessible(os.fspath(candidate), OK.X):
+                continue
+            # A directory passes X_OK too, but execve fails on it with
+            # EACCES, and execvp goes on to the next PATH entry: skip it.
+            # With a trailing slash, only a directory is accessible.
+            if await self._accessible(os.fspath(candidate) + "/", OK.F):
                 continue
             return Command(candidate, [name])
         raise FileNotFoundError(errno.ENOENT, f"executable not found on PATH: {name}")
+
+    async def _accessible(self, path: str, mode: OK) -> bool:
+        try:
+            await self._thread.task.faccessat(None, await self._thread.ptr(path), mode)
+        except OSError:
+            return False
+        return True
 
     @property
     def sh(self) -> Command:

@@ -209,6 +209,9 @@ class Thread:
         """Read `fd` until end of file and return everything read.
 
         This makes blocking read(2) calls in the thread's process."""
+        if isinstance(chunk, int) and chunk < 1:
+            # A zero-byte read returns 0, which would look like end of file.
+            raise ValueError(f"chunk must be at least 1 byte, not {chunk}")
         parts: list[bytes] = []
         buf = await self.malloc(bytes, chunk)
         while True:

@@ -511,7 +511,28 @@ class _RecvMsghdrOutSerializer(Serializer[RecvMsghdrOut]):
             valid_alloc, _ = self.control_alloc.split(min(controllen, self.control_alloc.size))
             control_out = self.control._linear(valid_alloc, self.task)
         self.name_alloc = self.control_alloc = None
-        return RecvMsghdrOut(name_out, control_out, MSG(flags))
+        # recvmsg always passes MSG_CMSG_CLOEXEC, and the kernel echoes it
+        # back in msg_flags; it says nothing about the message, so drop it.
+        return RecvMsghdrOut(name_out, control_out, MSG(flags & ~_MSG_CMSG_CLOEXEC))
+
+
+def _check_send_parts(header: SendMsghdr, task: BaseTask) -> None:
+    """Check that what a SendMsghdr points to is still live.
+
+    The addresses of the iovec array, name and control buffer, and the fd
+    numbers of SCM_RIGHTS messages, were written into memory when the
+    pointers were made; sendmsg makes the kernel read them now.  A consumed
+    pointer's memory may be freed and reused, and a closed fd's number may
+    name another file: raise instead of sending either."""
+    borrow(header.iov, task)
+    if header.name is not None:
+        borrow(header.name, task)
+    if header.control is not None:
+        borrow(header.control, task)
+        for cmsg in getattr(header.control, "value", ()):
+            if isinstance(cmsg, CmsgSCMRights):
+                for fd in cmsg:
+                    fd.number  # noqa: B018 (raises if the handle was closed)
 
 
 # ---- the syscalls ----
@@ -724,10 +745,11 @@ class SocketFileDescriptor(BaseFileDescriptor):
         returns the buffers (or parts) sent and the rest, as lists."""
         task = self.task
         fd = self.number
-        msg_alloc = borrow(msg, task)
-        header = msg.value
+        header = msg.value if isinstance(msg, WrittenPointer) else None
         if not isinstance(header, SendMsghdr):
-            raise TypeError("sendmsg needs a pointer to a SendMsghdr")
+            raise TypeError("sendmsg needs a pointer to a SendMsghdr: thread.ptr(SendMsghdr(...))")
+        msg_alloc = borrow(msg, task)
+        _check_send_parts(header, task)
         buffers = header.iov.value
         allocs = take_buffers(buffers, task, readable=True)
         try:
@@ -753,6 +775,9 @@ class SocketFileDescriptor(BaseFileDescriptor):
         header = msg.value if isinstance(msg, WrittenPointer) else None
         if not isinstance(header, RecvMsghdr):
             raise TypeError("recvmsg needs a pointer to a RecvMsghdr: thread.ptr(RecvMsghdr(...))")
+        # The iovec array's address was written into the msghdr; it must
+        # still be live memory when the kernel reads it.
+        borrow(header.iov, task)
         msg_alloc = take(msg, task)
         name_alloc = control_alloc = None
         allocs: list[Allocation] = []

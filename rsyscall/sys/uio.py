@@ -133,7 +133,9 @@ def split_buffers(
     done: list[Any] = []
     rest: list[Any] = []
     for ptr, alloc in zip(buffers, allocs, strict=True):
-        if alloc.size <= count:
+        # Once a buffer was left (partly) unhandled, all after it are rest,
+        # even empty ones: `done` is a prefix of the array, `rest` the remainder.
+        if not rest and alloc.size <= count:
             done.append(ptr._readable(alloc, task) if filled else ptr._unchanged(alloc))
             count -= alloc.size
         elif count == 0:
