@@ -80,13 +80,15 @@ class FDClosedWhileWaiting(UseAfterConsumeError):
 class _Status:
     """Edges epoll has reported for one registered fd."""
 
-    __slots__ = ("closed", "reads", "waiters", "writes")
+    __slots__ = ("callback", "closed", "reads", "waiters", "writes")
 
-    def __init__(self) -> None:
+    def __init__(self, callback: Callable[[], None] | None = None) -> None:
         self.reads = 0
         self.writes = 0
         self.closed = False
         self.waiters: list[_Waiter] = []
+        # For watches: called (synchronously, from dispatch) on every edge.
+        self.callback = callback
 
 
 class _Waiter:
@@ -124,18 +126,36 @@ class Epoller:
         self._driving = False
         self._buffer: Allocation | None = None
 
-    async def register(self, fd: FileDescriptor) -> tuple[int, _Status]:
-        """Add `fd` to the interest list, edge-triggered, for good."""
+    async def register(
+        self, fd: FileDescriptor, callback: Callable[[], None] | None = None,
+        events: EPOLL = _REGISTER,
+    ) -> tuple[int, _Status]:
+        """Add `fd` to the interest list, edge-triggered, for good.  With a
+        `callback`, it is called on each edge (a watch, see `watch`)."""
         ident = next(self._ids)
-        status = _Status()
+        status = _Status(callback)
         self._statuses[ident] = status
         try:
-            event = await self.thread.ptr(EpollEvent(_REGISTER, ident))
+            event = await self.thread.ptr(EpollEvent(events, ident))
             await self.epfd.epoll_ctl(EPOLL_CTL.ADD, fd, event)
         except BaseException:
             del self._statuses[ident]
             raise
         return ident, status
+
+    async def watch(self, fd: FileDescriptor, callback: Callable[[], None]) -> int:
+        """Call `callback` from the epoll loop whenever `fd` becomes
+        readable (a pidfd: when its process exits).  It runs only while
+        some coroutine waits on this epoller; returns the id to `forget`."""
+        ident, _ = await self.register(fd, callback, EPOLL.IN | EPOLL.ET)
+        return ident
+
+    async def event_buffer(self) -> Allocation:
+        """The memory epoll_wait fills, allocated once."""
+        if self._buffer is None:
+            space = self.thread.task.space
+            self._buffer = await space.allocator.allocate(_MAX_EVENTS * _EVENT_SIZE)
+        return self._buffer
 
     async def unregister(self, ident: int, fd: FileDescriptor) -> None:
         """Remove `fd`, and wake its waiters to fail (the fd is closing)."""
@@ -188,9 +208,7 @@ class Epoller:
         """Call epoll_wait with `timeout` and dispatch what it returns; with
         a zero timeout, repeat while the buffer comes back full."""
         task = self.thread.task
-        buffer = self._buffer
-        if buffer is None:
-            buffer = self._buffer = await task.space.allocator.allocate(_MAX_EVENTS * _EVENT_SIZE)
+        buffer = await self.event_buffer()
         # This runs on every wakeup, so it makes the syscall on a raw
         # buffer rather than through pointer objects.
         epfd = self.epfd.number
@@ -214,6 +232,8 @@ class Epoller:
                 status.reads += 1
             if events & _WRITABLE:
                 status.writes += 1
+            if status.callback is not None:
+                status.callback()
             for waiter in status.waiters:
                 if waiter.event is not None and waiter.ready():
                     waiter.event.set()
@@ -267,7 +287,12 @@ class AsyncFileDescriptor:
         ident, status = await epoller.register(handle)
         return cls(epoller, handle, ident, status)
 
-    async def _retry(self, write: bool, call: Callable[[], Awaitable[T]]) -> T:
+    async def retry(self, write: bool, call: Callable[[], Awaitable[T]]) -> T:
+        """Call `call` until it does not raise BlockingIOError, waiting for
+        the fd to become readable (or, with `write`, writable) in between.
+
+        This is how every method here works; use it for syscalls on this fd
+        that have no method here (waitid on a pidfd, say)."""
         status = self._status
         while True:
             if status.closed:
@@ -281,28 +306,28 @@ class AsyncFileDescriptor:
 
     async def read(self, buf: Pointer[T]) -> tuple[ReadablePointer[T], Pointer[T]]:
         """read(2), waiting until the fd is readable."""
-        return await self._retry(False, lambda: self.handle.read(buf))
+        return await self.retry(False, lambda: self.handle.read(buf))
 
     async def write(self, buf: ReadablePointer[T]) -> tuple[ReadablePointer[T], ReadablePointer[T]]:
         """write(2), waiting until the fd is writable."""
-        return await self._retry(True, lambda: self.handle.write(buf))
+        return await self.retry(True, lambda: self.handle.write(buf))
 
     async def recv(
         self, buf: Pointer[T], flags: MSG = MSG.NONE
     ) -> tuple[ReadablePointer[T], Pointer[T]]:
         """recv(2), waiting until the socket is readable."""
-        return await self._retry(False, lambda: self.handle.recv(buf, flags))
+        return await self.retry(False, lambda: self.handle.recv(buf, flags))
 
     async def send(
         self, buf: ReadablePointer[T], flags: MSG = MSG.NONE
     ) -> tuple[ReadablePointer[T], ReadablePointer[T]]:
         """send(2), waiting until the socket is writable."""
-        return await self._retry(True, lambda: self.handle.send(buf, flags))
+        return await self.retry(True, lambda: self.handle.send(buf, flags))
 
     async def accept(self, flags: SOCK = SOCK.NONE) -> FileDescriptor:
         """accept4(2), waiting for a connection; the new fd is close-on-exec
         (add SOCK.NONBLOCK to `flags` to make an AsyncFileDescriptor of it)."""
-        return await self._retry(False, lambda: self.handle.accept(flags))
+        return await self.retry(False, lambda: self.handle.accept(flags))
 
     async def connect(self, addr: WrittenPointer[A]) -> None:
         """connect(2), waiting for a non-blocking connect to finish; raises

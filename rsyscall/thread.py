@@ -10,16 +10,23 @@ process itself.
 from __future__ import annotations
 
 import os
+import struct
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from rsyscall.base import BaseFileDescriptor
+from rsyscall.base import BaseFileDescriptor, FDTable
+from rsyscall.command import Command
 from rsyscall.environ import Environment
-from rsyscall.epoller import AsyncFileDescriptor, Epoller, wait_local
+from rsyscall.epoller import REQUEST_FD_ID, AsyncFileDescriptor, Epoller, wait_local
 from rsyscall.fcntl import O
-from rsyscall.handle import FileDescriptor, Pointer, Task, WrittenPointer
+from rsyscall.handle import ChildProcess, FileDescriptor, Pointer, Task, WrittenPointer
 from rsyscall.memory.allocator import Allocation
 from rsyscall.memory.transport import local_address_space
+from rsyscall.monitor import AsyncChildProcess
+from rsyscall.near.interface import SyscallHangup
+from rsyscall.near.sysnum import SYS
+from rsyscall.sched import CLONE
 from rsyscall.struct import (
     BytesSerializer,
     FixedSize,
@@ -28,14 +35,37 @@ from rsyscall.struct import (
     Serializer,
     StrSerializer,
 )
-from rsyscall.sys.socket import AF, SOCK, Socketpair
+from rsyscall.sys.epoll import EPOLL, EPOLL_CTL, EpollEvent
+from rsyscall.sys.socket import (
+    AF,
+    SOCK,
+    CmsgList,
+    CmsgSCMRights,
+    RecvMsghdr,
+    SendMsghdr,
+    Socketpair,
+)
+from rsyscall.sys.uio import IovecList
+from rsyscall.sys.wait import ChildState, W
+from rsyscall.tasks.clone import (
+    CHILD_MAIN,
+    CHILD_STACK_SIZE,
+    USER_FLAGS,
+    clone_process,
+    spawn_futex_waiter,
+)
+from rsyscall.tasks.connection import ConnectionSyscall, wait_remote
 from rsyscall.tasks.local import LocalSyscall, local_fd_table
 from rsyscall.unistd import Pipe
 
 if TYPE_CHECKING:
     from rsyscall.memory.transport import AddressSpace
 
-__all__ = ["Thread", "make_local_thread"]
+__all__ = ["ChildThread", "Thread", "make_local_thread"]
+
+_INT32 = struct.Struct("<i")
+_SYS_execve = int(SYS.execve)
+_SYS_exit = int(SYS.exit)
 
 T = TypeVar("T")
 StrPath = str | os.PathLike[str]
@@ -61,8 +91,12 @@ class Thread:
         stdin: FileDescriptor,
         stdout: FileDescriptor,
         stderr: FileDescriptor,
+        local: Thread | None = None,
     ) -> None:
         self.task = task
+        # The Python process's own thread: our ends of every connection live
+        # there, so every thread knows it.
+        self.local: Thread = self if local is None else local
         self.environ = Environment(self, environ)
         self.stdin = stdin
         self.stdout = stdout
@@ -220,6 +254,274 @@ class Thread:
                 return b"".join(parts)
             parts.append(await valid.read())
             buf = valid + rest
+
+    # ---- child processes ----
+
+    async def clone(self, flags: CLONE = CLONE.NONE) -> ChildThread:
+        """clone3(2): a new child process, inert until we make syscalls in it.
+
+        The child shares our memory (so pointers work in it unchanged),
+        runs the syscall server, and dies if this thread dies.  `flags` may
+        add CLONE.FILES (share the fd table; without it the child gets a
+        copy, and `inherit_fd` names its copies), CLONE.FS and namespace
+        flags (NEWUSER, NEWNS, NEWPID, NEWNET, NEWUTS, NEWIPC...).  With
+        NEWUSER the child's uid and gid maps are written so that it keeps
+        our ids."""
+        if not isinstance(flags, int) or isinstance(flags, bool):
+            raise TypeError(f"flags must be CLONE flags, not {type(flags).__name__}")
+        flags = CLONE(flags)
+        if flags & ~USER_FLAGS:
+            raise ValueError(
+                f"{CLONE(flags & ~USER_FLAGS)!r} are managed by the library, not passed to clone"
+            )
+        local = self.local
+        connection = await local.socketpair(AF.UNIX, SOCK.STREAM)
+        transfer = await local.socketpair(AF.UNIX, SOCK.STREAM)
+        request_fd = await self._fd_from_local(connection.second)
+        transfer_fd = await self._fd_from_local(transfer.second)
+        space = self.task.space
+        # The word CLONE_CHILD_CLEARTID clears at exec or exit; nonzero till then.
+        ctid = await space.stage(_INT32.pack(1))
+        pid, pidfd_number, stack = await clone_process(
+            self, flags, CHILD_MAIN, [request_fd.number, request_fd.number], CHILD_STACK_SIZE,
+            ctid.address,
+        )
+        pidfd = self.task.make_fd(pidfd_number)
+        # The stack and the cleared word must outlive the child: they go
+        # with its process handle, released when it is reaped.
+        process = ChildProcess(self.task, pid, pidfd, keep=(stack, ctid))
+        sysif = ConnectionSyscall(
+            await local.make_afd(connection.first, set_nonblock=True), f"pid {pid}"
+        )
+        table = (
+            self.task.fd_table if flags & CLONE.FILES
+            else FDTable(f"pid {pid}", sysif.close_later)
+        )
+        task = Task(sysif, space, table, 1 if flags & CLONE.NEWPID else pid)
+        child = ChildThread(
+            task, self.environ, task.make_fd(0), task.make_fd(1), task.make_fd(2),
+            local=local, parent=self, process=AsyncChildProcess(process, self),
+            request_fd=task.make_fd(request_fd.number),
+            transfer=(transfer.first, task.make_fd(transfer_fd.number)),
+            ctid=ctid,
+        )
+        # Our copies of the child's ends go now (unless the table is shared).
+        del request_fd, transfer_fd, connection, transfer
+        watch_fd = await pidfd.dup() if self is local else await self._fd_to_local(pidfd)
+        await child._watch(watch_fd, "the process exited")
+        if flags & CLONE.NEWUSER:
+            await self._write_id_maps(f"/proc/{pid}", await self.task.geteuid(),
+                                      await self.task.getegid())
+        return child
+
+    async def unshare(self, flags: CLONE) -> None:
+        """unshare(2): new namespaces for this thread's process.  With
+        CLONE.NEWUSER the uid and gid maps are written so it keeps its ids.
+        CLONE.FILES is refused: the library would lose track of which
+        handles belong to which table."""
+        flags = CLONE(flags)
+        if flags & CLONE.FILES:
+            raise ValueError("unsharing the fd table is not supported; clone without CLONE.FILES")
+        if flags & CLONE.NEWUSER:
+            uid, gid = await self.task.geteuid(), await self.task.getegid()
+        await self.task.unshare(flags)
+        if flags & CLONE.NEWUSER:
+            await self._write_id_maps("/proc/self", uid, gid)
+
+    async def _write_id_maps(self, proc: str, uid: int, gid: int) -> None:
+        # setgroups must be denied before an unprivileged gid_map write.
+        await self._write_file(f"{proc}/setgroups", "deny")
+        await self._write_file(f"{proc}/uid_map", f"{uid} {uid} 1\n")
+        await self._write_file(f"{proc}/gid_map", f"{gid} {gid} 1\n")
+
+    async def _write_file(self, path: str, text: str) -> None:
+        fd = await self.task.open(await self.ptr(path), O.WRONLY)
+        try:
+            await fd.write(await self.ptr(text.encode()))
+        finally:
+            await fd.close()
+
+    async def run(self, command: Command, check: bool = True) -> ChildState:
+        """Clone, exec `command`, wait for it; its state.  With `check`,
+        raise CalledProcessError unless it exited 0."""
+        child = await self.clone()
+        process = await child.exec(command)
+        return await (process.check() if check else process.waitpid(W.EXITED))
+
+    # fds move between the local thread and a child over the child's
+    # transfer socket (SCM_RIGHTS); the local thread needs no moving.
+
+    async def _fd_from_local(self, fd: FileDescriptor) -> FileDescriptor:
+        return fd
+
+    async def _fd_to_local(self, fd: FileDescriptor) -> FileDescriptor:
+        return fd
+
+
+class ChildThread(Thread):
+    """A child process made by `Thread.clone`, set up syscall by syscall.
+
+    Its syscalls travel over a socket to the server loop running in it;
+    `exec` replaces it with a program, `exit` ends it.  `process` is its
+    `AsyncChildProcess`, owned by the parent thread.  Dropping a ChildThread
+    without `exit` kills and reaps it."""
+
+    def __init__(
+        self,
+        task: Task,
+        environ: Mapping[str, str],
+        stdin: FileDescriptor,
+        stdout: FileDescriptor,
+        stderr: FileDescriptor,
+        *,
+        local: Thread,
+        parent: Thread,
+        process: AsyncChildProcess,
+        request_fd: FileDescriptor,
+        transfer: tuple[FileDescriptor, FileDescriptor],
+        ctid: Allocation,
+    ) -> None:
+        super().__init__(task, environ, stdin, stdout, stderr, local)
+        self.parent = parent
+        self.process = process
+        self._request_fd = request_fd
+        self._transfer = transfer
+        self._ctid = ctid
+        self._watches: list[tuple[Epoller, int, FileDescriptor]] = []
+        self._exec_helper: ChildProcess | None = None
+
+    _wait_for_events = staticmethod(wait_remote)
+
+    def __del__(self) -> None:
+        for epoller, ident, _ in getattr(self, "_watches", ()):
+            epoller.forget(ident)
+
+    @property
+    def connection(self) -> ConnectionSyscall:
+        sysif = self.task.sysif
+        assert isinstance(sysif, ConnectionSyscall)
+        return sysif
+
+    async def _watch(self, local_fd: FileDescriptor, reason: str) -> None:
+        """Hang up the connection when `local_fd` (a pidfd in the local
+        thread) shows its process exited."""
+        connection = weakref.ref(self.connection)
+
+        def hangup() -> None:
+            live = connection()
+            if live is not None:
+                live.hangup(reason)
+
+        epoller = await self.local.epoller()
+        self._watches.append((epoller, await epoller.watch(local_fd, hangup), local_fd))
+
+    async def epoller(self) -> Epoller:
+        """This thread's epoll instance: epoll_wait blocks in the child, with
+        the request fd registered so that a new syscall request wakes it."""
+        if self._epoller is None:
+            epfd = await self.task.epoll_create1()
+            event = await self.ptr(EpollEvent(EPOLL.IN, REQUEST_FD_ID))
+            await epfd.epoll_ctl(EPOLL_CTL.ADD, self._request_fd, event)
+            if self._epoller is None:
+                self._epoller = Epoller(self, epfd, self._wait_for_events)
+        return self._epoller
+
+    def inherit_fd(self, fd: FileDescriptor) -> FileDescriptor:
+        """Our handle for the copy of the parent's `fd` that this child got
+        at clone time (or, with CLONE.FILES, for the same fd).  Only fds
+        that were open in the parent when it cloned us exist here."""
+        if not isinstance(fd, BaseFileDescriptor):
+            raise TypeError(f"inherit_fd needs a FileDescriptor, not {type(fd).__name__}")
+        if fd.task.fd_table is not self.parent.task.fd_table:
+            raise ValueError("inherit_fd takes an fd of this child's parent thread")
+        return self.task.make_fd(fd.number)
+
+    async def exec(self, command: Command) -> AsyncChildProcess:
+        """execve(2) `command` in this child; returns its AsyncChildProcess
+        (the same as `self.process`).  A failed exec raises OSError and
+        leaves the child usable; after a successful one, this thread's
+        syscalls fail with SyscallHangup."""
+        if not isinstance(command, Command):
+            raise TypeError(f"exec needs a Command, not {type(command).__name__}")
+        env = {**self.environ, **command.env_updates}
+        strings = [os.fsencode(command.executable_path)]
+        strings += [os.fsencode(arg) for arg in command.arguments]
+        strings += [os.fsencode(f"{key}={value}") for key, value in env.items()]
+        for string in strings:
+            if b"\0" in string:
+                raise ValueError(f"embedded null byte in {string!r}")
+        memory, path, argv, envp = await _stage_exec_arguments(
+            self.task.space, strings, len(command.arguments)
+        )
+        if self._exec_helper is None:
+            # Started before the exec, so the cleared word cannot be missed.
+            helper = await spawn_futex_waiter(self.local, self._ctid.address)
+            self._exec_helper = helper
+            assert helper.pidfd is not None
+            await self._watch(await helper.pidfd.dup(), "the process called exec")
+        try:
+            await self.task.sysif.syscall(_SYS_execve, path, argv, envp)
+        except SyscallHangup:
+            del memory
+            self.process.command = command
+            return self.process
+        raise AssertionError("execve returned without failing")
+
+    async def exit(self, status: int = 0) -> ChildState:
+        """exit(2) this child with `status`; wait for it and return its state."""
+        if not isinstance(status, int):
+            raise TypeError(f"status must be an int, not {type(status).__name__}")
+        self.task.sysif.syscall_later(_SYS_exit, status)
+        return await self.process.waitpid(W.EXITED)
+
+    async def _fd_from_local(self, fd: FileDescriptor) -> FileDescriptor:
+        await _send_fd(self.local, self._transfer[0], fd)
+        return await _receive_fd(self, self._transfer[1])
+
+    async def _fd_to_local(self, fd: FileDescriptor) -> FileDescriptor:
+        await _send_fd(self, self._transfer[1], fd)
+        return await _receive_fd(self.local, self._transfer[0])
+
+
+async def _send_fd(thread: Thread, sock: FileDescriptor, fd: FileDescriptor) -> None:
+    iov = await thread.ptr(IovecList([await thread.ptr(b"\0")]))
+    control = await thread.ptr(CmsgList([CmsgSCMRights([fd])]))
+    await sock.sendmsg(await thread.ptr(SendMsghdr(None, iov, control)))
+
+
+async def _receive_fd(thread: Thread, sock: FileDescriptor) -> FileDescriptor:
+    iov = await thread.ptr(IovecList([await thread.malloc(bytes, 1)]))
+    room = await thread.ptr(CmsgList([CmsgSCMRights([sock])]))  # room for one fd
+    _, _, header = await sock.recvmsg(await thread.ptr(RecvMsghdr(None, iov, room)))
+    received = await header.read()
+    if received.control is None:
+        raise RuntimeError("no fd arrived on the transfer socket")
+    messages = await received.control.read()
+    fds = [fd for message in messages if isinstance(message, CmsgSCMRights) for fd in message]
+    if len(fds) != 1:
+        raise RuntimeError(f"expected one fd on the transfer socket, got {len(fds)}")
+    return fds[0]
+
+
+async def _stage_exec_arguments(
+    space: AddressSpace, strings: list[bytes], argc: int
+) -> tuple[Allocation, int, int, int]:
+    """Write the path, argv and envp strings and their NULL-terminated
+    pointer arrays in one allocation: (memory, path, argv, envp)."""
+    blob = b"".join(string + b"\0" for string in strings)
+    arrays_at = (len(blob) + 7) & ~7
+    memory = await space.allocator.allocate(arrays_at + 8 * (len(strings) + 1))
+    addresses = []
+    offset = 0
+    for string in strings:
+        addresses.append(memory.address + offset)
+        offset += len(string) + 1
+    argv = [*addresses[1:1 + argc], 0]
+    envp = [*addresses[1 + argc:], 0]
+    arrays = struct.pack(f"<{len(argv) + len(envp)}Q", *argv, *envp)
+    await space.transport.write(memory.address, blob.ljust(arrays_at, b"\0") + arrays)
+    argv_address = memory.address + arrays_at
+    return memory, addresses[0], argv_address, argv_address + 8 * len(argv)
 
 
 def make_local_thread() -> Thread:

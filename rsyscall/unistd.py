@@ -11,6 +11,7 @@ into `(valid, rest)`.
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor
 
 __all__ = [
+    "ArgList",
     "OK",
     "SEEK",
     "Pipe",
@@ -62,6 +64,33 @@ class OK(enum.IntFlag):
     X = 1
     W = 2
     R = 4
+
+
+class _ArgListSerializer(Serializer["ArgList"]):
+    __slots__ = ("task",)
+
+    def __init__(self, task: BaseTask) -> None:
+        self.task = task
+
+    def to_bytes(self, value: ArgList) -> bytes:
+        if not isinstance(value, ArgList):
+            raise TypeError(f"expected an ArgList, got {type(value).__name__}")
+        addresses = [path_address(self.task, arg) for arg in value]
+        return struct.pack(f"<{len(addresses) + 1}Q", *addresses, 0)
+
+    def from_bytes(self, data: bytes) -> ArgList:
+        raise TypeError("an ArgList cannot be read back from memory; use the pointer's .value")
+
+
+class ArgList(list["PathPointer"], HasSerializer):
+    """A NULL-terminated array of C strings: execve(2)'s argv and envp.
+
+    `thread.ptr(ArgList([await thread.ptr("ls"), await thread.ptr("-l")]))`;
+    the list keeps the strings alive as long as the array pointer lives."""
+
+    @classmethod
+    def get_serializer(cls, task: BaseTask) -> Serializer[ArgList]:
+        return _ArgListSerializer(task)
 
 
 class Pipe(HasSerializer, FixedSize):
@@ -220,6 +249,24 @@ class UnistdTask(BaseTask):
         """unlinkat(2): remove `path`; with AT.REMOVEDIR, an empty directory."""
         await self.sysif.syscall(
             SYS.unlinkat, dirfd_number(self, dirfd), path_address(self, path), flags
+        )
+
+    async def execve(
+        self, pathname: PathPointer, argv: WrittenPointer[ArgList], envp: WrittenPointer[ArgList]
+    ) -> None:
+        """execve(2): replace this process's program.  Never returns on
+        success: the local thread becomes the new program; a child thread's
+        connection hangs up (use `ChildThread.exec`, which expects that)."""
+        for array in (argv, envp):
+            if not isinstance(array, WrittenPointer) or not isinstance(array.value, ArgList):
+                raise TypeError("argv and envp must be pointers to ArgLists")
+            for arg in array.value:
+                path_address(self, arg)  # each string must still be live
+        await self.sysif.syscall(
+            SYS.execve,
+            path_address(self, pathname),
+            borrow(argv, self).address,
+            borrow(envp, self).address,
         )
 
     async def faccessat(

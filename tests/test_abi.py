@@ -40,6 +40,9 @@ HEADERS = [
     "sys/mman.h",
     "sys/resource.h",
     "signal.h",
+    "sched.h",
+    "sys/eventfd.h",
+    "sys/timerfd.h",
 ]
 
 # Enum class (module.qualname) -> how a member's C name is spelled.
@@ -82,6 +85,10 @@ ENUMS: dict[str, str] = {
     "rsyscall.signal.SA": "SA_{}",
     "rsyscall.signal.HowSIG": "SIG_{}",
     "rsyscall.signal.Sighandler": "SIG_{}",
+    "rsyscall.sys.eventfd.EFD": "EFD_{}",
+    "rsyscall.sys.timerfd.TFD": "TFD_{}",
+    "rsyscall.sys.timerfd.TFD_TIMER": "TFD_TIMER_{}",
+    "rsyscall.time.TIMER": "TIMER_{}",
 }
 
 # Kernel definitions that <asm/signal.h> has and <signal.h> (glibc) lacks or
@@ -95,6 +102,7 @@ CONSTANTS: dict[tuple[str, str], str] = {
     ("rsyscall.sys.uio", "UIO_MAXIOV"): "UIO_MAXIOV",
     ("rsyscall.sys.resource", "RLIM_INFINITY"): "RLIM_INFINITY",
     ("rsyscall.signal", "NSIG"): "NSIG",
+    ("rsyscall.sched", "CPU_SETSIZE"): "CPU_SETSIZE",
 }
 
 # Members that are the library's own "no flags" value, with no C name.

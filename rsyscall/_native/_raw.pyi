@@ -1,6 +1,7 @@
 from collections.abc import Awaitable
 
 SERVER_FUNCTION: int
+CHILD_MAIN_FUNCTION: int
 FUTEX_WAITER_FUNCTION: int
 STACK_WORDS: int
 REQUEST_SIZE: int

@@ -287,6 +287,8 @@ PyMODINIT_FUNC PyInit__raw(void)
     if (PyModule_AddObjectRef(module, "Ready", (PyObject *)&ReadyType) < 0 ||
         PyModule_AddIntConstant(module, "SERVER_FUNCTION",
                                 (long)&rsys_server) < 0 ||
+        PyModule_AddIntConstant(module, "CHILD_MAIN_FUNCTION",
+                                (long)&rsys_child_main) < 0 ||
         PyModule_AddIntConstant(module, "FUTEX_WAITER_FUNCTION",
                                 (long)&rsys_futex_waiter) < 0 ||
         PyModule_AddIntConstant(module, "STACK_WORDS", RSYS_STACK_WORDS) < 0 ||

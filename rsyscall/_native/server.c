@@ -9,6 +9,9 @@
 #define RSYS_NR_read 0
 #define RSYS_NR_write 1
 #define RSYS_NR_futex 202
+#define RSYS_NR_prctl 157
+#define RSYS_PR_SET_PDEATHSIG 1
+#define RSYS_SIGKILL 9
 #define RSYS_EINTR 4
 #define RSYS_FUTEX_WAIT 0
 
@@ -113,6 +116,13 @@ long rsys_server(long infd, long outfd)
         if (write_all(outfd, (const char *)&response, sizeof(response)))
             return 1;
     }
+}
+
+long rsys_child_main(long infd, long outfd)
+{
+    if (rsys_syscall(RSYS_PR_SET_PDEATHSIG, RSYS_SIGKILL, 0, 0, 0, 0, RSYS_NR_prctl) < 0)
+        return 1;
+    return rsys_server(infd, outfd);
 }
 
 long rsys_futex_waiter(long addr)

@@ -28,3 +28,10 @@ class SyscallInterface(abc.ABC):
     @abc.abstractmethod
     def syscall(self, number: int, /, *args: int) -> Awaitable[int]:
         """Make system call `number` with `args` (at most six)."""
+
+    @abc.abstractmethod
+    def syscall_later(self, number: int, /, *args: int, keep: object = None) -> None:
+        """Make a syscall whose result nobody needs, as soon as possible,
+        without waiting: for finalizers (closing an fd, reaping a child).
+        Errors are ignored.  `keep` (memory the call refers to) is held
+        until the call has been made."""

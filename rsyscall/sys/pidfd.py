@@ -1,0 +1,53 @@
+"""<sys/pidfd.h>: process file descriptors, pidfd_open(2),
+pidfd_send_signal(2), pidfd_getfd(2).
+
+A pidfd names one process for as long as the fd lives, so unlike a pid it
+cannot come to name another process after the first is reaped.  It becomes
+readable when the process exits, which is how the library watches children
+without SIGCHLD (DESIGN.md section 6).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+from rsyscall.base import BaseFileDescriptor, BaseTask
+from rsyscall.near.sysnum import SYS
+from rsyscall.signal import SIG
+
+if TYPE_CHECKING:
+    from rsyscall.handle import FileDescriptor
+
+__all__ = ["PIDFD", "PidfdFileDescriptor", "PidfdTask"]
+
+
+class PIDFD(enum.IntFlag):
+    """pidfd_open(2) flags."""
+
+    NONE = 0
+    NONBLOCK = 0o4000
+
+
+class PidfdTask(BaseTask):
+    __slots__ = ()
+
+    async def pidfd_open(self, pid: int, flags: PIDFD = PIDFD.NONE) -> FileDescriptor:
+        """pidfd_open(2): a pidfd for process `pid` (as this task's pid
+        namespace sees it); close-on-exec, as every pidfd is."""
+        return self.make_fd(await self.sysif.syscall(SYS.pidfd_open, pid, flags))
+
+
+class PidfdFileDescriptor(BaseFileDescriptor):
+    __slots__ = ()
+
+    async def pidfd_send_signal(self, sig: SIG | int) -> None:
+        """pidfd_send_signal(2): send `sig` to the process this pidfd names
+        (with no siginfo: as kill(2) would)."""
+        await self.task.sysif.syscall(SYS.pidfd_send_signal, self.number, sig, 0, 0)
+
+    async def pidfd_getfd(self, targetfd: int) -> FileDescriptor:
+        """pidfd_getfd(2): a copy, in this task's table, of fd number
+        `targetfd` of the process this pidfd names (close-on-exec)."""
+        number = await self.task.sysif.syscall(SYS.pidfd_getfd, self.number, targetfd, 0)
+        return self.task.make_fd(number)
