@@ -1,19 +1,37 @@
-"""<time.h>: `struct timespec` and the clock ids.
+"""<time.h>: `struct timespec`, `struct itimerspec`, the clock ids, and the
+clock syscalls: clock_gettime(2), clock_getres(2), clock_nanosleep(2),
+nanosleep(2).
 
-The clock syscalls (clock_gettime(2) and friends) will live here too.
+`Itimerspec` is defined here because <time.h> is where C defines `struct
+itimerspec` and where timer_settime(2) declares its use of it; timerfd(2)
+uses it too, and <sys/timerfd.h> includes <time.h> for it, so
+`rsyscall.sys.timerfd` re-exports it.  Defining it below both users keeps
+imports going downward.
+
+The sleeps here block the process that makes them (the local thread's
+event loop too, for `local_thread`).  To wait without blocking, use
+`rsyscall.sys.timerfd.sleep`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import errno
 import math
+import os
 import struct
-from typing import Self
+from typing import TYPE_CHECKING, Self, overload
 
+from rsyscall.base import BaseTask
+from rsyscall.memory.pointer import Pointer, ReadablePointer, borrow, restore, take
+from rsyscall.near.sysnum import SYS
 from rsyscall.struct import Layout, Struct
 
-__all__ = ["CLOCK", "Timespec"]
+if TYPE_CHECKING:
+    from rsyscall.memory.allocator import Allocation
+
+__all__ = ["CLOCK", "TIMER", "Itimerspec", "SleepInterrupted", "TimeTask", "Timespec"]
 
 _NSEC_PER_SEC = 1_000_000_000
 
@@ -87,3 +105,207 @@ class Timespec(Struct):
             raise ValueError(f"a struct timespec needs {size} bytes, got {len(data)}")
         sec, nsec = cls.layout.struct.unpack_from(data)
         return cls(sec, nsec)
+
+
+class TIMER(enum.IntFlag):
+    """clock_nanosleep(2) flags (C: TIMER_ABSTIME)."""
+
+    NONE = 0
+    ABSTIME = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Itimerspec(Struct):
+    """`struct itimerspec`: a timer's period `interval` (zero: it fires once)
+    and the time to its next expiration `value` (zero: disarmed).
+
+    As in C, `interval` comes first: `Itimerspec(Timespec(0, 0),
+    Timespec(1, 0))` fires once, a second from now."""
+
+    __slots__ = ("interval", "value")
+
+    interval: Timespec
+    value: Timespec
+    layout = Layout("struct itimerspec", [("it_interval", "16s"), ("it_value", "16s")])
+
+    def __post_init__(self) -> None:
+        for name in ("interval", "value"):
+            field = getattr(self, name)
+            if not isinstance(field, Timespec):
+                raise TypeError(
+                    f"Itimerspec.{name} must be a Timespec, not {type(field).__name__}"
+                )
+
+    @classmethod
+    def from_float(cls, interval: float, value: float) -> Self:
+        """An Itimerspec of `interval` and `value` in seconds (see
+        `Timespec.from_float`)."""
+        return cls(Timespec.from_float(interval), Timespec.from_float(value))
+
+    def to_bytes(self) -> bytes:
+        # Timespec.to_bytes raises ValueError for out-of-range fields.
+        return self.interval.to_bytes() + self.value.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        size = cls.layout.size
+        if len(data) < size:
+            raise ValueError(f"a struct itimerspec needs {size} bytes, got {len(data)}")
+        interval, value = cls.layout.struct.unpack_from(data)
+        return cls(Timespec.from_bytes(interval), Timespec.from_bytes(value))
+
+
+class SleepInterrupted(InterruptedError):
+    """clock_nanosleep(2) or nanosleep(2) was interrupted by a signal
+    handler (EINTR).
+
+    `remain` is the `remain` pointer the call was given, now a
+    ReadablePointer to the time that was left, if the kernel wrote it (a
+    relative sleep given a `remain`); otherwise None, and the `remain`
+    pointer, if any, was not consumed."""
+
+    remain: ReadablePointer[Timespec] | None = None
+
+
+_C_INT_MIN = -(2**31)
+_C_INT_MAX = 2**31 - 1
+
+
+def _c_int(name: str, value: object) -> int:
+    """An argument the kernel takes as a C int: the syscall ABI would drop
+    the high bits of a bigger one, so refuse it instead."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not _C_INT_MIN <= value <= _C_INT_MAX:
+        raise ValueError(f"{name} {value} does not fit in a C int")
+    return int(value)
+
+
+def _check_kind(ptr: object, cls: type) -> None:
+    """A pointer argument must point to a `cls` (anything else is left to
+    take/borrow, which raise TypeError for non-pointers)."""
+    if isinstance(ptr, Pointer):
+        kind = ptr._kind
+        if kind is None or not issubclass(kind, cls):
+            raise TypeError(f"expected a pointer to a {cls.__name__}, got {ptr!r}")
+
+
+_SYS_clock_gettime = int(SYS.clock_gettime)
+_SYS_clock_nanosleep = int(SYS.clock_nanosleep)
+_TIMESPEC_SIZE = Timespec.sizeof()
+
+
+class TimeTask(BaseTask):
+    __slots__ = ()
+
+    async def _fill_timespec(
+        self, number: int, clockid: int, tp: Pointer[Timespec]
+    ) -> ReadablePointer[Timespec]:
+        clock = _c_int("clockid", clockid)
+        _check_kind(tp, Timespec)
+        alloc = take(tp, self, _TIMESPEC_SIZE)
+        try:
+            await self.sysif.syscall(number, clock, alloc.address)
+        except BaseException:
+            restore(tp, alloc)
+            raise
+        return tp._readable(alloc, self)
+
+    async def clock_gettime(
+        self, clockid: CLOCK | int, tp: Pointer[Timespec]
+    ) -> ReadablePointer[Timespec]:
+        """clock_gettime(2): write the time of clock `clockid` into `tp`;
+        consumes it.  `clockid` may also be a dynamic clock id (an int)."""
+        return await self._fill_timespec(_SYS_clock_gettime, clockid, tp)
+
+    @overload
+    async def clock_getres(self, clockid: CLOCK | int, res: None = None) -> None: ...
+    @overload
+    async def clock_getres(
+        self, clockid: CLOCK | int, res: Pointer[Timespec]
+    ) -> ReadablePointer[Timespec]: ...
+    async def clock_getres(
+        self, clockid: CLOCK | int, res: Pointer[Timespec] | None = None
+    ) -> ReadablePointer[Timespec] | None:
+        """clock_getres(2): write the resolution of clock `clockid` into
+        `res` (consumed).  With no `res`, only checks that the clock
+        exists (OSError EINVAL if not)."""
+        if res is None:
+            await self.sysif.syscall(SYS.clock_getres, _c_int("clockid", clockid), 0)
+            return None
+        return await self._fill_timespec(SYS.clock_getres, clockid, res)
+
+    async def clock_nanosleep(
+        self,
+        clockid: CLOCK | int,
+        flags: TIMER,
+        request: ReadablePointer[Timespec],
+        remain: Pointer[Timespec] | None = None,
+    ) -> None:
+        """clock_nanosleep(2): block this process for the time `request` on
+        clock `clockid`, or with TIMER.ABSTIME until that clock reads
+        `request`.
+
+        A signal handler cuts the sleep short with `SleepInterrupted` (an
+        InterruptedError); for a relative sleep given `remain`, the kernel
+        writes the time left there, and the exception's `remain` is the
+        ReadablePointer to it.  `remain` is consumed only then."""
+        clock = _c_int("clockid", clockid)
+        flag_bits = _c_int("flags", flags)
+        await _sleep(
+            self, _SYS_clock_nanosleep, (clock, flag_bits), request, remain,
+            not flag_bits & TIMER.ABSTIME,
+        )
+
+    async def nanosleep(
+        self, request: ReadablePointer[Timespec], remain: Pointer[Timespec] | None = None
+    ) -> None:
+        """nanosleep(2): block this process for the time `request`
+        (measured on CLOCK.MONOTONIC).
+
+        A signal handler cuts the sleep short with `SleepInterrupted` (an
+        InterruptedError); given `remain`, the kernel writes the time left
+        there, and the exception's `remain` is the ReadablePointer to it.
+        `remain` is consumed only then."""
+        await _sleep(self, SYS.nanosleep, (), request, remain, True)
+
+
+async def _sleep(
+    task: TimeTask,
+    number: int,
+    leading: tuple[int, ...],
+    request: ReadablePointer[Timespec],
+    remain: Pointer[Timespec] | None,
+    writes_remain: bool,
+) -> None:
+    _check_kind(request, Timespec)
+    request_address = borrow(request, task, _TIMESPEC_SIZE).address
+    if remain is None:
+        try:
+            await task.sysif.syscall(number, *leading, request_address, 0)
+        except InterruptedError as error:
+            raise _interrupted(error, None) from None
+        return
+    _check_kind(remain, Timespec)
+    alloc: Allocation = take(remain, task, _TIMESPEC_SIZE)
+    try:
+        await task.sysif.syscall(number, *leading, request_address, alloc.address)
+    except InterruptedError as error:
+        if not writes_remain:
+            restore(remain, alloc)
+            raise _interrupted(error, None) from None
+        raise _interrupted(error, remain._readable(alloc, task)) from None
+    except BaseException:
+        restore(remain, alloc)
+        raise
+    # Only an interrupted sleep writes `remain`: give it back as it was.
+    restore(remain, alloc)
+
+
+def _interrupted(
+    error: InterruptedError, remain: ReadablePointer[Timespec] | None
+) -> SleepInterrupted:
+    code = error.errno or errno.EINTR
+    result = SleepInterrupted(code, error.strerror or os.strerror(code))
+    result.remain = remain
+    return result

@@ -6,9 +6,12 @@ classes and the syscall mixins of the header modules, so each syscall is
 written in the module of its C header and found there by its man page.
 """
 
+from __future__ import annotations
+
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.fcntl import FcntlFileDescriptor, FcntlTask
 from rsyscall.linux.dirent import DirentFileDescriptor
+from rsyscall.linux.futex import FutexProcess, FutexTask
 from rsyscall.linux.memfd import MemfdTask
 from rsyscall.memory.pointer import (
     LinearPointer,
@@ -17,14 +20,26 @@ from rsyscall.memory.pointer import (
     UseAfterConsumeError,
     WrittenPointer,
 )
-from rsyscall.signal import SignalProcess, SignalTask
+from rsyscall.near.sysnum import SYS
+from rsyscall.sched import SchedFileDescriptor, SchedProcess, SchedTask
+from rsyscall.signal import SIG, SignalProcess, SignalTask
 from rsyscall.sys.epoll import EpollFileDescriptor, EpollTask
+from rsyscall.sys.eventfd import EventfdTask
+from rsyscall.sys.inotify import InotifyFileDescriptor, InotifyTask
 from rsyscall.sys.mman import MemoryMapping, MmanTask
+from rsyscall.sys.pidfd import PidfdFileDescriptor, PidfdTask
 from rsyscall.sys.resource import ResourceProcess, ResourceTask
+from rsyscall.sys.signalfd import SignalfdFileDescriptor, SignalfdTask
 from rsyscall.sys.socket import SocketFileDescriptor, SocketTask
 from rsyscall.sys.stat import StatFileDescriptor, StatTask
+from rsyscall.sys.timerfd import TimerfdFileDescriptor, TimerfdTask
 from rsyscall.sys.uio import UioFileDescriptor
+from rsyscall.sys.wait import P, W, WaitTask
+from rsyscall.time import TimeTask
 from rsyscall.unistd import UnistdFileDescriptor, UnistdProcess, UnistdTask
+
+_SYS_kill = int(SYS.kill)
+_SYS_waitid = int(SYS.waitid)
 
 __all__ = [
     "ChildProcess",
@@ -44,10 +59,15 @@ class FileDescriptor(
     UnistdFileDescriptor,
     FcntlFileDescriptor,
     UioFileDescriptor,
+    SchedFileDescriptor,
+    PidfdFileDescriptor,
     EpollFileDescriptor,
     SocketFileDescriptor,
     StatFileDescriptor,
     DirentFileDescriptor,
+    TimerfdFileDescriptor,
+    SignalfdFileDescriptor,
+    InotifyFileDescriptor,
     BaseFileDescriptor,
 ):
     """A file descriptor in one task's fd table.  Its syscalls are methods
@@ -60,6 +80,8 @@ class Process(
     UnistdProcess,
     ResourceProcess,
     SignalProcess,
+    SchedProcess,
+    FutexProcess,
     BaseProcess,
 ):
     """A process named by pid, for syscalls that act on a process."""
@@ -68,9 +90,32 @@ class Process(
 
 
 class ChildProcess(Process):
-    """A child process of the task that holds this handle: it can be waited for."""
+    """A child process of the task that holds this handle (its parent), with
+    a pidfd for it in the parent's fd table.
 
-    __slots__ = ()
+    Until it is reaped, the pid cannot name another process.  If the handle
+    goes away unreaped, the child is killed and reaped, so no zombie is
+    left; `keep` (the child's stack, say) is released only after that."""
+
+    __slots__ = ("keep", "pidfd", "reaped")
+
+    def __init__(
+        self, task: Task, pid: int, pidfd: FileDescriptor | None, keep: object = None
+    ) -> None:
+        super().__init__(task, pid)
+        self.pidfd = pidfd
+        self.keep = keep
+        self.reaped = False
+
+    def __del__(self) -> None:
+        if not getattr(self, "reaped", True):
+            # By pid, not pidfd: the pidfd handle may already be gone, and an
+            # unreaped child's pid cannot have been reused.
+            self.reaped = True
+            sysif = self.task.sysif
+            sysif.syscall_later(_SYS_kill, self.pid, SIG.KILL)
+            sysif.syscall_later(_SYS_waitid, P.PID, self.pid, 0, W.EXITED, 0, keep=self.keep)
+            self.keep = None
 
 
 class Task(
@@ -83,6 +128,15 @@ class Task(
     MemfdTask,
     ResourceTask,
     SignalTask,
+    TimeTask,
+    TimerfdTask,
+    EventfdTask,
+    SchedTask,
+    PidfdTask,
+    WaitTask,
+    SignalfdTask,
+    InotifyTask,
+    FutexTask,
     BaseTask,
 ):
     """One process, as the target of syscalls that act on the calling process."""

@@ -1,0 +1,63 @@
+"""<sys/eventfd.h>: eventfd(2), a 64-bit counter behind a file descriptor.
+
+The counter is read and written with the ordinary `read` and `write`, 8
+bytes at a time (a `UInt64`): a write adds to it, a read returns it and
+resets it to zero (with EFD.SEMAPHORE: returns 1 and decrements it).  A
+read of a zero counter blocks, or raises BlockingIOError if the fd is
+non-blocking; through an AsyncFileDescriptor it waits for a write.
+
+    fd = await thread.task.eventfd(0, EFD.NONBLOCK)
+    await fd.write(await thread.ptr(UInt64(1)))
+    valid, _ = await fd.read(await thread.malloc(UInt64))
+    assert await valid.read() == 1
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+from rsyscall.base import BaseTask
+from rsyscall.near.sysnum import SYS
+
+if TYPE_CHECKING:
+    from rsyscall.handle import FileDescriptor
+
+__all__ = ["EFD", "EventfdTask"]
+
+
+class EFD(enum.IntFlag):
+    """eventfd(2) flags."""
+
+    NONE = 0
+    SEMAPHORE = 0o1
+    NONBLOCK = 0o4000
+    CLOEXEC = 0o2000000
+
+
+_SYS_eventfd2 = int(SYS.eventfd2)
+_EFD_CLOEXEC = int(EFD.CLOEXEC)
+_UINT_MAX = 2**32 - 1
+_INT_MIN = -(2**31)
+_INT_MAX = 2**31 - 1
+
+
+def _int(name: str, value: object, low: int, high: int) -> int:
+    # The syscall ABI would drop the high bits of a bigger value; refuse it.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} {value} outside {low}..{high}")
+    return int(value)
+
+
+class EventfdTask(BaseTask):
+    __slots__ = ()
+
+    async def eventfd(self, initval: int = 0, flags: EFD = EFD.NONE) -> FileDescriptor:
+        """eventfd(2) (the eventfd2 syscall): a new eventfd whose counter
+        starts at `initval` (a C unsigned int).  `EFD.CLOEXEC` is always
+        added to `flags`."""
+        initial = _int("initval", initval, 0, _UINT_MAX)
+        flag_bits = _int("flags", flags, _INT_MIN, _INT_MAX) | _EFD_CLOEXEC
+        return self.make_fd(await self.sysif.syscall(_SYS_eventfd2, initial, flag_bits))

@@ -1,0 +1,346 @@
+"""<sys/signalfd.h>: signalfd(2), as the raw signalfd4 syscall, and
+`struct signalfd_siginfo`.
+
+A signalfd is a file descriptor that signals can be read from: each read
+takes pending signals of its mask, one `SignalfdSiginfo` (128 bytes) each.
+The signals must be blocked with sigprocmask(2), or they are delivered as
+usual before anyone reads them.  `AsyncSignalQueue` does all of it: it
+blocks the signals, makes a non-blocking signalfd, and reads it through the
+thread's epoll.
+
+    queue = await AsyncSignalQueue.make(thread, Sigset({SIG.USR1}))
+    info = await queue.read()          # waits for a SIGUSR1
+    await queue.close()                # unblocks SIGUSR1 again
+
+Deviation from glibc: the mask is the kernel's 8-byte signal set (`Sigset`,
+see rsyscall.signal), which is what the signalfd4 syscall takes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import enum
+import struct
+import weakref
+from collections import Counter
+from typing import TYPE_CHECKING, ClassVar, Self
+
+import anyio
+
+from rsyscall.base import BaseFileDescriptor, BaseTask
+from rsyscall.memory.pointer import Pointer, ReadablePointer, UseAfterConsumeError, borrow
+from rsyscall.near.sysnum import SYS
+from rsyscall.signal import SIG, HowSIG, Sigset
+from rsyscall.struct import Layout, Struct
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from rsyscall.epoller import AsyncFileDescriptor
+    from rsyscall.handle import FileDescriptor
+    from rsyscall.thread import Thread
+
+__all__ = [
+    "SFD",
+    "AsyncSignalQueue",
+    "SignalfdFileDescriptor",
+    "SignalfdSiginfo",
+    "SignalfdTask",
+]
+
+
+class SFD(enum.IntFlag):
+    """signalfd(2) flags (C: SFD_CLOEXEC, SFD_NONBLOCK)."""
+
+    NONE = 0
+    NONBLOCK = 0o4000
+    CLOEXEC = 0o2000000
+
+
+# (attribute, C field, struct code) of every named field, in C order.
+_FIELDS = (
+    ("signo", "ssi_signo", "I"),
+    ("errno", "ssi_errno", "i"),
+    ("code", "ssi_code", "i"),
+    ("pid", "ssi_pid", "I"),
+    ("uid", "ssi_uid", "I"),
+    ("fd", "ssi_fd", "i"),
+    ("tid", "ssi_tid", "I"),
+    ("band", "ssi_band", "I"),
+    ("overrun", "ssi_overrun", "I"),
+    ("trapno", "ssi_trapno", "I"),
+    ("status", "ssi_status", "i"),
+    ("int", "ssi_int", "i"),
+    ("ptr", "ssi_ptr", "Q"),
+    ("utime", "ssi_utime", "Q"),
+    ("stime", "ssi_stime", "Q"),
+    ("addr", "ssi_addr", "Q"),
+    ("addr_lsb", "ssi_addr_lsb", "H"),
+    ("syscall", "ssi_syscall", "i"),
+    ("call_addr", "ssi_call_addr", "Q"),
+    ("arch", "ssi_arch", "I"),
+)
+_NAMES = tuple(name for name, _, _ in _FIELDS)
+
+
+def _layout() -> Layout:
+    fields = [(c_name, code) for _, c_name, code in _FIELDS]
+    # Explicit padding, as in the header: __pad2 after ssi_addr_lsb, and
+    # __pad up to 128 bytes (room the kernel keeps for new fields).
+    fields.insert(_NAMES.index("addr_lsb") + 1, ("__pad2", "2x"))
+    fields.append(("__pad", "28x"))
+    return Layout("struct signalfd_siginfo", fields)
+
+
+def _signal(value: int) -> SIG | int:
+    try:
+        return SIG(value)
+    except ValueError:
+        return value  # a real-time signal, or a number SIG has no name for
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SignalfdSiginfo(Struct):
+    """`struct signalfd_siginfo`: one signal read from a signalfd.
+
+    The fields are C's with the `ssi_` prefix dropped; see signalfd(2) and,
+    for what each means for which signal (`code` tells which are valid),
+    sigaction(2).  `signo` is a `SIG` when it has a name.  Only `signo` is
+    required: the rest default to 0, as a signal without them reads."""
+
+    # After the field named `int`, the builtin is spelled builtins.int.
+    signo: SIG | int
+    errno: int = 0
+    code: int = 0
+    pid: int = 0
+    uid: int = 0
+    fd: int = 0
+    tid: int = 0
+    band: int = 0
+    overrun: int = 0
+    trapno: int = 0
+    status: int = 0
+    int: builtins.int = 0
+    ptr: builtins.int = 0
+    utime: builtins.int = 0
+    stime: builtins.int = 0
+    addr: builtins.int = 0
+    addr_lsb: builtins.int = 0
+    syscall: builtins.int = 0
+    call_addr: builtins.int = 0
+    arch: builtins.int = 0
+    layout: ClassVar[Layout] = _layout()
+
+    def __post_init__(self) -> None:
+        for name in _NAMES:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(
+                    f"SignalfdSiginfo.{name} must be an int, not {type(value).__name__}"
+                )
+        object.__setattr__(self, "signo", _signal(self.signo))
+
+    def to_bytes(self) -> bytes:
+        try:
+            return self.layout.struct.pack(*(getattr(self, name) for name in _NAMES))
+        except struct.error as e:
+            raise ValueError(f"{self!r} does not fit in a struct signalfd_siginfo: {e}") from None
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        size = cls.layout.size
+        if len(data) < size:
+            raise ValueError(f"a struct signalfd_siginfo needs {size} bytes, got {len(data)}")
+        return cls(*cls.layout.struct.unpack_from(data))
+
+
+_SIGSET_SIZE = Sigset.sizeof()
+_SYS_signalfd4 = int(SYS.signalfd4)
+
+
+def _mask_address(task: BaseTask, mask: object) -> int:
+    """The address of a Sigset for signalfd4 in `task`."""
+    if isinstance(mask, Pointer) and (mask._kind is None or not issubclass(mask._kind, Sigset)):
+        raise TypeError(f"mask must be a pointer to a Sigset, got {mask!r}")
+    return borrow(mask, task, _SIGSET_SIZE).address  # type: ignore[arg-type]
+
+
+def _flags(flags: object) -> int:
+    if not isinstance(flags, int) or isinstance(flags, bool):
+        raise TypeError(f"flags must be SFD flags, not {type(flags).__name__}")
+    return flags
+
+
+class SignalfdTask(BaseTask):
+    __slots__ = ()
+
+    async def signalfd(
+        self, mask: ReadablePointer[Sigset], flags: SFD = SFD.NONE
+    ) -> FileDescriptor:
+        """signalfd(2), as the raw signalfd4 syscall: a new signalfd that
+        reads the signals in `mask`.  `SFD.CLOEXEC` is always added.
+
+        Block the signals too (sigprocmask(2)), or they are delivered before
+        they can be read; `AsyncSignalQueue` does both."""
+        address = _mask_address(self, mask)
+        number = await self.sysif.syscall(
+            _SYS_signalfd4, -1, address, _SIGSET_SIZE, _flags(flags) | SFD.CLOEXEC
+        )
+        return self.make_fd(number)
+
+
+class SignalfdFileDescriptor(BaseFileDescriptor):
+    __slots__ = ()
+
+    async def signalfd(self, mask: ReadablePointer[Sigset], flags: SFD = SFD.NONE) -> None:
+        """signalfd(2) on this existing signalfd: replace its mask with `mask`.
+
+        The kernel checks `flags` but otherwise ignores them here: they
+        only apply to a new signalfd.  EINVAL if this is not a signalfd."""
+        task = self.task
+        number = self.number
+        address = _mask_address(task, mask)
+        await task.sysif.syscall(_SYS_signalfd4, number, address, _SIGSET_SIZE, _flags(flags))
+
+
+class _Blocked:
+    """The signals queues of one task have blocked: how many open queues
+    want each, and which ones the queues blocked (rather than finding them
+    blocked already), so only those are unblocked, by the last queue out."""
+
+    __slots__ = ("counts", "ours")
+
+    def __init__(self) -> None:
+        self.counts: Counter[int] = Counter()
+        self.ours: set[int] = set()
+
+
+_blocked: weakref.WeakKeyDictionary[BaseTask, _Blocked] = weakref.WeakKeyDictionary()
+
+
+class AsyncSignalQueue:
+    """Signals of a thread, read one at a time without blocking its process.
+
+    `make` blocks the signals in the thread (sigprocmask(2)) and makes a
+    non-blocking signalfd for them, read through the thread's epoll; `read`
+    waits for the next one; `close` closes the signalfd and unblocks the
+    signals that `make` blocked, putting back the mask from before.
+
+    On `rsyscall.local_thread` this changes the Python process's own signal
+    mask: that of the OS thread making the syscalls, the one running the
+    event loop.  While the queue is open, Python signal handlers for those
+    signals do not run (SIGINT would not raise KeyboardInterrupt).  Other
+    OS threads keep their masks, and a signal sent to the whole process
+    (kill(2)) goes to a thread that does not block it, if there is one.
+
+    Queues may overlap: a signal blocked by several queues stays blocked
+    until the last of them closes (each signal is read by only one of
+    them), and a signal that was blocked before any queue is never
+    unblocked by one.  Signals still pending at `close` are delivered when
+    unblocked, by their dispositions.  A queue that is garbage collected
+    without `close` closes its fd but leaves the signals blocked.  Closing
+    a queue ends reads in progress with UseAfterConsumeError."""
+
+    def __init__(self, thread: Thread, afd: AsyncFileDescriptor, mask: Sigset) -> None:
+        self.thread = thread
+        self.afd = afd
+        self.mask = mask
+        self._buffer: Pointer[SignalfdSiginfo] | None = None
+        self._closed = False
+        # Scopes of reads in progress, cancelled by close: the epoll loop
+        # does not wake a read waiting on an fd that is closed.
+        self._reads: set[anyio.CancelScope] = set()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else repr(self.afd.handle)
+        return f"AsyncSignalQueue({self.mask!r}, {state})"
+
+    @classmethod
+    async def make(cls, thread: Thread, mask: Sigset) -> AsyncSignalQueue:
+        """Block `mask` in `thread` and make a queue that reads those signals."""
+        if not isinstance(mask, Sigset):
+            raise TypeError(f"mask must be a Sigset, not {type(mask).__name__}")
+        task = thread.task
+        mask_ptr = await thread.ptr(mask)
+        old_ptr = await thread.malloc(Sigset)
+        # Once blocked, the bookkeeping must happen, or close could not unblock.
+        with anyio.CancelScope(shield=True):
+            old_ptr = await task.sigprocmask(HowSIG.BLOCK, mask_ptr, old_ptr)
+            before = await old_ptr.read()
+            state = _blocked.setdefault(task, _Blocked())
+            for sig in mask:
+                if state.counts[sig] == 0 and sig not in before:
+                    state.ours.add(sig)
+                state.counts[sig] += 1
+        try:
+            fd = await task.signalfd(mask_ptr, SFD.NONBLOCK)
+            try:
+                afd = await thread.make_afd(fd)
+            except BaseException:
+                await fd.close()
+                raise
+        except BaseException:
+            await _release(thread, mask)
+            raise
+        return cls(thread, afd, mask)
+
+    async def read(self) -> SignalfdSiginfo:
+        """The next signal, waiting for one if none is pending."""
+        if self._closed:
+            raise UseAfterConsumeError("the AsyncSignalQueue is closed")
+        buf = self._buffer
+        self._buffer = None  # a concurrent read allocates its own
+        if buf is None:
+            buf = await self.thread.malloc(SignalfdSiginfo)
+        with anyio.CancelScope() as scope:
+            self._reads.add(scope)
+            try:
+                # A buffer of one struct: each read takes exactly one signal.
+                valid, rest = await self.afd.read(buf)
+            finally:
+                self._reads.discard(scope)
+        if scope.cancelled_caught:
+            raise UseAfterConsumeError("the AsyncSignalQueue was closed while reading")
+        info = await valid.read()
+        self._buffer = valid + rest
+        return info
+
+    async def close(self) -> None:
+        """Close the signalfd and unblock the signals this queue blocked."""
+        if self._closed:
+            return
+        self._closed = True
+        for scope in self._reads:
+            scope.cancel()
+        try:
+            await self.afd.close()
+        finally:
+            await _release(self.thread, self.mask)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def _release(thread: Thread, mask: Sigset) -> None:
+    """One queue for `mask` is gone: unblock what no queue needs any more."""
+    task = thread.task
+    state = _blocked[task]
+    unblock: list[int] = []
+    for sig in mask:
+        state.counts[sig] -= 1
+        if state.counts[sig] == 0:
+            del state.counts[sig]
+            if sig in state.ours:
+                state.ours.discard(sig)
+                unblock.append(sig)
+    if unblock:
+        await task.sigprocmask(HowSIG.UNBLOCK, await thread.ptr(Sigset(unblock)))
