@@ -68,6 +68,7 @@ _SCRATCH_MAX = 1 << 20
 _SYS_read = int(SYS.read)
 _SYS_write = int(SYS.write)
 _SYS_epoll_pwait = int(SYS.epoll_pwait)
+_SYS_epoll_ctl = int(SYS.epoll_ctl)
 _EVENT_SIZE = EpollEvent.sizeof()
 # Registration ids start above 0; 0 is the request fd of a remote thread.
 REQUEST_FD_ID = 0
@@ -124,6 +125,9 @@ class Epoller:
         self._ids = itertools.count(REQUEST_FD_ID + 1)
         self._waiters: dict[_Waiter, None] = {}
         self._driving = False
+        # The driver's own wait, so that closing its fd can interrupt it.
+        self._driver_status: _Status | None = None
+        self._driver_scope: anyio.CancelScope | None = None
         self._buffer: Allocation | None = None
 
     async def register(
@@ -135,9 +139,16 @@ class Epoller:
         ident = next(self._ids)
         status = _Status(callback)
         self._statuses[ident] = status
+        task = self.thread.task
         try:
-            event = await self.thread.ptr(EpollEvent(events, ident))
-            await self.epfd.epoll_ctl(EPOLL_CTL.ADD, fd, event)
+            if fd.task.fd_table is not task.fd_table:
+                raise ValueError("fd belongs to a different fd table than this epoller")
+            # Every new fd and child comes through here: a raw epoll_ctl on
+            # staged bytes, not the pointer objects of epfd.epoll_ctl.
+            event = await task.space.stage(EpollEvent(events, ident).to_bytes())
+            await task.sysif.syscall(
+                _SYS_epoll_ctl, self.epfd.number, EPOLL_CTL.ADD, fd.number, event.address
+            )
         except BaseException:
             del self._statuses[ident]
             raise
@@ -175,6 +186,9 @@ class Epoller:
         for waiter in status.waiters:
             if waiter.event is not None:
                 waiter.event.set()
+        if status is self._driver_status and self._driver_scope is not None:
+            # The driver waits for events on this fd, which will never come.
+            self._driver_scope.cancel()
 
     async def wait(self, status: _Status, write: bool, seen: int) -> None:
         """Wait until `status` shows a new edge in the given direction since
@@ -192,10 +206,14 @@ class Epoller:
                     del self._waiters[waiter]
             else:
                 self._driving = True
+                self._driver_status = status
+                scope = self._driver_scope = anyio.CancelScope()
                 try:
-                    await self._wait_for_events(self)
+                    with scope:
+                        await self._wait_for_events(self)
                 finally:
                     self._driving = False
+                    self._driver_status = self._driver_scope = None
                     # Someone still waiting must take over the driving.
                     for other in self._waiters:
                         if other.event is not None:
@@ -303,6 +321,11 @@ class AsyncFileDescriptor:
             except BlockingIOError:
                 pass
             await self.epoller.wait(status, write, seen)
+
+    def set_callback(self, callback: Callable[[], None] | None) -> None:
+        """Call `callback` from the epoll loop on every readiness edge of
+        this fd (see `Epoller.watch`)."""
+        self._status.callback = callback
 
     async def read(self, buf: Pointer[T]) -> tuple[ReadablePointer[T], Pointer[T]]:
         """read(2), waiting until the fd is readable."""

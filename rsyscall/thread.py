@@ -46,7 +46,7 @@ from rsyscall.sys.socket import (
     Socketpair,
 )
 from rsyscall.sys.uio import IovecList
-from rsyscall.sys.wait import ChildState, W
+from rsyscall.sys.wait import ChildState, P, W
 from rsyscall.tasks.clone import (
     CHILD_MAIN,
     CHILD_STACK_SIZE,
@@ -66,6 +66,7 @@ __all__ = ["ChildThread", "Thread", "make_local_thread"]
 _INT32 = struct.Struct("<i")
 _SYS_execve = int(SYS.execve)
 _SYS_exit = int(SYS.exit)
+_SYS_waitid = int(SYS.waitid)
 
 T = TypeVar("T")
 StrPath = str | os.PathLike[str]
@@ -275,10 +276,10 @@ class Thread:
                 f"{CLONE(flags & ~USER_FLAGS)!r} are managed by the library, not passed to clone"
             )
         local = self.local
-        connection = await local.socketpair(AF.UNIX, SOCK.STREAM)
-        transfer = await local.socketpair(AF.UNIX, SOCK.STREAM)
+        # Both ends non-blocking: ours for the epoller; the child's main
+        # makes its end blocking again (rsys_child_main).
+        connection = await local.socketpair(AF.UNIX, SOCK.STREAM | SOCK.NONBLOCK)
         request_fd = await self._fd_from_local(connection.second)
-        transfer_fd = await self._fd_from_local(transfer.second)
         space = self.task.space
         # The word CLONE_CHILD_CLEARTID clears at exec or exit; nonzero till then.
         ctid = await space.stage(_INT32.pack(1))
@@ -290,25 +291,32 @@ class Thread:
         # The stack and the cleared word must outlive the child: they go
         # with its process handle, released when it is reaped.
         process = ChildProcess(self.task, pid, pidfd, keep=(stack, ctid))
-        sysif = ConnectionSyscall(
-            await local.make_afd(connection.first, set_nonblock=True), f"pid {pid}"
-        )
+        sysif = ConnectionSyscall(await local.make_afd(connection.first), f"pid {pid}")
         table = (
             self.task.fd_table if flags & CLONE.FILES
             else FDTable(f"pid {pid}", sysif.close_later)
         )
         task = Task(sysif, space, table, 1 if flags & CLONE.NEWPID else pid)
+        # The pidfd is watched in the local epoller, to hang up the
+        # connection when the child dies.  A child of the local thread is
+        # waited for there too: one registration serves both.
+        if self is local:
+            local_pidfd = pidfd
+            afd: AsyncFileDescriptor | None = await local.make_afd(pidfd)
+        else:
+            local_pidfd = await self._fd_to_local(pidfd)
+            afd = None
         child = ChildThread(
             task, self.environ, task.make_fd(0), task.make_fd(1), task.make_fd(2),
-            local=local, parent=self, process=AsyncChildProcess(process, self),
-            request_fd=task.make_fd(request_fd.number),
-            transfer=(transfer.first, task.make_fd(transfer_fd.number)),
-            ctid=ctid,
+            local=local, parent=self, process=AsyncChildProcess(process, self, afd=afd),
+            request_fd=task.make_fd(request_fd.number), local_pidfd=local_pidfd, ctid=ctid,
         )
-        # Our copies of the child's ends go now (unless the table is shared).
-        del request_fd, transfer_fd, connection, transfer
-        watch_fd = await pidfd.dup() if self is local else await self._fd_to_local(pidfd)
-        await child._watch(watch_fd, "the process exited")
+        # Our copy of the child's end goes now (unless the table is shared).
+        del request_fd, connection
+        if afd is not None:
+            afd.set_callback(child._hangup_callback("the process exited"))
+        else:
+            await child._watch(local_pidfd, "the process exited")
         if flags & CLONE.NEWUSER:
             await self._write_id_maps(f"/proc/{pid}", await self.task.geteuid(),
                                       await self.task.getegid())
@@ -378,14 +386,17 @@ class ChildThread(Thread):
         parent: Thread,
         process: AsyncChildProcess,
         request_fd: FileDescriptor,
-        transfer: tuple[FileDescriptor, FileDescriptor],
+        local_pidfd: FileDescriptor,
         ctid: Allocation,
     ) -> None:
         super().__init__(task, environ, stdin, stdout, stderr, local)
         self.parent = parent
         self.process = process
         self._request_fd = request_fd
-        self._transfer = transfer
+        # A pidfd for this child in the local thread's table.
+        self._local_pidfd = local_pidfd
+        # Made when first needed: our end in the local thread, and the child's.
+        self._transfer: tuple[FileDescriptor, FileDescriptor] | None = None
         self._ctid = ctid
         self._watches: list[tuple[Epoller, int, FileDescriptor]] = []
         self._exec_helper: ChildProcess | None = None
@@ -402,9 +413,8 @@ class ChildThread(Thread):
         assert isinstance(sysif, ConnectionSyscall)
         return sysif
 
-    async def _watch(self, local_fd: FileDescriptor, reason: str) -> None:
-        """Hang up the connection when `local_fd` (a pidfd in the local
-        thread) shows its process exited."""
+    def _hangup_callback(self, reason: str) -> Callable[[], None]:
+        # Weak: the epoller must not keep a dropped thread's connection alive.
         connection = weakref.ref(self.connection)
 
         def hangup() -> None:
@@ -412,8 +422,22 @@ class ChildThread(Thread):
             if live is not None:
                 live.hangup(reason)
 
+        return hangup
+
+    async def _watch(
+        self, local_fd: FileDescriptor, reason: str, then: Callable[[], None] | None = None
+    ) -> None:
+        """Hang up the connection (and call `then`) when `local_fd`, a pidfd
+        in the local thread, shows its process exited."""
+        hangup = self._hangup_callback(reason)
+
+        def callback() -> None:
+            hangup()
+            if then is not None:
+                then()
+
         epoller = await self.local.epoller()
-        self._watches.append((epoller, await epoller.watch(local_fd, hangup), local_fd))
+        self._watches.append((epoller, await epoller.watch(local_fd, callback), local_fd))
 
     async def epoller(self) -> Epoller:
         """This thread's epoll instance: epoll_wait blocks in the child, with
@@ -453,14 +477,26 @@ class ChildThread(Thread):
         memory, path, argv, envp = await _stage_exec_arguments(
             self.task.space, strings, len(command.arguments)
         )
+        connection = self.connection
+        request = connection.start(_SYS_execve, path, argv, envp)
         if self._exec_helper is None:
-            # Started before the exec, so the cleared word cannot be missed.
+            # Made while the child execs.  It cannot miss the exec: it only
+            # sleeps while the word is still nonzero.
             helper = await spawn_futex_waiter(self.local, self._ctid.address)
             self._exec_helper = helper
             assert helper.pidfd is not None
-            await self._watch(await helper.pidfd.dup(), "the process called exec")
+            local_sysif = self.local.task.sysif
+
+            def reap_helper() -> None:
+                # It has exited; reap it now rather than when we are dropped.
+                if not helper.reaped:
+                    helper.reaped = True
+                    local_sysif.syscall_later(_SYS_waitid, P.PID, helper.pid, 0, W.EXITED, 0)
+                    helper.keep = None
+
+            await self._watch(helper.pidfd, "the process called exec", reap_helper)
         try:
-            await self.task.sysif.syscall(_SYS_execve, path, argv, envp)
+            await connection.finish(request)
         except SyscallHangup:
             del memory
             self.process.command = command
@@ -474,13 +510,19 @@ class ChildThread(Thread):
         self.task.sysif.syscall_later(_SYS_exit, status)
         return await self.process.waitpid(W.EXITED)
 
-    async def _fd_from_local(self, fd: FileDescriptor) -> FileDescriptor:
-        await _send_fd(self.local, self._transfer[0], fd)
-        return await _receive_fd(self, self._transfer[1])
-
     async def _fd_to_local(self, fd: FileDescriptor) -> FileDescriptor:
-        await _send_fd(self, self._transfer[1], fd)
-        return await _receive_fd(self.local, self._transfer[0])
+        # We may take fds from our descendants (pidfd_getfd's ptrace check).
+        return await self._local_pidfd.pidfd_getfd(fd.number)
+
+    async def _fd_from_local(self, fd: FileDescriptor) -> FileDescriptor:
+        # The other way needs a socket: made in the child, our end taken
+        # with pidfd_getfd, and kept for next time.
+        if self._transfer is None:
+            pair = await self.socketpair(AF.UNIX, SOCK.STREAM)
+            self._transfer = (await self._fd_to_local(pair.first), pair.second)
+        local_end, child_end = self._transfer
+        await _send_fd(self.local, local_end, fd)
+        return await _receive_fd(self, child_end)
 
 
 async def _send_fd(thread: Thread, sock: FileDescriptor, fd: FileDescriptor) -> None:

@@ -41,8 +41,15 @@ HEADERS = [
     "sys/resource.h",
     "signal.h",
     "sched.h",
+    "linux/sched.h",
     "sys/eventfd.h",
     "sys/timerfd.h",
+    "sys/signalfd.h",
+    "sys/inotify.h",
+    "linux/futex.h",
+    "limits.h",
+    "sys/wait.h",
+    "sys/pidfd.h",
 ]
 
 # Enum class (module.qualname) -> how a member's C name is spelled.
@@ -89,6 +96,23 @@ ENUMS: dict[str, str] = {
     "rsyscall.sys.timerfd.TFD": "TFD_{}",
     "rsyscall.sys.timerfd.TFD_TIMER": "TFD_TIMER_{}",
     "rsyscall.time.TIMER": "TIMER_{}",
+    "rsyscall.sys.signalfd.SFD": "SFD_{}",
+    "rsyscall.sys.inotify.IN": "IN_{}",
+    "rsyscall.linux.futex.FUTEX": "FUTEX_{}",
+    "rsyscall.linux.futex.FUTEX_OP": "FUTEX_OP_{}",
+    "rsyscall.linux.futex.FUTEX_OP_CMP": "FUTEX_OP_CMP_{}",
+    "rsyscall.sched.CLONE": "CLONE_{}",
+    "rsyscall.sys.wait.P": "P_{}",
+    "rsyscall.sys.wait.W": "W{}",
+    "rsyscall.sys.wait.CLD": "CLD_{}",
+    "rsyscall.sys.pidfd.PIDFD": "PIDFD_{}",
+}
+
+# Members whose C names do not follow their class's pattern.
+MEMBER_SPELLINGS = {
+    "rsyscall.sys.wait.W.NOTHREAD": "__WNOTHREAD",
+    "rsyscall.sys.wait.W.ALL": "__WALL",
+    "rsyscall.sys.wait.W.CLONE": "__WCLONE",
 }
 
 # Kernel definitions that <asm/signal.h> has and <signal.h> (glibc) lacks or
@@ -103,6 +127,13 @@ CONSTANTS: dict[tuple[str, str], str] = {
     ("rsyscall.sys.resource", "RLIM_INFINITY"): "RLIM_INFINITY",
     ("rsyscall.signal", "NSIG"): "NSIG",
     ("rsyscall.sched", "CPU_SETSIZE"): "CPU_SETSIZE",
+    ("rsyscall.sys.inotify", "NAME_MAX"): "NAME_MAX",
+    ("rsyscall.linux.futex", "FUTEX_CMD_MASK"): "FUTEX_CMD_MASK",
+    ("rsyscall.linux.futex", "FUTEX_BITSET_MATCH_ANY"): "FUTEX_BITSET_MATCH_ANY",
+    ("rsyscall.linux.futex", "FUTEX_WAITERS"): "FUTEX_WAITERS",
+    ("rsyscall.linux.futex", "FUTEX_OWNER_DIED"): "FUTEX_OWNER_DIED",
+    ("rsyscall.linux.futex", "FUTEX_TID_MASK"): "FUTEX_TID_MASK",
+    ("rsyscall.linux.futex", "ROBUST_LIST_LIMIT"): "ROBUST_LIST_LIMIT",
 }
 
 # Members that are the library's own "no flags" value, with no C name.
@@ -191,7 +222,7 @@ def test_constants_match_headers(tmp_path: Path) -> None:
             key = f"{qualified}.{member_name}"
             if key in KERNEL_SIGNAL_ENUM_MEMBERS:
                 continue
-            expressions.append((key, spelling.format(member_name)))
+            expressions.append((key, MEMBER_SPELLINGS.get(key, spelling.format(member_name))))
             expected[key] = int(member.value)
     for (module, attribute), expression in CONSTANTS.items():
         key = f"{module}.{attribute}"

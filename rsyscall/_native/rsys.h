@@ -33,8 +33,9 @@ long rsys_syscall(long a1, long a2, long a3, long a4, long a5, long a6, long num
 long rsys_server(long infd, long outfd);
 
 /* The first function of a child thread: ask for SIGKILL when the thread
- * that cloned us dies (so no child outlives its parent unnoticed), then
- * serve requests.  The server's result is the exit status. */
+ * that cloned us dies (so no child outlives its parent unnoticed), make
+ * our end of the connection blocking, then serve requests.  The server's
+ * result is the exit status. */
 long rsys_child_main(long infd, long outfd);
 
 /* Wait until the 32-bit futex word at addr is zero, then return 0.  Used with

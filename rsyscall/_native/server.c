@@ -12,6 +12,10 @@
 #define RSYS_NR_prctl 157
 #define RSYS_PR_SET_PDEATHSIG 1
 #define RSYS_SIGKILL 9
+#define RSYS_NR_fcntl 72
+#define RSYS_F_GETFL 3
+#define RSYS_F_SETFL 4
+#define RSYS_O_NONBLOCK 04000
 #define RSYS_EINTR 4
 #define RSYS_FUTEX_WAIT 0
 
@@ -121,6 +125,12 @@ long rsys_server(long infd, long outfd)
 long rsys_child_main(long infd, long outfd)
 {
     if (rsys_syscall(RSYS_PR_SET_PDEATHSIG, RSYS_SIGKILL, 0, 0, 0, 0, RSYS_NR_prctl) < 0)
+        return 1;
+    /* The parent makes the socket pair non-blocking for its own end; this
+     * end is a separate open file, and the server wants blocking reads. */
+    long flags = rsys_syscall(infd, RSYS_F_GETFL, 0, 0, 0, 0, RSYS_NR_fcntl);
+    if (flags < 0 || rsys_syscall(infd, RSYS_F_SETFL, flags & ~RSYS_O_NONBLOCK, 0, 0, 0,
+                                  RSYS_NR_fcntl) < 0)
         return 1;
     return rsys_server(infd, outfd);
 }

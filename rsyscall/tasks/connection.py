@@ -123,6 +123,17 @@ class ConnectionSyscall(SyscallInterface):
             await self._wait(slot)
         return _outcome(slot)
 
+    def start(self, number: int, /, *args: int) -> _Slot:
+        """Send a request now and return its place in line; `finish` it
+        later.  Lets the caller work while the process runs the syscall."""
+        return self._submit(number, args)
+
+    async def finish(self, slot: _Slot) -> int:
+        """The answer to a `start`ed request (a shielded wait, as `syscall`'s)."""
+        with anyio.CancelScope(shield=True):
+            await self._wait(slot)
+        return _outcome(slot)
+
     async def syscall_pokeable(self, number: int, /, *args: int) -> int:
         """A syscall that may block in the other process until woken by the
         next request (epoll_wait with the request fd registered).  If the
