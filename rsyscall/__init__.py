@@ -9,6 +9,7 @@ and structs live in the module named after their C header
 """
 
 from rsyscall.command import Command
+from rsyscall.epoller import AsyncFileDescriptor
 from rsyscall.handle import (
     FileDescriptor,
     LinearPointer,
@@ -26,12 +27,16 @@ from rsyscall.near.interface import SyscallHangup
 from rsyscall.netinet import in_ as _in  # noqa: F401
 from rsyscall.netinet import ip as _ip  # noqa: F401
 from rsyscall.sys import un as _un  # noqa: F401
-from rsyscall.thread import Thread, make_local_thread
+from rsyscall.monitor import AsyncChildProcess
+from rsyscall.thread import ChildThread, Thread, make_local_thread
 
 local_thread: Thread = make_local_thread()
 """The Thread of the Python process itself; works in any event loop."""
 
 __all__ = [
+    "AsyncChildProcess",
+    "AsyncFileDescriptor",
+    "ChildThread",
     "Command",
     "FileDescriptor",
     "LinearPointer",

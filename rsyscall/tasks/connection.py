@@ -237,6 +237,10 @@ class ConnectionSyscall(SyscallInterface):
             data = await self._afd.read_some_bytes(_READ_SIZE)
         except FDClosedWhileWaiting:
             return  # hangup() closed it under us; our slot is failed already
+        except OSError as error:
+            # ECONNRESET: it died with requests unread.
+            self.hangup(f"reading answers failed: {error.strerror}")
+            return
         if not data:
             self.hangup("the process closed the connection")
             return
