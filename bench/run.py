@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import anyio.abc
@@ -193,6 +195,94 @@ async def pingpong_anyio(n: int) -> float:
     return elapsed
 
 
+# ---- child threads ----
+
+_BUILD = Path(__file__).resolve().parent / "_build"
+
+
+def _pingpong_binary() -> Path:
+    """Build the C ping-pong baseline (bench/pingpong.c) if needed."""
+    source = Path(__file__).resolve().parent / "pingpong.c"
+    binary = _BUILD / "pingpong"
+    if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
+        _BUILD.mkdir(exist_ok=True)
+        subprocess.run(["gcc", "-O2", "-o", str(binary), str(source)], check=True)
+    return binary
+
+
+async def child_rtt_rsyscall(n: int) -> float:
+    child = await local_thread.clone()
+    task = child.task
+    start = time.perf_counter()
+    for _ in range(n):
+        await task.getpid()
+    elapsed = time.perf_counter() - start
+    await child.exit(0)
+    return elapsed
+
+
+async def child_rtt_c(n: int) -> float:
+    result = await anyio.run_process([str(_pingpong_binary()), str(n)])
+    return float(result.stdout) * n / 1e9
+
+
+def _pinned(timer: Timer) -> Timer:
+    """The same measurement with this process (and so its children) on one CPU:
+    where the two ends of a round trip run changes its cost several fold."""
+
+    async def pinned(n: int) -> float:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(before)})
+        try:
+            return await timer(n)
+        finally:
+            os.sched_setaffinity(0, before)
+
+    return pinned
+
+
+async def spawn_rsyscall(n: int) -> float:
+    true = await local_thread.environ.which("true")
+    start = time.perf_counter()
+    for _ in range(n):
+        await local_thread.run(true)
+    return time.perf_counter() - start
+
+
+async def spawn_subprocess(n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        subprocess.run(["true"], check=True)
+    return time.perf_counter() - start
+
+
+async def concurrent_calls(n: int) -> float:
+    """100 coroutines making calls at once (made before the clock starts, so
+    task creation is not what is measured)."""
+    child = await local_thread.clone()
+    task = child.task
+    go = anyio.Event()
+
+    async def worker() -> None:
+        await go.wait()
+        for _ in range(n // 100):
+            await task.getpid()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(100):
+            tg.start_soon(worker)
+        await anyio.sleep(0.01)
+        start = time.perf_counter()
+        go.set()
+    elapsed = time.perf_counter() - start
+    await child.exit(0)
+    return elapsed
+
+
+async def sequential_calls(n: int) -> float:
+    return await child_rtt_rsyscall(n)
+
+
 BENCHMARKS = [
     Benchmark("await task.getpid()", "os.getpid()", getpid_rsyscall, getpid_os, 200_000,
               "<= 2.5x"),
@@ -202,6 +292,14 @@ BENCHMARKS = [
               throughput_rsyscall, throughput_anyio, 5_000, "time <= 1.25x (>= 0.8x throughput)"),
     Benchmark("1-byte ping-pong over a socketpair (afd)", "anyio socket streams",
               pingpong_rsyscall, pingpong_anyio, 10_000, "<= 1.5x"),
+    Benchmark("child-thread syscall round trip", "C socketpair ping-pong",
+              child_rtt_rsyscall, child_rtt_c, 5_000, "<= 2x"),
+    Benchmark("child-thread round trip, one CPU", "C ping-pong, one CPU",
+              _pinned(child_rtt_rsyscall), _pinned(child_rtt_c), 5_000, "<= 2x"),
+    Benchmark("clone+exec+wait of true", "subprocess.run(['true'])",
+              spawn_rsyscall, spawn_subprocess, 300, "<= 1x (as many per second)"),
+    Benchmark("100 concurrent calls to one child", "100 sequential calls",
+              concurrent_calls, sequential_calls, 5_000, "< 1x: pipelining shows"),
 ]
 
 

@@ -125,9 +125,10 @@ class Epoller:
         self._ids = itertools.count(REQUEST_FD_ID + 1)
         self._waiters: dict[_Waiter, None] = {}
         self._driving = False
-        # The driver's own wait, so that closing its fd can interrupt it.
+        # The fd the driver itself waits for: closing it must interrupt the
+        # driver's wait, which `interrupt` does (it makes the epoll fd ready).
         self._driver_status: _Status | None = None
-        self._driver_scope: anyio.CancelScope | None = None
+        self.interrupt: Callable[[], None] = _no_interrupt
         self._buffer: Allocation | None = None
 
     async def register(
@@ -186,9 +187,9 @@ class Epoller:
         for waiter in status.waiters:
             if waiter.event is not None:
                 waiter.event.set()
-        if status is self._driver_status and self._driver_scope is not None:
+        if status is self._driver_status:
             # The driver waits for events on this fd, which will never come.
-            self._driver_scope.cancel()
+            self.interrupt()
 
     async def wait(self, status: _Status, write: bool, seen: int) -> None:
         """Wait until `status` shows a new edge in the given direction since
@@ -207,13 +208,11 @@ class Epoller:
             else:
                 self._driving = True
                 self._driver_status = status
-                scope = self._driver_scope = anyio.CancelScope()
                 try:
-                    with scope:
-                        await self._wait_for_events(self)
+                    await self._wait_for_events(self)
                 finally:
                     self._driving = False
-                    self._driver_status = self._driver_scope = None
+                    self._driver_status = None
                     # Someone still waiting must take over the driving.
                     for other in self._waiters:
                         if other.event is not None:
@@ -268,6 +267,10 @@ async def wait_blocking(epoller: Epoller) -> None:
     """The remote way: block in epoll_wait in the thread's own process,
     which a new syscall request also wakes."""
     await epoller.collect(-1)
+
+
+def _no_interrupt() -> None:
+    pass
 
 
 class AsyncFileDescriptor:

@@ -36,6 +36,7 @@ from rsyscall.struct import (
     StrSerializer,
 )
 from rsyscall.sys.epoll import EPOLL, EPOLL_CTL, EpollEvent
+from rsyscall.sys.eventfd import EFD
 from rsyscall.sys.socket import (
     AF,
     SOCK,
@@ -67,6 +68,8 @@ _INT32 = struct.Struct("<i")
 _SYS_execve = int(SYS.execve)
 _SYS_exit = int(SYS.exit)
 _SYS_waitid = int(SYS.waitid)
+_SYS_write = int(SYS.write)
+_SYS_getpid = int(SYS.getpid)
 
 T = TypeVar("T")
 StrPath = str | os.PathLike[str]
@@ -197,8 +200,23 @@ class Thread:
         """This thread's epoll instance, made on first use."""
         if self._epoller is None:
             epfd = await self.task.epoll_create1()
+            # An eventfd in the set, written to interrupt the epoll loop's
+            # wait (when the fd it waits for is closed under it).
+            wakeup = await self.task.eventfd(0, EFD.NONBLOCK)
+            event = await self.ptr(EpollEvent(EPOLL.IN | EPOLL.ET, REQUEST_FD_ID))
+            await epfd.epoll_ctl(EPOLL_CTL.ADD, wakeup, event)
+            one = await self.task.space.stage(struct.pack("<Q", 1))
             if self._epoller is None:  # nobody made one while we waited
-                self._epoller = Epoller(self, epfd, self._wait_for_events)
+                epoller = Epoller(self, epfd, self._wait_for_events)
+                sysif = self.task.sysif
+
+                def interrupt() -> None:
+                    # The closure keeps `wakeup` and `one` alive as long as
+                    # the epoller.
+                    sysif.syscall_later(_SYS_write, wakeup.number, one.address, 8)
+
+                epoller.interrupt = interrupt
+                self._epoller = epoller
         return self._epoller
 
     async def make_afd(self, fd: FileDescriptor, set_nonblock: bool = False) -> AsyncFileDescriptor:
@@ -447,7 +465,11 @@ class ChildThread(Thread):
             event = await self.ptr(EpollEvent(EPOLL.IN, REQUEST_FD_ID))
             await epfd.epoll_ctl(EPOLL_CTL.ADD, self._request_fd, event)
             if self._epoller is None:
-                self._epoller = Epoller(self, epfd, self._wait_for_events)
+                epoller = Epoller(self, epfd, self._wait_for_events)
+                connection = self.connection
+                # Any request wakes the child's epoll_wait.
+                epoller.interrupt = lambda: connection.syscall_later(_SYS_getpid)
+                self._epoller = epoller
         return self._epoller
 
     def inherit_fd(self, fd: FileDescriptor) -> FileDescriptor:
