@@ -20,6 +20,7 @@ from rsyscall.handle import (
     UseAfterConsumeError,
     WrittenPointer,
 )
+from rsyscall.monitor import AsyncChildProcess
 from rsyscall.near.interface import SyscallHangup
 
 # The address families register themselves with Sockaddr when imported, so
@@ -27,7 +28,6 @@ from rsyscall.near.interface import SyscallHangup
 from rsyscall.netinet import in_ as _in  # noqa: F401
 from rsyscall.netinet import ip as _ip  # noqa: F401
 from rsyscall.sys import un as _un  # noqa: F401
-from rsyscall.monitor import AsyncChildProcess
 from rsyscall.thread import ChildThread, Thread, make_local_thread
 
 local_thread: Thread = make_local_thread()

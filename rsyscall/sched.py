@@ -32,7 +32,7 @@ from rsyscall.near.sysnum import SYS
 from rsyscall.struct import Layout, Struct
 
 if TYPE_CHECKING:
-    from rsyscall.handle import FileDescriptor
+    pass
 
 __all__ = [
     "CLONE",

@@ -10,10 +10,11 @@ into `(valid, rest)`.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import struct
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.base.fd import FDPairSerializer, closed_error
@@ -29,16 +30,25 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import FixedSize, HasSerializer, Serializer
+from rsyscall.struct import (
+    BytesSerializer,
+    FixedSize,
+    HasSerializer,
+    Serializable,
+    Serializer,
+    StrSerializer,
+)
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor
 
 __all__ = [
     "ArgList",
+    "GidList",
     "OK",
     "SEEK",
     "Pipe",
+    "ResIds",
     "UnistdFileDescriptor",
     "UnistdProcess",
     "UnistdTask",
@@ -120,6 +130,95 @@ class Pipe(HasSerializer, FixedSize):
     @classmethod
     def get_serializer(cls, task: BaseTask) -> Serializer[Pipe]:
         return FDPairSerializer(task, Pipe)
+
+
+_ID_MAX = (1 << 32) - 1  # uid_t and gid_t are 32-bit unsigned
+_ID_SIZE = 4
+
+
+def _id(name: str, value: object, unchanged_ok: bool = False) -> int:
+    """Check a uid or gid argument.  Out of range is an error here: the
+    kernel would silently keep only the low 32 bits (2**32 would be root)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not (-1 if unchanged_ok else 0) <= value <= _ID_MAX:
+        allowed = "-1 (unchanged) or 0" if unchanged_ok else "0"
+        raise ValueError(f"{name} {value} outside {allowed}..{_ID_MAX}")
+    return value
+
+
+class GidList(tuple[int, ...], Serializable):
+    """An array of `gid_t`: the list of getgroups(2) and setgroups(2).
+
+    Immutable, so a `WrittenPointer`'s `.value` stays true.  It takes 4
+    bytes per group: `thread.malloc(GidList, 4 * n)` has room for n."""
+
+    __slots__ = ()
+
+    def __new__(cls, gids: Iterable[int] = ()) -> Self:
+        if isinstance(gids, str | bytes) or not isinstance(gids, Iterable):
+            raise TypeError(f"a GidList is made from ints, not a {type(gids).__name__}")
+        return super().__new__(cls, [_id("a gid", gid) for gid in gids])
+
+    def __repr__(self) -> str:
+        return f"GidList({list(self)!r})"
+
+    def to_bytes(self) -> bytes:
+        return struct.pack(f"<{len(self)}I", *self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        if len(data) % _ID_SIZE:
+            raise ValueError(f"a GidList takes {_ID_SIZE} bytes per gid, got {len(data)} bytes")
+        return cls(struct.unpack(f"<{len(data) // _ID_SIZE}I", data))
+
+
+@dataclasses.dataclass(frozen=True)
+class ResIds(Serializable, FixedSize):
+    """The real, effective and saved ids that getresuid(2) and getresgid(2)
+    write through their three pointers.
+
+    A deviation for type safety: the three `uid_t *` (or `gid_t *`)
+    arguments are one 12-byte buffer, `thread.malloc(ResIds)`, whose three
+    words the library passes as the three pointers.  It is no C struct."""
+
+    __slots__ = ("effective", "real", "saved")
+    _packer = struct.Struct("<III")
+
+    real: int
+    effective: int
+    saved: int
+
+    def __post_init__(self) -> None:
+        for name in ("real", "effective", "saved"):
+            _id(name, getattr(self, name))
+
+    @classmethod
+    def sizeof(cls) -> int:
+        return cls._packer.size
+
+    def to_bytes(self) -> bytes:
+        return self._packer.pack(self.real, self.effective, self.saved)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        size = cls._packer.size
+        if len(data) < size:
+            raise ValueError(f"a ResIds needs {size} bytes, got {len(data)}")
+        return cls(*cls._packer.unpack_from(data))
+
+
+def _name_argument(
+    task: BaseTask, name: ReadablePointer[bytes] | WrittenPointer[str]
+) -> tuple[int, int]:
+    """The (address, length) of a name for sethostname/setdomainname: all
+    of a bytes pointer, a str pointer without its terminating NUL."""
+    alloc = borrow(name, task)
+    if isinstance(name.serializer, BytesSerializer):
+        return alloc.address, alloc.size
+    if isinstance(name.serializer, StrSerializer) and isinstance(name, WrittenPointer):
+        return alloc.address, alloc.size - 1
+    raise TypeError("a name must be a pointer to bytes, or a written pointer to a str")
 
 
 _SYS_read = int(SYS.read)
@@ -277,6 +376,98 @@ class UnistdTask(BaseTask):
         await self.sysif.syscall(
             SYS.faccessat2, dirfd_number(self, dirfd), path_address(self, path), mode, flags
         )
+
+    async def chroot(self, path: PathPointer) -> None:
+        """chroot(2): make `path` this process's root directory.  The
+        working directory is left where it was (possibly outside the new
+        root): chdir into the root afterwards to stay inside it."""
+        await self.sysif.syscall(SYS.chroot, path_address(self, path))
+
+    async def sethostname(self, name: ReadablePointer[bytes] | WrittenPointer[str]) -> None:
+        """sethostname(2): set the host name of this process's UTS
+        namespace to `name`, at most 64 bytes (OSError EINVAL otherwise).
+
+        The length comes from the pointer: all of a bytes pointer (no NUL
+        needed; a NUL in it would end the name as readers see it), or a
+        str pointer without the NUL `thread.ptr` added."""
+        address, length = _name_argument(self, name)
+        await self.sysif.syscall(SYS.sethostname, address, length)
+
+    async def setdomainname(self, name: ReadablePointer[bytes] | WrittenPointer[str]) -> None:
+        """setdomainname(2): set the NIS domain name of this process's UTS
+        namespace to `name`; its length comes from the pointer, as for
+        `sethostname`."""
+        address, length = _name_argument(self, name)
+        await self.sysif.syscall(SYS.setdomainname, address, length)
+
+    async def setuid(self, uid: int) -> None:
+        """setuid(2): set the effective user id (and, with the privilege
+        to, the real and saved ones too)."""
+        await self.sysif.syscall(SYS.setuid, _id("uid", uid))
+
+    async def setgid(self, gid: int) -> None:
+        """setgid(2): set the effective group id (and, with the privilege
+        to, the real and saved ones too)."""
+        await self.sysif.syscall(SYS.setgid, _id("gid", gid))
+
+    async def setresuid(self, ruid: int, euid: int, suid: int) -> None:
+        """setresuid(2): set the real, effective and saved user ids; -1
+        leaves one unchanged."""
+        await self.sysif.syscall(
+            SYS.setresuid, _id("ruid", ruid, True), _id("euid", euid, True), _id("suid", suid, True)
+        )
+
+    async def setresgid(self, rgid: int, egid: int, sgid: int) -> None:
+        """setresgid(2): set the real, effective and saved group ids; -1
+        leaves one unchanged."""
+        await self.sysif.syscall(
+            SYS.setresgid, _id("rgid", rgid, True), _id("egid", egid, True), _id("sgid", sgid, True)
+        )
+
+    async def _getres(self, number: int, ids: Pointer[ResIds]) -> ReadablePointer[ResIds]:
+        alloc = take(ids, self, ResIds.sizeof())
+        address = alloc.address
+        try:
+            await self.sysif.syscall(number, address, address + _ID_SIZE, address + 2 * _ID_SIZE)
+        except BaseException:
+            restore(ids, alloc)
+            raise
+        return ids._readable(alloc, self)
+
+    async def getresuid(self, ids: Pointer[ResIds]) -> ReadablePointer[ResIds]:
+        """getresuid(2): write the real, effective and saved user ids into
+        `ids` (consumed), whose three words are the three pointers."""
+        return await self._getres(SYS.getresuid, ids)
+
+    async def getresgid(self, ids: Pointer[ResIds]) -> ReadablePointer[ResIds]:
+        """getresgid(2): write the real, effective and saved group ids into
+        `ids` (consumed), whose three words are the three pointers."""
+        return await self._getres(SYS.getresgid, ids)
+
+    @overload
+    async def getgroups(self, list: None) -> int: ...
+    @overload
+    async def getgroups(
+        self, list: Pointer[GidList]
+    ) -> tuple[ReadablePointer[GidList], Pointer[GidList]]: ...
+    async def getgroups(
+        self, list: Pointer[GidList] | None
+    ) -> int | tuple[ReadablePointer[GidList], Pointer[GidList]]:
+        """getgroups(2): the supplementary group ids.
+
+        With None (C's size 0), only their number.  With a buffer
+        (consumed), they are written into it, and it is split into the
+        part holding them and the rest; OSError EINVAL if it has too
+        little room.  The buffer's size is its room: 4 bytes per gid."""
+        if list is None:
+            return await self.sysif.syscall(SYS.getgroups, 0, 0)
+        alloc = take(list, self, _ID_SIZE)  # size 0 would mean "just count"
+        try:
+            count = await self.sysif.syscall(SYS.getgroups, alloc.size // _ID_SIZE, alloc.address)
+        except BaseException:
+            restore(list, alloc)
+            raise
+        return list._readable_split(alloc, count * _ID_SIZE, self)
 
 
 class UnistdProcess(BaseProcess):

@@ -50,6 +50,12 @@ HEADERS = [
     "limits.h",
     "sys/wait.h",
     "sys/pidfd.h",
+    "sys/ioctl.h",
+    "net/if.h",
+    "sys/mount.h",
+    "sys/prctl.h",
+    "linux/capability.h",
+    "sys/utsname.h",
 ]
 
 # Enum class (module.qualname) -> how a member's C name is spelled.
@@ -106,6 +112,14 @@ ENUMS: dict[str, str] = {
     "rsyscall.sys.wait.W": "W{}",
     "rsyscall.sys.wait.CLD": "CLD_{}",
     "rsyscall.sys.pidfd.PIDFD": "PIDFD_{}",
+    "rsyscall.sys.ioctl.FIO": "FIO{}",
+    "rsyscall.net.if_.IFF": "IFF_{}",
+    "rsyscall.net.if_.SIOC": "SIOC{}",
+    "rsyscall.sys.mount.MS": "MS_{}",
+    "rsyscall.sys.mount.MNT": "MNT_{}",
+    "rsyscall.sys.prctl.PR": "PR_{}",
+    "rsyscall.sys.prctl.PR_CAP_AMBIENT": "PR_CAP_AMBIENT_{}",
+    "rsyscall.linux.capability.CAP": "CAP_{}",
 }
 
 # Members whose C names do not follow their class's pattern.
@@ -113,6 +127,7 @@ MEMBER_SPELLINGS = {
     "rsyscall.sys.wait.W.NOTHREAD": "__WNOTHREAD",
     "rsyscall.sys.wait.W.ALL": "__WALL",
     "rsyscall.sys.wait.W.CLONE": "__WCLONE",
+    "rsyscall.sys.mount.MNT.NOFOLLOW": "UMOUNT_NOFOLLOW",
 }
 
 # Kernel definitions that <asm/signal.h> has and <signal.h> (glibc) lacks or
@@ -128,6 +143,10 @@ CONSTANTS: dict[tuple[str, str], str] = {
     ("rsyscall.signal", "NSIG"): "NSIG",
     ("rsyscall.sched", "CPU_SETSIZE"): "CPU_SETSIZE",
     ("rsyscall.sys.inotify", "NAME_MAX"): "NAME_MAX",
+    ("rsyscall.net.if_", "IFNAMSIZ"): "IFNAMSIZ",
+    ("rsyscall.linux.capability", "_LINUX_CAPABILITY_VERSION_3"): "_LINUX_CAPABILITY_VERSION_3",
+    ("rsyscall.linux.capability", "CAP_LAST_CAP"): "CAP_LAST_CAP",
+    ("rsyscall.sys.utsname", "UTSNAME_LENGTH"): "_UTSNAME_LENGTH",
     ("rsyscall.linux.futex", "FUTEX_CMD_MASK"): "FUTEX_CMD_MASK",
     ("rsyscall.linux.futex", "FUTEX_BITSET_MATCH_ANY"): "FUTEX_BITSET_MATCH_ANY",
     ("rsyscall.linux.futex", "FUTEX_WAITERS"): "FUTEX_WAITERS",

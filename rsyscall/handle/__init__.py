@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.fcntl import FcntlFileDescriptor, FcntlTask
+from rsyscall.grp import GrpTask
+from rsyscall.linux.capability import CapabilityProcess, CapabilityTask
 from rsyscall.linux.dirent import DirentFileDescriptor
 from rsyscall.linux.futex import FutexProcess, FutexTask
 from rsyscall.linux.memfd import MemfdTask
@@ -21,19 +23,24 @@ from rsyscall.memory.pointer import (
     WrittenPointer,
 )
 from rsyscall.near.sysnum import SYS
+from rsyscall.net.if_ import IfFileDescriptor
 from rsyscall.sched import SchedFileDescriptor, SchedProcess, SchedTask
 from rsyscall.signal import SIG, SignalProcess, SignalTask
 from rsyscall.sys.epoll import EpollFileDescriptor, EpollTask
 from rsyscall.sys.eventfd import EventfdTask
 from rsyscall.sys.inotify import InotifyFileDescriptor, InotifyTask
+from rsyscall.sys.ioctl import IoctlFileDescriptor
 from rsyscall.sys.mman import MemoryMapping, MmanTask
+from rsyscall.sys.mount import MountTask
 from rsyscall.sys.pidfd import PidfdFileDescriptor, PidfdTask
+from rsyscall.sys.prctl import PrctlTask
 from rsyscall.sys.resource import ResourceProcess, ResourceTask
 from rsyscall.sys.signalfd import SignalfdFileDescriptor, SignalfdTask
 from rsyscall.sys.socket import SocketFileDescriptor, SocketTask
 from rsyscall.sys.stat import StatFileDescriptor, StatTask
 from rsyscall.sys.timerfd import TimerfdFileDescriptor, TimerfdTask
 from rsyscall.sys.uio import UioFileDescriptor
+from rsyscall.sys.utsname import UtsnameTask
 from rsyscall.sys.wait import P, W, WaitTask
 from rsyscall.time import TimeTask
 from rsyscall.unistd import UnistdFileDescriptor, UnistdProcess, UnistdTask
@@ -68,6 +75,8 @@ class FileDescriptor(
     TimerfdFileDescriptor,
     SignalfdFileDescriptor,
     InotifyFileDescriptor,
+    IoctlFileDescriptor,
+    IfFileDescriptor,
     BaseFileDescriptor,
 ):
     """A file descriptor in one task's fd table.  Its syscalls are methods
@@ -82,6 +91,7 @@ class Process(
     SignalProcess,
     SchedProcess,
     FutexProcess,
+    CapabilityProcess,
     BaseProcess,
 ):
     """A process named by pid, for syscalls that act on a process."""
@@ -137,6 +147,11 @@ class Task(
     SignalfdTask,
     InotifyTask,
     FutexTask,
+    MountTask,
+    UtsnameTask,
+    GrpTask,
+    PrctlTask,
+    CapabilityTask,
     BaseTask,
 ):
     """One process, as the target of syscalls that act on the calling process."""

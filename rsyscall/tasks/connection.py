@@ -25,6 +25,7 @@ socket is a non-blocking fd in the Python process.
 from __future__ import annotations
 
 import errno
+import operator
 import os
 import struct
 from collections import deque
@@ -79,6 +80,15 @@ class _Slot:
         self.keep = None
         if self.event is not None:
             self.event.set()
+
+
+def _register(value: int) -> int:
+    """An argument as the 64-bit register the server will load: the same
+    checks the local C entry makes (ints only, -2**63 to 2**64-1)."""
+    value = operator.index(value)
+    if not -(1 << 63) <= value <= _MASK:
+        raise OverflowError(f"syscall argument {value} does not fit in 64 bits")
+    return value & _MASK
 
 
 def _outcome(slot: _Slot) -> int:
@@ -188,7 +198,7 @@ class ConnectionSyscall(SyscallInterface):
             raise SyscallHangup(f"{self.name}: {self._hangup}")
         if len(args) > 6:
             raise TypeError(f"a syscall takes at most 6 arguments, got {len(args)}")
-        values = [int(number) & _MASK] + [int(arg) & _MASK for arg in args]
+        values = [_register(number)] + [_register(arg) for arg in args]
         values += [0] * (7 - len(values))
         request = _REQUEST.pack(*values)
         slot = _Slot(keep)

@@ -1,0 +1,357 @@
+"""rsyscall.sys.signalfd: signalfd4 on Task and FileDescriptor, the
+`struct signalfd_siginfo` format, and AsyncSignalQueue.
+
+Signals are sent to this very process while blocked, and read back through
+the signalfd.  Every test puts the signal mask back (and takes any signal
+it left pending first); no handler is ever installed."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import threading
+from collections.abc import Iterator
+
+import anyio
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rsyscall import UseAfterConsumeError, local_thread
+from rsyscall.fcntl import FD, F
+from rsyscall.signal import SIG, HowSIG, Sigset
+from rsyscall.sys.signalfd import SFD, AsyncSignalQueue, SignalfdSiginfo
+
+from .util import open_fds
+
+pytestmark = pytest.mark.anyio
+
+USED = (signal.SIGUSR1, signal.SIGUSR2)
+
+
+def blocked() -> set[int]:
+    return {int(sig) for sig in signal.pthread_sigmask(signal.SIG_BLOCK, [])}
+
+
+def kill_self(sig: int) -> None:
+    """Send `sig` to this process.  kill(2) when this is the only OS
+    thread: a process-directed signal goes to any thread that does not
+    block it, and only this one blocks ours.  Otherwise tgkill(2) to this
+    thread (the sender pid is ours either way)."""
+    if len(os.listdir("/proc/self/task")) == 1:
+        os.kill(os.getpid(), sig)
+    else:
+        signal.pthread_kill(threading.get_ident(), sig)
+
+
+def fdinfo_sigmask(number: int) -> int:
+    with open(f"/proc/self/fdinfo/{number}") as info:
+        for line in info:
+            if line.startswith("sigmask:"):
+                return int(line.split()[1], 16)
+    raise AssertionError("no sigmask line")
+
+
+@pytest.fixture
+def mask() -> Iterator[frozenset[int]]:
+    """The mask from before the test; put back afterwards, after taking any
+    SIGUSR1/SIGUSR2 the test left pending (their default action would kill
+    the test run)."""
+    original = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    try:
+        yield frozenset(int(sig) for sig in original)
+    finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, USED)
+        while set(USED) & signal.sigpending():
+            signal.sigtimedwait(USED, 0)
+        signal.pthread_sigmask(signal.SIG_SETMASK, original)
+
+
+async def block(*sigs: SIG) -> None:
+    await local_thread.task.sigprocmask(HowSIG.BLOCK, await local_thread.ptr(Sigset(sigs)))
+
+
+async def still_works() -> None:
+    fd = await local_thread.task.signalfd(await local_thread.ptr(Sigset([SIG.USR2])))
+    assert fdinfo_sigmask(fd.number) == 1 << (SIG.USR2 - 1)
+    await fd.close()
+
+
+# ---- signalfd4 ----
+
+
+async def test_signalfd_reads_signal_sent_to_self(mask: frozenset[int]) -> None:
+    await block(SIG.USR1)
+    fd = await local_thread.task.signalfd(await local_thread.ptr(Sigset([SIG.USR1])))
+    # Close-on-exec always; blocking unless asked.
+    assert await fd.fcntl(F.GETFD) == FD.CLOEXEC
+    assert not await fd.fcntl(F.GETFL) & os.O_NONBLOCK
+    kill_self(signal.SIGUSR1)
+    assert signal.SIGUSR1 in signal.sigpending()
+    valid, rest = await fd.read(await local_thread.malloc(SignalfdSiginfo))
+    assert valid.size() == 128 and rest.size() == 0
+    info = await valid.read()
+    assert info.signo is SIG.USR1
+    assert info.pid == os.getpid()
+    assert info.uid == os.getuid()
+    assert signal.SIGUSR1 not in signal.sigpending()  # the read consumed it
+    await fd.close()
+
+
+async def test_signalfd_reads_several_signals(mask: frozenset[int]) -> None:
+    await block(SIG.USR1, SIG.USR2)
+    fd = await local_thread.task.signalfd(
+        await local_thread.ptr(Sigset([SIG.USR1, SIG.USR2])), SFD.NONBLOCK
+    )
+    kill_self(signal.SIGUSR1)
+    kill_self(signal.SIGUSR2)
+    # Room for three: the read returns the two pending ones.
+    buf = await local_thread.malloc(bytes, 3 * SignalfdSiginfo.sizeof())
+    valid, rest = await fd.read(buf)
+    assert valid.size() == 2 * 128 and rest.size() == 128
+    data = await valid.read()
+    signos = {SignalfdSiginfo.from_bytes(data[i : i + 128]).signo for i in (0, 128)}
+    assert signos == {SIG.USR1, SIG.USR2}
+    with pytest.raises(BlockingIOError):
+        await fd.read(valid + rest)
+    await fd.close()
+
+
+async def test_signalfd_nonblock_flags(mask: frozenset[int]) -> None:
+    fd = await local_thread.task.signalfd(await local_thread.ptr(Sigset([SIG.USR1])), SFD.NONBLOCK)
+    assert await fd.fcntl(F.GETFL) & os.O_NONBLOCK
+    buf = await local_thread.malloc(SignalfdSiginfo)
+    with pytest.raises(BlockingIOError) as info:
+        await fd.read(buf)
+    assert info.value.errno == errno.EAGAIN
+    assert not buf.consumed  # a failed read gives the buffer back
+    await fd.close()
+
+
+async def test_fd_signalfd_replaces_mask(mask: frozenset[int]) -> None:
+    await block(SIG.USR1, SIG.USR2)
+    fd = await local_thread.task.signalfd(await local_thread.ptr(Sigset([SIG.USR1])), SFD.NONBLOCK)
+    assert fdinfo_sigmask(fd.number) == 1 << (SIG.USR1 - 1)
+    await fd.signalfd(await local_thread.ptr(Sigset([SIG.USR2, 40])))
+    assert fdinfo_sigmask(fd.number) == 1 << (SIG.USR2 - 1) | 1 << 39
+    kill_self(signal.SIGUSR1)
+    buf = await local_thread.malloc(SignalfdSiginfo)
+    with pytest.raises(BlockingIOError):  # USR1 is no longer in its mask
+        await fd.read(buf)
+    kill_self(signal.SIGUSR2)
+    valid, _ = await fd.read(buf)
+    assert (await valid.read()).signo is SIG.USR2
+    await fd.close()
+
+
+async def test_signalfd_errors(mask: frozenset[int]) -> None:
+    task = local_thread.task
+    sigset = await local_thread.ptr(Sigset([SIG.USR1]))
+    with pytest.raises(TypeError):
+        await task.signalfd(Sigset([SIG.USR1]))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await task.signalfd(await local_thread.ptr(b"\0" * 8))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):  # uninitialized memory
+        await task.signalfd(await local_thread.malloc(Sigset))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await task.signalfd(sigset, "NONBLOCK")  # type: ignore[arg-type]
+    # The kernel rejects unknown flags.
+    with pytest.raises(OSError) as info:
+        await task.signalfd(sigset, SFD(1))
+    assert info.value.errno == errno.EINVAL
+    # Not a signalfd.
+    pipe = await local_thread.pipe()
+    with pytest.raises(OSError) as info:
+        await pipe.read.signalfd(sigset)
+    assert info.value.errno == errno.EINVAL
+    await pipe.read.close()
+    await pipe.write.close()
+    with pytest.raises(UseAfterConsumeError):  # closed fd
+        await pipe.read.signalfd(sigset)
+    renewed = await sigset.write(Sigset([SIG.USR2]))  # consumes sigset
+    with pytest.raises(UseAfterConsumeError):
+        await task.signalfd(sigset)
+    fd = await task.signalfd(renewed)  # the new pointer works
+    await fd.close()
+    await still_works()
+
+
+# ---- AsyncSignalQueue ----
+
+
+async def test_queue_waits_for_signal(mask: frozenset[int]) -> None:
+    assert signal.SIGUSR1 not in mask
+    queue = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1]))
+    assert blocked() == mask | {signal.SIGUSR1}
+    got: list[SignalfdSiginfo] = []
+
+    async def reader() -> None:
+        got.append(await queue.read())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        await anyio.sleep(0.05)
+        assert not got  # still waiting: nothing sent yet
+        kill_self(signal.SIGUSR1)
+    assert len(got) == 1
+    assert got[0].signo is SIG.USR1
+    assert got[0].pid == os.getpid()
+    # Signals sent before a read are queued, not lost.
+    kill_self(signal.SIGUSR1)
+    with anyio.fail_after(5):
+        assert (await queue.read()).signo is SIG.USR1
+    await queue.close()
+    assert blocked() == mask
+    await queue.close()  # closing twice is harmless
+    with pytest.raises(UseAfterConsumeError):
+        await queue.read()
+
+
+async def test_queue_close_ends_waiting_read(mask: frozenset[int]) -> None:
+    queue = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1]))
+    errors: list[BaseException] = []
+
+    async def reader() -> None:
+        try:
+            await queue.read()
+        except UseAfterConsumeError as error:
+            errors.append(error)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            await anyio.sleep(0.02)
+            await queue.close()
+    assert len(errors) == 1
+    assert blocked() == mask
+
+
+async def test_queue_sender_coroutine(mask: frozenset[int]) -> None:
+    async with await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1, SIG.USR2])) as queue:
+
+        async def sender() -> None:
+            await anyio.sleep(0.02)
+            kill_self(signal.SIGUSR2)
+            await anyio.sleep(0.02)
+            kill_self(signal.SIGUSR1)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sender)
+            with anyio.fail_after(5):
+                first = await queue.read()
+                second = await queue.read()
+        assert (first.signo, second.signo) == (SIG.USR2, SIG.USR1)
+    assert blocked() == mask
+
+
+async def test_queue_keeps_signals_blocked_before(mask: frozenset[int]) -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
+    queue = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1, SIG.USR2]))
+    await queue.close()
+    # Only what the queue blocked is unblocked.
+    assert blocked() == mask | {signal.SIGUSR2}
+
+
+async def test_overlapping_queues(mask: frozenset[int]) -> None:
+    first = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1]))
+    second = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1, SIG.USR2]))
+    await first.close()
+    assert blocked() == mask | {signal.SIGUSR1, signal.SIGUSR2}  # second needs both
+    kill_self(signal.SIGUSR1)
+    with anyio.fail_after(5):
+        assert (await second.read()).signo is SIG.USR1
+    await second.close()
+    assert blocked() == mask
+
+
+async def test_queue_errors(mask: frozenset[int]) -> None:
+    with pytest.raises(TypeError):
+        await AsyncSignalQueue.make(local_thread, {SIG.USR1})  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        await AsyncSignalQueue.make(local_thread, Sigset([0]))
+    assert blocked() == mask
+    await still_works()
+
+
+async def test_queue_cancelled_read_loses_nothing(mask: frozenset[int]) -> None:
+    queue = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1]))
+    with anyio.move_on_after(0.02):
+        await queue.read()
+    kill_self(signal.SIGUSR1)
+    with anyio.fail_after(5):
+        assert (await queue.read()).signo is SIG.USR1
+    await queue.close()
+    assert blocked() == mask
+
+
+async def test_queue_churn_leaks_nothing(mask: frozenset[int]) -> None:
+    # Warm up: the thread's epoll fd is made on first use.
+    await (await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1]))).close()
+    fds_before = open_fds()
+    for i in range(500):
+        queue = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1, SIG.USR2]))
+        if i % 50 == 0:
+            kill_self(signal.SIGUSR2)
+            assert (await queue.read()).signo is SIG.USR2
+        await queue.close()
+        if i % 100 == 0:
+            assert blocked() == mask
+    assert open_fds() == fds_before
+    assert blocked() == mask
+
+
+# ---- struct signalfd_siginfo ----
+
+u32 = st.integers(0, 2**32 - 1)
+s32 = st.integers(-(2**31), 2**31 - 1)
+u64 = st.integers(0, 2**64 - 1)
+siginfos = st.builds(
+    SignalfdSiginfo,
+    u32, s32, s32, u32, u32, s32, u32, u32, u32, u32, s32, s32,
+    u64, u64, u64, u64, st.integers(0, 2**16 - 1), s32, u64, u32,
+)  # fmt: skip
+
+
+@given(siginfos)
+def test_siginfo_roundtrip(info: SignalfdSiginfo) -> None:
+    data = info.to_bytes()
+    assert len(data) == 128 == SignalfdSiginfo.sizeof()
+    assert SignalfdSiginfo.from_bytes(data) == info
+    assert data[82:84] == bytes(2) and data[100:] == bytes(28)  # padding
+
+
+def test_siginfo_layout() -> None:
+    info = SignalfdSiginfo(SIG.CHLD, pid=0x01020304, status=-1, addr_lsb=7, arch=0xC000003E)
+    data = info.to_bytes()
+    assert data[0:4] == (17).to_bytes(4, "little")
+    assert data[12:16] == bytes([4, 3, 2, 1])
+    assert data[40:44] == b"\xff" * 4
+    assert data[80:82] == bytes([7, 0])
+    assert data[96:100] == (0xC000003E).to_bytes(4, "little")
+    assert SignalfdSiginfo(40).signo == 40  # a real-time signal stays an int
+    assert SignalfdSiginfo.from_bytes(data + b"extra") == info
+
+
+async def test_siginfo_through_memory() -> None:
+    info = SignalfdSiginfo(SIG.USR1, code=-6, pid=1, uid=2, ptr=2**64 - 1)
+    ptr = await local_thread.ptr(info)
+    assert ptr.size() == 128
+    assert await ptr.read() == info
+
+
+def test_siginfo_bad_values() -> None:
+    with pytest.raises(TypeError):
+        SignalfdSiginfo("USR1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        SignalfdSiginfo(10, pid=1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        SignalfdSiginfo(10, status=True)
+    with pytest.raises(ValueError):
+        SignalfdSiginfo(10, pid=-1).to_bytes()
+    with pytest.raises(ValueError):
+        SignalfdSiginfo(10, addr_lsb=1 << 16).to_bytes()
+    with pytest.raises(ValueError):
+        SignalfdSiginfo(2**32).to_bytes()
+    with pytest.raises(ValueError):
+        SignalfdSiginfo.from_bytes(bytes(127))
