@@ -1,51 +1,85 @@
-"""A tour of rsyscall on the local thread: the Python process itself.
+"""A tour of rsyscall: one straight-line program acting in two processes.
 
-Every system call is a method on the object it acts on, its memory comes
-from pointers that know their size, and results come back as new pointers.
-Run it: python examples/demo.py
+We clone a child into new user, mount, pid and network namespaces.  From
+here, syscall by syscall, we set it up: mount a tmpfs, write a file in it,
+bring up its loopback interface, open a listening socket.  Then it execs a
+shell command that reports what it sees, and we read the report through a
+pipe.  Every syscall is a method on the object it acts on, named as in its
+man page; memory for it comes from pointers that know their size.
+
+Run it: python examples/demo.py [trio]   (needs user namespaces, as most Linux has)
 """
+
+import sys
 
 import anyio
 
 from rsyscall import local_thread
-from rsyscall.sys.socket import AF, SOCK, CmsgList, CmsgSCMRights, RecvMsghdr, SendMsghdr
-from rsyscall.sys.uio import IovecList
+from rsyscall.net.if_ import bring_up
+from rsyscall.netinet.ip import SockaddrIn
+from rsyscall.sched import CLONE
+from rsyscall.sys.mount import MS
+from rsyscall.sys.socket import AF, SOCK
+
+REPORT = """
+echo "I am pid $$ in my pid namespace"
+echo "my network interfaces:"; tail -n +3 /proc/net/dev | cut -d: -f1
+echo "listening TCP sockets (hex; 0100007F:1F90 is 127.0.0.1:8080):"
+tail -n +2 /proc/net/tcp | awk '{print "  " $2}'
+echo "the file the parent wrote:"; cat /tmp/hello.txt
+"""
 
 
 async def main() -> None:
-    thread = local_thread
-    print("our pid, from getpid(2):", await thread.task.getpid())
+    parent = local_thread
 
-    # A pipe: pipe2(2) fills a Pointer[Pipe]; reading it gives two fd handles.
-    pipe = await thread.pipe()
-    print("pipe:", pipe)
+    # A pipe in our own process; the child will get a copy of it at clone.
+    pipe = await parent.pipe()
 
-    # A socket pair, and the pipe's write end passed across it with SCM_RIGHTS,
-    # as a C program would do it with sendmsg(2) and recvmsg(2).
-    pair = await thread.socketpair(AF.UNIX, SOCK.STREAM)
-    iov = await thread.ptr(IovecList([await thread.ptr(b"!")]))
-    control = await thread.ptr(CmsgList([CmsgSCMRights([pipe.write])]))
-    await pair.first.sendmsg(await thread.ptr(SendMsghdr(None, iov, control)))
+    # clone3(2): a new process sharing our memory, in new namespaces.  It
+    # runs nothing of its own: it waits for our syscalls.
+    child = await parent.clone(
+        CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWNET
+    )
+    print(f"cloned pid {child.process.pid}; inside its namespace it is pid "
+          f"{await child.task.getpid()}")
 
-    iov = await thread.ptr(IovecList([await thread.malloc(bytes, 1)]))
-    room = await thread.ptr(CmsgList([CmsgSCMRights([pipe.write])]))  # room for one fd
-    _, _, header = await pair.second.recvmsg(await thread.ptr(RecvMsghdr(None, iov, room)))
-    received = await header.read()
-    assert received.control is not None
-    passed_fd = (await received.control.read())[0][0]
-    print("the pipe's write end arrived as:", passed_fd)
+    # mount(2), in the child: first stop its mounts from propagating back to
+    # ours, then put a fresh tmpfs over /tmp - visible to the child only.
+    await child.task.mount(None, await child.ptr("/"), None, MS.REC | MS.PRIVATE, None)
+    await child.task.mount(
+        await child.ptr("tmpfs"), await child.ptr("/tmp"), await child.ptr("tmpfs"),
+        MS.NONE, None,
+    )
+    # open(2) and write(2) in the child: the file exists in its tmpfs alone.
+    await child.spit("/tmp/hello.txt", "written by the parent, through the child's syscalls\n")
 
-    # Write through the passed fd; read from the pipe.  write(2) returns the
-    # part written and the rest; read(2) the part filled and the rest.
-    written, _ = await passed_fd.write(await thread.ptr(b"hello through a passed fd"))
-    print("wrote", written.size(), "bytes")
-    buf = await thread.malloc(bytes, 4096)
-    valid, rest = await pipe.read.read(buf)
-    print("read back:", await valid.read())
-    buf = valid + rest  # merge the halves to reuse the whole buffer
-    print("buffer whole again:", buf)
+    # ioctl(SIOCSIFFLAGS) in the child: its new network namespace has only a
+    # loopback interface, and it starts down.
+    await bring_up(child, "lo")
+
+    # socket(2), bind(2), listen(2) in the child: a listener on 127.0.0.1:8080
+    # that exists only inside the child's network namespace.
+    listener = await child.task.socket(AF.INET, SOCK.STREAM)
+    await listener.bind(await child.ptr(SockaddrIn(8080, "127.0.0.1")))
+    await listener.listen(16)
+    await listener.disable_cloexec()  # keep it open across exec, for the report
+
+    # dup2(2) in the child: its copy of our pipe's write end becomes its stdout.
+    await child.inherit_fd(pipe.write).dup2(child.stdout)
+    await pipe.write.close()  # ours; the child still holds its copy
+
+    # execve(2): the child becomes a shell running the report.
+    process = await child.exec(parent.environ.sh.args("-c", REPORT))
+
+    # We read its output through the pipe until it exits.
+    reader = await parent.make_afd(pipe.read, set_nonblock=True)
+    output = b""
+    while chunk := await reader.read_some_bytes():
+        output += chunk
+    await process.check()
+    print(output.decode(), end="")
 
 
 if __name__ == "__main__":
-    anyio.run(main)
-    anyio.run(main, backend="trio")
+    anyio.run(main, backend=sys.argv[1] if len(sys.argv) > 1 else "asyncio")

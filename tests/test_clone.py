@@ -342,3 +342,52 @@ async def test_clone_bad_input() -> None:
         child.inherit_fd(3)  # type: ignore[arg-type]
     assert await child.task.getpid() == child.process.pid
     await child.exit(0)
+
+
+async def test_namespaces_as_in_the_demo() -> None:
+    from rsyscall.net.if_ import bring_up
+    from rsyscall.netinet.ip import SockaddrIn
+    from rsyscall.sys.mount import MS
+    from rsyscall.sys.socket import Sockaddr
+    from rsyscall.sys.utsname import Utsname
+
+    thread = local_thread
+    child = await thread.clone(
+        CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWNET | CLONE.NEWUTS | CLONE.NEWIPC
+    )
+    # The uid map keeps our ids; the child is pid 1 of its pid namespace.
+    assert await child.task.getuid() == os.getuid()
+    assert await child.task.getpid() == 1
+    await child.task.sethostname(await child.ptr(b"rsyscall-test"))
+    uts = await (await child.task.uname(await child.malloc(Utsname))).read()
+    assert uts.nodename == "rsyscall-test" and os.uname().nodename != "rsyscall-test"
+    # A tmpfs over /tmp, private to the child's mount namespace.
+    await child.task.mount(None, await child.ptr("/"), None, MS.REC | MS.PRIVATE, None)
+    await child.task.mount(
+        await child.ptr("tmpfs"), await child.ptr("/tmp"), await child.ptr("tmpfs"), MS.NONE, None
+    )
+    marker = f"/tmp/rsyscall-namespace-test-{os.getpid()}"
+    await child.spit(marker, "only in the child")
+    assert not os.path.exists(marker)
+    # Loopback, up, with a listener on it that the parent cannot reach.
+    await bring_up(child)
+    listener = await child.task.socket(AF.INET, SOCK.STREAM)
+    await listener.bind(await child.ptr(SockaddrIn(0, "127.0.0.1")))
+    await listener.listen(1)
+    bound, _ = await listener.getsockname(await child.malloc(Sockaddr))
+    address = await bound.read()
+    assert isinstance(address, SockaddrIn)
+    client = await child.task.socket(AF.INET, SOCK.STREAM)
+    await client.connect(await child.ptr(address))
+    connection = await listener.accept()
+    await client.write(await child.ptr(b"inside"))
+    got, _ = await connection.read(await child.malloc(bytes, 16))
+    assert await got.read() == b"inside"
+    with pytest.raises(ConnectionRefusedError):
+        ours = await thread.task.socket(AF.INET, SOCK.STREAM)
+        await ours.connect(await thread.ptr(address))
+    # A grandchild lands in the same namespaces, as pid 2.
+    grandchild = await child.clone()
+    assert await grandchild.task.getpid() == 2
+    await grandchild.exit(0)
+    await child.exit(0)

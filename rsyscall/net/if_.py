@@ -372,56 +372,56 @@ class IfFileDescriptor(BaseFileDescriptor):
         await self.task.sysif.syscall(_SYS_ioctl, self.number, request, alloc.address)
 
     async def siocgifname(self, ifr: ReadablePointer[Ifreq]) -> ReadablePointer[Ifreq]:
-        """ioctl(SIOCGIFNAME): the name of the interface with index
+        """netdevice(7) SIOCGIFNAME: the name of the interface with index
         `ifr`'s ifindex, written into its name.  Consumes `ifr`."""
         return await self._ifreq_get(SIOC.GIFNAME, ifr)
 
     async def siocgifindex(self, ifr: ReadablePointer[Ifreq]) -> ReadablePointer[Ifreq]:
-        """ioctl(SIOCGIFINDEX): the index of interface `ifr.name`, in ifindex.
+        """netdevice(7) SIOCGIFINDEX: the index of interface `ifr.name`, in ifindex.
         Consumes `ifr`."""
         return await self._ifreq_get(SIOC.GIFINDEX, ifr)
 
     async def siocgifflags(self, ifr: ReadablePointer[Ifreq]) -> ReadablePointer[Ifreq]:
-        """ioctl(SIOCGIFFLAGS): interface `ifr.name`'s flags.  Consumes `ifr`."""
+        """netdevice(7) SIOCGIFFLAGS: interface `ifr.name`'s flags.  Consumes `ifr`."""
         return await self._ifreq_get(SIOC.GIFFLAGS, ifr)
 
     async def siocsifflags(self, ifr: ReadablePointer[Ifreq]) -> None:
-        """ioctl(SIOCSIFFLAGS): set interface `ifr.name`'s flags to
+        """netdevice(7) SIOCSIFFLAGS: set interface `ifr.name`'s flags to
         `ifr.flags` (needs CAP_NET_ADMIN in the network namespace's user
         namespace).  Only reads `ifr`."""
         await self._ifreq_set(SIOC.SIFFLAGS, ifr)
 
     async def siocgifaddr(self, ifr: ReadablePointer[Ifreq]) -> ReadablePointer[Ifreq]:
-        """ioctl(SIOCGIFADDR): interface `ifr.name`'s IPv4 address, in addr
+        """netdevice(7) SIOCGIFADDR: interface `ifr.name`'s IPv4 address, in addr
         (EADDRNOTAVAIL if it has none).  Consumes `ifr`."""
         return await self._ifreq_get(SIOC.GIFADDR, ifr)
 
     async def siocsifaddr(self, ifr: ReadablePointer[Ifreq]) -> None:
-        """ioctl(SIOCSIFADDR): set interface `ifr.name`'s address to
+        """netdevice(7) SIOCSIFADDR: set interface `ifr.name`'s address to
         `ifr.addr` (privileged).  Only reads `ifr`."""
         await self._ifreq_set(SIOC.SIFADDR, ifr)
 
     async def siocgifnetmask(self, ifr: ReadablePointer[Ifreq]) -> ReadablePointer[Ifreq]:
-        """ioctl(SIOCGIFNETMASK): interface `ifr.name`'s IPv4 network mask,
+        """netdevice(7) SIOCGIFNETMASK: interface `ifr.name`'s IPv4 network mask,
         in netmask.  Consumes `ifr`."""
         return await self._ifreq_get(SIOC.GIFNETMASK, ifr)
 
     async def siocsifnetmask(self, ifr: ReadablePointer[Ifreq]) -> None:
-        """ioctl(SIOCSIFNETMASK): set interface `ifr.name`'s network mask to
+        """netdevice(7) SIOCSIFNETMASK: set interface `ifr.name`'s network mask to
         `ifr.netmask` (privileged).  Only reads `ifr`."""
         await self._ifreq_set(SIOC.SIFNETMASK, ifr)
 
     async def siocgifmtu(self, ifr: ReadablePointer[Ifreq]) -> ReadablePointer[Ifreq]:
-        """ioctl(SIOCGIFMTU): interface `ifr.name`'s MTU, in mtu.  Consumes `ifr`."""
+        """netdevice(7) SIOCGIFMTU: interface `ifr.name`'s MTU, in mtu.  Consumes `ifr`."""
         return await self._ifreq_get(SIOC.GIFMTU, ifr)
 
     async def siocsifmtu(self, ifr: ReadablePointer[Ifreq]) -> None:
-        """ioctl(SIOCSIFMTU): set interface `ifr.name`'s MTU to `ifr.mtu`
+        """netdevice(7) SIOCSIFMTU: set interface `ifr.name`'s MTU to `ifr.mtu`
         (privileged).  Only reads `ifr`."""
         await self._ifreq_set(SIOC.SIFMTU, ifr)
 
     async def siocgifhwaddr(self, ifr: ReadablePointer[Ifreq]) -> ReadablePointer[Ifreq]:
-        """ioctl(SIOCGIFHWADDR): interface `ifr.name`'s hardware address and
+        """netdevice(7) SIOCGIFHWADDR: interface `ifr.name`'s hardware address and
         ARPHRD type, in hwaddr.  Consumes `ifr`."""
         return await self._ifreq_get(SIOC.GIFHWADDR, ifr)
 

@@ -236,7 +236,7 @@ class PrctlTask(BaseTask):
         return await self.space.transport.read(alloc.address, size)
 
     async def prctl_set_name(self, name: str | bytes) -> None:
-        """PR_SET_NAME: set the calling thread's name (its `comm`, as in
+        """prctl(2) PR_SET_NAME: set the calling thread's name (its `comm`, as in
         /proc/pid/task/tid/comm).  The kernel keeps at most 15 bytes and
         silently drops the rest."""
         if isinstance(name, str):
@@ -249,17 +249,17 @@ class PrctlTask(BaseTask):
         await self.sysif.syscall(_SYS_prctl, PR.SET_NAME, alloc.address, 0, 0, 0)
 
     async def prctl_get_name(self) -> bytes:
-        """PR_GET_NAME: the calling thread's name, without its NUL."""
+        """prctl(2) PR_GET_NAME: the calling thread's name, without its NUL."""
         return (await self._get_scratch(PR.GET_NAME)).split(b"\0", 1)[0]
 
     async def prctl_set_pdeathsig(self, sig: SIG | int) -> None:
-        """PR_SET_PDEATHSIG: the signal this process gets when its parent
+        """prctl(2) PR_SET_PDEATHSIG: the signal this process gets when its parent
         thread dies (0: none).  Child threads have SIG.KILL from the start,
         so they never outlive the thread that made them."""
         await self.sysif.syscall(_SYS_prctl, PR.SET_PDEATHSIG, _signal(sig), 0, 0, 0)
 
     async def prctl_get_pdeathsig(self) -> SIG | int:
-        """PR_GET_PDEATHSIG: the parent-death signal, 0 if none."""
+        """prctl(2) PR_GET_PDEATHSIG: the parent-death signal, 0 if none."""
         (sig,) = _INT.unpack(await self._get_scratch(PR.GET_PDEATHSIG))
         try:
             return SIG(sig)
@@ -267,23 +267,23 @@ class PrctlTask(BaseTask):
             return int(sig)  # 0, or a real-time signal
 
     async def prctl_set_no_new_privs(self) -> None:
-        """PR_SET_NO_NEW_PRIVS: execve(2) will never again grant privileges
+        """prctl(2) PR_SET_NO_NEW_PRIVS: execve(2) will never again grant privileges
         (set-user-ID bits, file capabilities).  It cannot be undone, and is
         inherited by children."""
         await self.sysif.syscall(_SYS_prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
     async def prctl_get_no_new_privs(self) -> bool:
-        """PR_GET_NO_NEW_PRIVS: whether no_new_privs is set."""
+        """prctl(2) PR_GET_NO_NEW_PRIVS: whether no_new_privs is set."""
         return bool(await self.sysif.syscall(_SYS_prctl, PR.GET_NO_NEW_PRIVS, 0, 0, 0, 0))
 
     async def prctl_set_child_subreaper(self, subreaper: bool = True) -> None:
-        """PR_SET_CHILD_SUBREAPER: whether orphaned descendants of this
+        """prctl(2) PR_SET_CHILD_SUBREAPER: whether orphaned descendants of this
         process are reparented to it rather than to init."""
         if not isinstance(subreaper, bool):
             raise TypeError(f"subreaper must be a bool, not {type(subreaper).__name__}")
         await self.sysif.syscall(_SYS_prctl, PR.SET_CHILD_SUBREAPER, int(subreaper), 0, 0, 0)
 
     async def prctl_get_child_subreaper(self) -> bool:
-        """PR_GET_CHILD_SUBREAPER: whether this process is a child subreaper."""
+        """prctl(2) PR_GET_CHILD_SUBREAPER: whether this process is a child subreaper."""
         (value,) = _INT.unpack(await self._get_scratch(PR.GET_CHILD_SUBREAPER))
         return bool(value)

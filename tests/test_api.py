@@ -1,0 +1,76 @@
+"""The public names of API.md exist, with the shapes it gives."""
+
+import inspect
+
+import pytest
+
+import rsyscall
+import rsyscall.handle
+from rsyscall import local_thread
+from rsyscall.sys.wait import CalledProcessError
+
+pytestmark = pytest.mark.anyio
+
+TOP_LEVEL = [
+    "local_thread", "Thread", "ChildThread", "Task", "FileDescriptor", "Pointer",
+    "WrittenPointer", "ReadablePointer", "LinearPointer", "MemoryMapping", "Command",
+    "AsyncFileDescriptor", "AsyncChildProcess",
+]
+THREAD = [
+    "task", "ptr", "malloc", "stdin", "stdout", "stderr", "environ", "make_afd", "pipe",
+    "socketpair", "spit", "read_to_eof", "mkdir", "clone", "unshare", "run",
+]
+CHILD_THREAD = ["exec", "exit", "process", "inherit_fd"]
+FILE_DESCRIPTOR = [
+    "close", "read", "write", "pread", "pwrite", "readv", "writev", "lseek", "fcntl", "dup3",
+    "fstat", "getdents", "ftruncate", "connect", "listen", "accept", "dup2", "getsockname",
+    "getpeername", "setsockopt", "getsockopt", "shutdown", "send", "recv", "bind", "sendmsg",
+    "recvmsg", "disable_cloexec", "enable_cloexec",
+]
+ASYNC_FD = ["read", "write", "recv", "send", "accept", "connect", "read_some_bytes",
+            "write_all_bytes", "handle", "close"]
+POINTER = ["size", "split", "merge", "__add__", "write"]
+
+
+def test_names_exist() -> None:
+    for name in TOP_LEVEL:
+        assert hasattr(rsyscall, name), name
+    assert rsyscall.handle.ChildProcess and rsyscall.handle.Process
+    assert issubclass(CalledProcessError, Exception)
+    for name in ["task", "stdin", "stdout", "stderr", "environ"]:
+        assert hasattr(local_thread, name), name
+    for name in THREAD:
+        assert hasattr(rsyscall.Thread, name) or hasattr(local_thread, name), name
+    for name in CHILD_THREAD:
+        assert hasattr(rsyscall.ChildThread, name) or name in ("process",), name
+    for name in FILE_DESCRIPTOR:
+        method = getattr(rsyscall.FileDescriptor, name)
+        assert inspect.iscoroutinefunction(method), name
+    for name in ASYNC_FD:
+        assert hasattr(rsyscall.AsyncFileDescriptor, name) or name == "handle", name
+    for name in POINTER:
+        assert hasattr(rsyscall.Pointer, name), name
+    assert hasattr(rsyscall.ReadablePointer, "read")
+    for name in ["waitpid", "check", "kill", "process"]:
+        assert hasattr(rsyscall.AsyncChildProcess, name) or name == "process", name
+
+
+async def test_every_syscall_method_is_async_and_documented() -> None:
+    """Every public method of Task and FileDescriptor is async and names its
+    man page (or says what it is built on)."""
+    for cls in (rsyscall.Task, rsyscall.FileDescriptor, rsyscall.handle.Process):
+        for name, member in inspect.getmembers(cls, inspect.isfunction):
+            if name.startswith("_") or name in ("make_fd", "make_process", "for_task"):
+                continue
+            assert inspect.iscoroutinefunction(member), f"{cls.__name__}.{name}"
+            summary = (member.__doc__ or "").split("\n")[0]
+            assert "(2)" in summary or "(3)" in summary or "(7)" in summary, f"{cls.__name__}.{name}"
+
+
+async def test_command_shapes() -> None:
+    sh = local_thread.environ.sh
+    assert isinstance(sh, rsyscall.Command)
+    command = rsyscall.Command("/bin/echo", ["echo"], {}).args("a", "b").env({"X": "1"}, Y="2")
+    assert command.arguments == ("echo", "a", "b")
+    assert dict(command.env_updates) == {"X": "1", "Y": "2"}
+    assert isinstance(await local_thread.environ.which("sh"), rsyscall.Command)
