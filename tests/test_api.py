@@ -64,7 +64,8 @@ async def test_every_syscall_method_is_async_and_documented() -> None:
                 continue
             assert inspect.iscoroutinefunction(member), f"{cls.__name__}.{name}"
             summary = (member.__doc__ or "").split("\n")[0]
-            assert "(2)" in summary or "(3)" in summary or "(7)" in summary, f"{cls.__name__}.{name}"
+            man_page = any(section in summary for section in ("(2)", "(3)", "(7)"))
+            assert man_page, f"{cls.__name__}.{name}"
 
 
 async def test_command_shapes() -> None:
