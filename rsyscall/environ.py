@@ -24,9 +24,22 @@ class Environment(Mapping[str, str]):
     by asking the thread's own process (access(2) with X_OK), so it answers
     for that process's filesystem view, namespaces and all."""
 
+    _variables: dict[str, str]
+    _encoded: list[bytes] | None
+    _owned: bool
+
     def __init__(self, thread: Thread, variables: Mapping[str, str]) -> None:
         self._thread = thread
-        self._variables = dict(variables)
+        if isinstance(variables, Environment):
+            # A child's environment starts as its parent's: share the dict
+            # (and its encoding) until either side changes it.
+            self._variables = variables._variables
+            self._encoded = variables._encoded
+            self._owned = variables._owned = False
+        else:
+            self._variables = dict(variables)
+            self._encoded = None
+            self._owned = True
 
     def __getitem__(self, key: str) -> str:
         return self._variables[key]
@@ -42,11 +55,22 @@ class Environment(Mapping[str, str]):
 
     def copy_for(self, thread: Thread) -> Environment:
         """The same variables, for another thread (a child inherits them)."""
-        return Environment(thread, self._variables)
+        return Environment(thread, self)
 
     def set(self, key: str, value: str) -> None:
         """Set a variable for children exec'd from this thread from now on."""
+        if not self._owned:
+            self._variables = dict(self._variables)
+            self._owned = True
         self._variables[key] = value
+        self._encoded = None
+
+    def encoded(self) -> list[bytes]:
+        """The variables as execve(2) wants them, b"NAME=value"."""
+        if self._encoded is None:
+            items = self._variables.items()
+            self._encoded = [os.fsencode(f"{key}={value}") for key, value in items]
+        return self._encoded
 
     @property
     def path(self) -> list[Path]:

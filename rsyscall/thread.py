@@ -52,10 +52,11 @@ from rsyscall.tasks.clone import (
     CHILD_MAIN,
     CHILD_STACK_SIZE,
     USER_FLAGS,
+    ExecWatcher,
     clone_process,
     spawn_futex_waiter,
 )
-from rsyscall.tasks.connection import ConnectionSyscall, wait_remote
+from rsyscall.tasks.connection import EXEC_OR_EXIT, ConnectionSyscall, wait_remote
 from rsyscall.tasks.local import LocalSyscall, local_fd_table
 from rsyscall.unistd import Pipe
 
@@ -299,42 +300,47 @@ class Thread:
         connection = await local.socketpair(AF.UNIX, SOCK.STREAM | SOCK.NONBLOCK)
         request_fd = await self._fd_from_local(connection.second)
         space = self.task.space
-        # The word CLONE_CHILD_CLEARTID clears at exec or exit; nonzero till then.
-        ctid = await space.stage(_INT32.pack(1))
+        # The word CLONE_CHILD_CLEARTID clears at exec or exit (nonzero till
+        # then), and the stack of the exec watcher that sleeps on it.  An
+        # init of a new pid namespace cannot start a sibling, so its exec is
+        # watched from here instead (see ChildThread.exec).
+        ctid, watcher_stack, main_args = await ExecWatcher.prepare(space, request_fd.number)
+        if flags & CLONE.NEWPID:
+            main_args = [request_fd.number, request_fd.number]
         pid, pidfd_number, stack = await clone_process(
-            self, flags, CHILD_MAIN, [request_fd.number, request_fd.number], CHILD_STACK_SIZE,
-            ctid.address,
+            self, flags, CHILD_MAIN, main_args, CHILD_STACK_SIZE, ctid.address
         )
         pidfd = self.task.make_fd(pidfd_number)
+        watcher = (
+            None if flags & CLONE.NEWPID else ExecWatcher(self.task.sysif, ctid, watcher_stack)
+        )
         # The stack and the cleared word must outlive the child: they go
-        # with its process handle, released when it is reaped.
-        process = ChildProcess(self.task, pid, pidfd, keep=(stack, ctid))
+        # with its process handle, released when it is reaped (and with
+        # them the watcher's record, which reaps it if nothing did).
+        process = ChildProcess(self.task, pid, pidfd, keep=(stack, ctid, watcher))
         sysif = ConnectionSyscall(await local.make_afd(connection.first), f"pid {pid}")
         table = (
             self.task.fd_table if flags & CLONE.FILES
             else FDTable(f"pid {pid}", sysif.close_later)
         )
         task = Task(sysif, space, table, 1 if flags & CLONE.NEWPID else pid)
-        # The pidfd is watched in the local epoller, to hang up the
-        # connection when the child dies.  A child of the local thread is
-        # waited for there too: one registration serves both.
-        if self is local:
-            local_pidfd = pidfd
-            afd: AsyncFileDescriptor | None = await local.make_afd(pidfd)
-        else:
-            local_pidfd = await self._fd_to_local(pidfd)
-            afd = None
         child = ChildThread(
             task, self.environ, task.make_fd(0), task.make_fd(1), task.make_fd(2),
-            local=local, parent=self, process=AsyncChildProcess(process, self, afd=afd),
-            request_fd=task.make_fd(request_fd.number), local_pidfd=local_pidfd, ctid=ctid,
+            local=local, parent=self, process=AsyncChildProcess(process, self),
+            request_fd=task.make_fd(request_fd.number), pidfd=pidfd, ctid=ctid,
+            watcher=watcher,
         )
         # Our copy of the child's end goes now (unless the table is shared).
         del request_fd, connection
-        if afd is not None:
-            afd.set_callback(child._hangup_callback("the process exited"))
+        if watcher is not None:
+            # Its marker hangs up the connection when the child exits or
+            # execs; then it is reaped at once.
+            sysif.on_hangup(_reap_on_marker(watcher))
         else:
-            await child._watch(local_pidfd, "the process exited")
+            # No watcher: watch the child's pidfd in the local epoller, to
+            # hang up the connection when the child dies.
+            watch_fd = await pidfd.dup() if self is local else await child._local_pidfd()
+            await child._watch(watch_fd, "the process exited")
         if flags & CLONE.NEWUSER:
             await self._write_id_maps(f"/proc/{pid}", await self.task.geteuid(),
                                       await self.task.getegid())
@@ -404,18 +410,22 @@ class ChildThread(Thread):
         parent: Thread,
         process: AsyncChildProcess,
         request_fd: FileDescriptor,
-        local_pidfd: FileDescriptor,
+        pidfd: FileDescriptor,
         ctid: Allocation,
+        watcher: ExecWatcher | None,
     ) -> None:
         super().__init__(task, environ, stdin, stdout, stderr, local)
         self.parent = parent
         self.process = process
         self._request_fd = request_fd
-        # A pidfd for this child in the local thread's table.
-        self._local_pidfd = local_pidfd
+        # Our pidfd for this child, in the parent thread's table, and a copy
+        # in the local thread's table if that is another (made when needed).
+        self._pidfd = pidfd
+        self._pidfd_here: FileDescriptor | None = pidfd if parent is local else None
         # Made when first needed: our end in the local thread, and the child's.
         self._transfer: tuple[FileDescriptor, FileDescriptor] | None = None
         self._ctid = ctid
+        self._watcher = watcher
         self._watches: list[tuple[Epoller, int, FileDescriptor]] = []
         self._exec_helper: ChildProcess | None = None
 
@@ -489,10 +499,13 @@ class ChildThread(Thread):
         syscalls fail with SyscallHangup."""
         if not isinstance(command, Command):
             raise TypeError(f"exec needs a Command, not {type(command).__name__}")
-        env = {**self.environ, **command.env_updates}
         strings = [os.fsencode(command.executable_path)]
         strings += [os.fsencode(arg) for arg in command.arguments]
-        strings += [os.fsencode(f"{key}={value}") for key, value in env.items()]
+        if command.env_updates:
+            env = {**self.environ, **command.env_updates}
+            strings += [os.fsencode(f"{key}={value}") for key, value in env.items()]
+        else:
+            strings += self.environ.encoded()
         for string in strings:
             if b"\0" in string:
                 raise ValueError(f"embedded null byte in {string!r}")
@@ -500,8 +513,16 @@ class ChildThread(Thread):
             self.task.space, strings, len(command.arguments)
         )
         connection = self.connection
+        watcher = self._watcher
+        # The child starts its watcher before it serves; an answer to this
+        # tells us it has (and whether that worked) before we rely on it.
+        started = (
+            connection.start(_SYS_getpid) if watcher is not None and watcher.pid() == 0 else None
+        )
         request = connection.start(_SYS_execve, path, argv, envp)
-        if self._exec_helper is None:
+        if started is not None:
+            await connection.finish(started)
+        if (watcher is None or watcher.pid() < 0) and self._exec_helper is None:
             # Made while the child execs.  It cannot miss the exec: it only
             # sleeps while the word is still nonzero.
             helper = await spawn_futex_waiter(self.local, self._ctid.address)
@@ -532,9 +553,17 @@ class ChildThread(Thread):
         self.task.sysif.syscall_later(_SYS_exit, status)
         return await self.process.waitpid(W.EXITED)
 
+    async def _local_pidfd(self) -> FileDescriptor:
+        """A pidfd for this child in the local thread's table."""
+        if self._pidfd_here is None:
+            parent = self.parent
+            assert isinstance(parent, ChildThread)
+            self._pidfd_here = await parent._fd_to_local(self._pidfd)
+        return self._pidfd_here
+
     async def _fd_to_local(self, fd: FileDescriptor) -> FileDescriptor:
         # We may take fds from our descendants (pidfd_getfd's ptrace check).
-        return await self._local_pidfd.pidfd_getfd(fd.number)
+        return await (await self._local_pidfd()).pidfd_getfd(fd.number)
 
     async def _fd_from_local(self, fd: FileDescriptor) -> FileDescriptor:
         # The other way needs a socket: made in the child, our end taken
@@ -545,6 +574,16 @@ class ChildThread(Thread):
         local_end, child_end = self._transfer
         await _send_fd(self.local, local_end, fd)
         return await _receive_fd(self, child_end)
+
+
+def _reap_on_marker(watcher: ExecWatcher) -> Callable[[str], None]:
+    def reap(reason: str) -> None:
+        # After the marker the watcher is exiting; otherwise it may still be
+        # asleep on the word, and it is left to its record's finalizer.
+        if reason == EXEC_OR_EXIT:
+            watcher.reap()
+
+    return reap
 
 
 async def _send_fd(thread: Thread, sock: FileDescriptor, fd: FileDescriptor) -> None:

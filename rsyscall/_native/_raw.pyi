@@ -2,6 +2,8 @@ from collections.abc import Awaitable
 
 SERVER_FUNCTION: int
 CHILD_MAIN_FUNCTION: int
+EXEC_WATCHER_FUNCTION: int
+EXEC_MARKER: int
 FUTEX_WAITER_FUNCTION: int
 STACK_WORDS: int
 REQUEST_SIZE: int

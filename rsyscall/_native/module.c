@@ -289,6 +289,9 @@ PyMODINIT_FUNC PyInit__raw(void)
                                 (long)&rsys_server) < 0 ||
         PyModule_AddIntConstant(module, "CHILD_MAIN_FUNCTION",
                                 (long)&rsys_child_main) < 0 ||
+        PyModule_AddIntConstant(module, "EXEC_WATCHER_FUNCTION",
+                                (long)&rsys_exec_watcher) < 0 ||
+        PyModule_AddIntConstant(module, "EXEC_MARKER", RSYS_EXEC_MARKER) < 0 ||
         PyModule_AddIntConstant(module, "FUTEX_WAITER_FUNCTION",
                                 (long)&rsys_futex_waiter) < 0 ||
         PyModule_AddIntConstant(module, "STACK_WORDS", RSYS_STACK_WORDS) < 0 ||

@@ -32,11 +32,22 @@ long rsys_syscall(long a1, long a2, long a3, long a4, long a5, long a6, long num
  * on any other error, which the trampoline turns into the exit status. */
 long rsys_server(long infd, long outfd);
 
+/* An answer no syscall gives (errno 4095 does not exist): the exec watcher
+ * sends it when the child has exec'd or exited. */
+#define RSYS_EXEC_MARKER (-4095)
+
 /* The first function of a child thread: ask for SIGKILL when the thread
  * that cloned us dies (so no child outlives its parent unnoticed), make
- * our end of the connection blocking, then serve requests.  The server's
- * result is the exit status. */
-long rsys_child_main(long infd, long outfd);
+ * our end of the connection blocking, start the exec watcher on the given
+ * stack (if any; its pid, or -errno, goes to *watcher_pid), then serve
+ * requests.  The server's result is the exit status. */
+long rsys_child_main(long infd, long outfd, long watcher_stack, long watcher_stack_size,
+                     long watcher_pid);
+
+/* The exec watcher: wait for the CLONE_CHILD_CLEARTID word at futex_addr
+ * to clear (the child exec'd or exited), then write RSYS_EXEC_MARKER to
+ * outfd, the child's end of its connection. */
+long rsys_exec_watcher(long futex_addr, long outfd);
 
 /* Wait until the 32-bit futex word at addr is zero, then return 0.  Used with
  * CLONE_CHILD_CLEARTID: the kernel zeroes and wakes that word when the child

@@ -16,6 +16,12 @@
 #define RSYS_F_GETFL 3
 #define RSYS_F_SETFL 4
 #define RSYS_O_NONBLOCK 04000
+#define RSYS_NR_clone3 435
+#define RSYS_CLONE_VM 0x100
+#define RSYS_CLONE_FILES 0x400
+#define RSYS_CLONE_PARENT 0x8000
+#define RSYS_CLONE_CLEAR_SIGHAND 0x100000000ULL
+#define RSYS_SIGCHLD 17
 #define RSYS_EINTR 4
 #define RSYS_FUTEX_WAIT 0
 
@@ -122,7 +128,14 @@ long rsys_server(long infd, long outfd)
     }
 }
 
-long rsys_child_main(long infd, long outfd)
+/* struct clone_args, as <linux/sched.h> has it (no libc headers here). */
+struct rsys_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+        set_tid, set_tid_size, cgroup;
+};
+
+long rsys_child_main(long infd, long outfd, long watcher_stack, long watcher_stack_size,
+                     long watcher_pid)
 {
     if (rsys_syscall(RSYS_PR_SET_PDEATHSIG, RSYS_SIGKILL, 0, 0, 0, 0, RSYS_NR_prctl) < 0)
         return 1;
@@ -132,7 +145,32 @@ long rsys_child_main(long infd, long outfd)
     if (flags < 0 || rsys_syscall(infd, RSYS_F_SETFL, flags & ~RSYS_O_NONBLOCK, 0, 0, 0,
                                   RSYS_NR_fcntl) < 0)
         return 1;
+    if (watcher_stack) {
+        /* The exec watcher: a sibling (CLONE_PARENT, so our parent reaps
+         * it, not whatever program we exec) sharing our memory and fd
+         * table.  Started here, before we serve, it costs the parent
+         * nothing and is asleep on the futex before any exec can happen. */
+        struct rsys_clone_args args = {
+            .flags = RSYS_CLONE_VM | RSYS_CLONE_FILES | RSYS_CLONE_PARENT
+                     | RSYS_CLONE_CLEAR_SIGHAND,
+            .exit_signal = RSYS_SIGCHLD,
+            .stack = (uint64_t)watcher_stack,
+            .stack_size = (uint64_t)watcher_stack_size,
+        };
+        long pid = rsys_syscall((long)&args, sizeof(args), 0, 0, 0, 0, RSYS_NR_clone3);
+        *(volatile int32_t *)watcher_pid = (int32_t)pid;
+    }
     return rsys_server(infd, outfd);
+}
+
+long rsys_exec_watcher(long futex_addr, long outfd)
+{
+    rsys_futex_waiter(futex_addr);
+    /* We share the fd table the child had before it exec'd (exec gave it
+     * a copy), so the connection is still open here: say what happened. */
+    rsys_response marker = RSYS_EXEC_MARKER;
+    write_all(outfd, (const char *)&marker, sizeof(marker));
+    return 0;
 }
 
 long rsys_futex_waiter(long addr)

@@ -16,7 +16,7 @@ map and unmap on every turn).
 from __future__ import annotations
 
 import abc
-from bisect import bisect_left
+from bisect import bisect_left, insort
 
 __all__ = ["ARENA_SIZE", "Allocation", "Allocator", "Arena", "Mapper"]
 
@@ -44,12 +44,16 @@ class Mapper(abc.ABC):
 
 
 class Arena:
-    """One mapping, carved into allocations with a first-fit free list.
+    """One mapping, carved into allocations, best fit.
 
-    The free list is two sorted parallel lists of range starts and ends;
-    adjacent free ranges are always coalesced."""
+    Free ranges are kept twice: by address (two sorted parallel lists of
+    starts and ends, so a freed range coalesces with its neighbours) and by
+    size (a sorted list of (length, start), so finding room is a bisection,
+    not a walk past every small hole)."""
 
-    __slots__ = ("_busy", "_ends", "_pending", "_starts", "address", "allocator", "size", "used")
+    __slots__ = (
+        "_busy", "_ends", "_pending", "_sizes", "_starts", "address", "allocator", "size", "used",
+    )
 
     def __init__(self, allocator: Allocator, address: int, size: int) -> None:
         self.allocator = allocator
@@ -58,43 +62,59 @@ class Arena:
         self.used = 0
         self._starts = [address]
         self._ends = [address + size]
+        self._sizes = [(size, address)]
         self._busy = False
         self._pending: list[tuple[int, int]] = []
 
     def allocate(self, size: int) -> int | None:
         """Carve `size` bytes (aligned) out of a free range; None if none fits."""
+        if size == 0:
+            return self.address  # owns no bytes; any address in the arena does
         self._busy = True
         try:
-            starts, ends = self._starts, self._ends
-            for i in range(len(starts)):
-                start = starts[i]
+            sizes = self._sizes
+            # The smallest range that is big enough, if its start is aligned
+            # well enough; else the smallest that fits whatever its start.
+            i = bisect_left(sizes, (size, 0))
+            if i == len(sizes):
+                return None
+            length, start = sizes[i]
+            aligned = (start + ALIGNMENT - 1) & ~(ALIGNMENT - 1)
+            if aligned + size > start + length:
+                i = bisect_left(sizes, (size + ALIGNMENT - 1, 0))
+                if i == len(sizes):
+                    return None
+                length, start = sizes[i]
                 aligned = (start + ALIGNMENT - 1) & ~(ALIGNMENT - 1)
-                end = aligned + size
-                if end > ends[i]:
-                    continue
-                if size == 0:
-                    return aligned
-                if aligned == start:
-                    if end == ends[i]:
-                        del starts[i]
-                        del ends[i]
-                    else:
-                        starts[i] = end
-                else:
-                    # Keep the unaligned head free; the tail, if any, too.
-                    if end == ends[i]:
-                        ends[i] = aligned
-                    else:
-                        starts.insert(i + 1, end)
-                        ends.insert(i + 1, ends[i])
-                        ends[i] = aligned
-                self.used += size
-                return aligned
-            return None
+            end = start + length
+            del sizes[i]
+            j = bisect_left(self._starts, start)
+            del self._starts[j]
+            del self._ends[j]
+            # What is left before (alignment) and after stays free.
+            if aligned > start:
+                self._add(start, aligned)
+            if aligned + size < end:
+                self._add(aligned + size, end)
+            self.used += size
+            return aligned
         finally:
             self._busy = False
             if self._pending:
                 self._drain()
+
+    def _add(self, start: int, end: int) -> None:
+        j = bisect_left(self._starts, start)
+        self._starts.insert(j, start)
+        self._ends.insert(j, end)
+        insort(self._sizes, (end - start, start))
+
+    def _remove(self, j: int) -> tuple[int, int]:
+        start = self._starts.pop(j)
+        end = self._ends.pop(j)
+        sizes = self._sizes
+        del sizes[bisect_left(sizes, (end - start, start))]
+        return start, end
 
     def free(self, address: int, size: int) -> None:
         """Return a range; safe to call from a finalizer at any time."""
@@ -124,22 +144,15 @@ class Arena:
             self.allocator._arena_empty(self)
 
     def _insert(self, address: int, size: int) -> None:
-        starts, ends = self._starts, self._ends
-        end = address + size
-        i = bisect_left(starts, address)
-        merge_left = i > 0 and ends[i - 1] == address
-        merge_right = i < len(starts) and starts[i] == end
-        if merge_left and merge_right:
-            ends[i - 1] = ends[i]
-            del starts[i]
-            del ends[i]
-        elif merge_left:
-            ends[i - 1] = end
-        elif merge_right:
-            starts[i] = address
-        else:
-            starts.insert(i, address)
-            ends.insert(i, end)
+        start, end = address, address + size
+        starts = self._starts
+        j = bisect_left(starts, start)
+        if j > 0 and self._ends[j - 1] == start:
+            start, _ = self._remove(j - 1)
+            j -= 1
+        if j < len(starts) and starts[j] == end:
+            _, end = self._remove(j)
+        self._add(start, end)
         self.used -= size
 
 

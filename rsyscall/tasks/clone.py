@@ -25,8 +25,14 @@ from typing import TYPE_CHECKING
 from rsyscall._native import _raw
 from rsyscall.handle import ChildProcess
 from rsyscall.memory.allocator import Allocation
+from rsyscall.near.interface import SyscallInterface
+from rsyscall.near.sysnum import SYS
 from rsyscall.sched import CLONE, CloneArgs
 from rsyscall.signal import SIG
+from rsyscall.sys.wait import P, W
+
+_SYS_kill = int(SYS.kill)
+_SYS_waitid = int(SYS.waitid)
 
 if TYPE_CHECKING:
     from rsyscall.memory.transport import AddressSpace
@@ -36,6 +42,8 @@ __all__ = [
     "ALWAYS",
     "CHILD_MAIN",
     "CHILD_STACK_SIZE",
+    "EXEC_MARKER",
+    "ExecWatcher",
     "USER_FLAGS",
     "allocate_stack",
     "clone_process",
@@ -118,3 +126,64 @@ async def spawn_futex_waiter(local: Thread, futex_address: int) -> ChildProcess:
 
 
 CHILD_MAIN = _raw.CHILD_MAIN_FUNCTION
+EXEC_WATCHER = _raw.EXEC_WATCHER_FUNCTION
+EXEC_MARKER = _raw.EXEC_MARKER
+_WATCHER_STACK_SIZE = 4096
+_INT32 = struct.Struct("<i")
+
+
+class ExecWatcher:
+    """The exec watcher of one child: a process sharing its memory and fd
+    table, started by the child itself (rsys_child_main) as a sibling, so
+    the child's parent thread reaps it.  It sleeps on the child's
+    CLONE_CHILD_CLEARTID word and, when the child execs or exits, writes
+    EXEC_MARKER on the child's connection, then exits.
+
+    The child writes the watcher's pid (or -errno) into `slot` before it
+    serves any request.  The record reaps the watcher once; if it is
+    dropped first (with the child's process handle, after the child is
+    reaped), it kills and reaps it then."""
+
+    __slots__ = ("keep", "parent_sysif", "reaped", "slot")
+
+    def __init__(self, parent_sysif: SyscallInterface, slot: Allocation, stack: Allocation):
+        self.parent_sysif = parent_sysif
+        self.slot = slot
+        # Memory the watcher uses until it exits: its stack, and the word.
+        self.keep: object = (stack, slot)
+        self.reaped = False
+
+    @staticmethod
+    async def prepare(
+        space: AddressSpace, request_fd: int
+    ) -> tuple[Allocation, Allocation, list[int]]:
+        """The word (with the pid slot after it), the watcher's stack, and
+        the arguments for rsys_child_main that start it."""
+        word = await space.stage(struct.pack("<ii", 1, 0))
+        stack, sp = await allocate_stack(
+            space, _WATCHER_STACK_SIZE, EXEC_WATCHER, [word.address, request_fd]
+        )
+        main_args = [request_fd, request_fd, stack.address, sp - stack.address, word.address + 4]
+        return word, stack, main_args
+
+    def pid(self) -> int:
+        """The watcher's pid; 0 until the child has started it, negative if
+        starting it failed.  (The slot is in our own memory.)"""
+        (pid,) = _INT32.unpack(_raw.read_memory(self.slot.address + 4, 4))
+        return int(pid)
+
+    def reap(self) -> None:
+        """Kill (if need be) and reap the watcher, without waiting."""
+        if self.reaped:
+            return
+        pid = self.pid()
+        if pid <= 0:
+            return
+        self.reaped = True
+        self.parent_sysif.syscall_later(_SYS_kill, pid, SIG.KILL)
+        self.parent_sysif.syscall_later(_SYS_waitid, P.PID, pid, 0, W.EXITED, 0, keep=self.keep)
+        self.keep = None
+
+    def __del__(self) -> None:
+        if not getattr(self, "reaped", True):
+            self.reap()

@@ -29,11 +29,13 @@ import operator
 import os
 import struct
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
 
+from rsyscall._native import _raw
 from rsyscall.epoller import Epoller, FDClosedWhileWaiting
 from rsyscall.near.interface import SyscallHangup, SyscallInterface
 from rsyscall.near.sysnum import SYS
@@ -42,13 +44,16 @@ from rsyscall.sys.epoll import EpollEvent
 if TYPE_CHECKING:
     from rsyscall.epoller import AsyncFileDescriptor
 
-__all__ = ["ConnectionSyscall", "wait_remote"]
+__all__ = ["EXEC_OR_EXIT", "ConnectionSyscall", "wait_remote"]
 
 _REQUEST = struct.Struct("<7Q")
 _RESPONSE = struct.Struct("<q")
 _MASK = (1 << 64) - 1
 _READ_SIZE = 64 * 1024
 _SYS_getpid = int(SYS.getpid)
+_EXEC_MARKER = _raw.EXEC_MARKER
+EXEC_OR_EXIT = "the process called exec or exited"
+"""The hangup reason when the exec watcher reports."""
 _SYS_close = int(SYS.close)
 _MAX_EVENTS = 64
 _EVENT_SIZE = EpollEvent.sizeof()
@@ -115,6 +120,7 @@ class ConnectionSyscall(SyscallInterface):
         self._submitting = False
         self._deferred: list[tuple[int, tuple[int, ...], object]] = []
         self._hangup: str | None = None
+        self._on_hangup: list[Callable[[str], None]] = []
 
     def __repr__(self) -> str:
         state = f", hung up: {self._hangup}" if self._hangup else ""
@@ -276,6 +282,10 @@ class ConnectionSyscall(SyscallInterface):
         self._partial = data[usable:]
         pending = self._pending
         for (result,) in _RESPONSE.iter_unpack(data[:usable]):
+            if result == _EXEC_MARKER:
+                # From the exec watcher: the process is gone or exec'd.
+                self.hangup(EXEC_OR_EXIT)
+                return
             if not pending:
                 self.hangup("protocol error: an answer with no request")
                 return
@@ -306,6 +316,16 @@ class ConnectionSyscall(SyscallInterface):
         self._deferred.clear()
         # Wake a reader blocked on the socket; it finds its slot failed.
         self._afd.epoller.forget(self._afd._ident)
+        callbacks, self._on_hangup = self._on_hangup, []
+        for callback in callbacks:
+            callback(reason)
+
+    def on_hangup(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(reason)` when the connection hangs up."""
+        if self._hangup is not None:
+            callback(self._hangup)
+        else:
+            self._on_hangup.append(callback)
 
     async def aclose(self) -> None:
         """Hang up (if not already) and close our end of the socket."""
