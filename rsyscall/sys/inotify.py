@@ -23,8 +23,6 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
 
-import anyio
-
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.memory.pointer import PathPointer, Pointer, UseAfterConsumeError, path_address
 from rsyscall.near.sysnum import SYS
@@ -285,9 +283,6 @@ class Inotify:
         self._buffer: Pointer[InotifyEventList] | None = None
         self._pending: deque[InotifyEvent] = deque()
         self._closed = False
-        # Scopes of reads in progress, cancelled by close: the epoll loop
-        # does not wake a read waiting on an fd that is closed.
-        self._reads: set[anyio.CancelScope] = set()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else repr(self.afd.handle)
@@ -332,14 +327,9 @@ class Inotify:
         self._buffer = None  # a concurrent read allocates its own
         if buf is None:
             buf = await self.thread.malloc(InotifyEventList, self._buffer_size)
-        with anyio.CancelScope() as scope:
-            self._reads.add(scope)
-            try:
-                valid, rest = await self.afd.read(buf)
-            finally:
-                self._reads.discard(scope)
-        if scope.cancelled_caught:
-            raise UseAfterConsumeError("the Inotify was closed while reading")
+        # Closing the fd wakes this with FDClosedWhileWaiting (a
+        # UseAfterConsumeError).
+        valid, rest = await self.afd.read(buf)
         events = await valid.read()
         self._buffer = valid + rest
         return list(events)
@@ -364,8 +354,6 @@ class Inotify:
         if self._closed:
             return
         self._closed = True
-        for scope in self._reads:
-            scope.cancel()
         await self.afd.close()
 
     async def __aenter__(self) -> Self:

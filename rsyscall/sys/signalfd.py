@@ -248,9 +248,6 @@ class AsyncSignalQueue:
         self.mask = mask
         self._buffer: Pointer[SignalfdSiginfo] | None = None
         self._closed = False
-        # Scopes of reads in progress, cancelled by close: the epoll loop
-        # does not wake a read waiting on an fd that is closed.
-        self._reads: set[anyio.CancelScope] = set()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else repr(self.afd.handle)
@@ -293,15 +290,9 @@ class AsyncSignalQueue:
         self._buffer = None  # a concurrent read allocates its own
         if buf is None:
             buf = await self.thread.malloc(SignalfdSiginfo)
-        with anyio.CancelScope() as scope:
-            self._reads.add(scope)
-            try:
-                # A buffer of one struct: each read takes exactly one signal.
-                valid, rest = await self.afd.read(buf)
-            finally:
-                self._reads.discard(scope)
-        if scope.cancelled_caught:
-            raise UseAfterConsumeError("the AsyncSignalQueue was closed while reading")
+        # A buffer of one struct: each read takes exactly one signal.  Closing
+        # the fd wakes this with FDClosedWhileWaiting (a UseAfterConsumeError).
+        valid, rest = await self.afd.read(buf)
         info = await valid.read()
         self._buffer = valid + rest
         return info
@@ -311,8 +302,6 @@ class AsyncSignalQueue:
         if self._closed:
             return
         self._closed = True
-        for scope in self._reads:
-            scope.cancel()
         try:
             await self.afd.close()
         finally:

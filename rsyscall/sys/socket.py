@@ -397,6 +397,17 @@ def _iov_address_count(iov: WrittenPointer[IovecList]) -> tuple[int, int]:
     return iov._live().address, len(iov.value)
 
 
+def _msghdr_bytes(
+    name: Pointer[Any] | None, iov: WrittenPointer[IovecList], control: Pointer[Any] | None
+) -> bytes:
+    name_address, namelen = _address_size(name)
+    iov_address, iovlen = _iov_address_count(iov)
+    control_address, controllen = _address_size(control)
+    return _MSGHDR_LAYOUT.struct.pack(
+        name_address, namelen, iov_address, iovlen, control_address, controllen, 0
+    )
+
+
 class SendMsghdr(Struct):
     """`struct msghdr` for sendmsg(2): an optional destination address, the
     buffers to send, and optional ancillary messages."""
@@ -415,10 +426,7 @@ class SendMsghdr(Struct):
         self.control = control
 
     def to_bytes(self) -> bytes:
-        name, namelen = _address_size(self.name)
-        iov, iovlen = _iov_address_count(self.iov)
-        control, controllen = _address_size(self.control)
-        return self.layout.struct.pack(name, namelen, iov, iovlen, control, controllen, 0)
+        return _msghdr_bytes(self.name, self.iov, self.control)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -443,10 +451,7 @@ class RecvMsghdr(Struct):
         self.control = control
 
     def to_bytes(self) -> bytes:
-        name, namelen = _address_size(self.name)
-        iov, iovlen = _iov_address_count(self.iov)
-        control, controllen = _address_size(self.control)
-        return self.layout.struct.pack(name, namelen, iov, iovlen, control, controllen, 0)
+        return _msghdr_bytes(self.name, self.iov, self.control)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:

@@ -139,20 +139,6 @@ class ConnectionSyscall(SyscallInterface):
             await self._wait(slot)
         return _outcome(slot)
 
-    def _drain_now(self) -> None:
-        """Dispatch whatever answers have arrived, without waiting."""
-        try:
-            data = os.read(self._fd, _READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError as error:
-            self.hangup(f"reading answers failed: {error.strerror}")
-            return
-        if not data:
-            self.hangup("the process closed the connection")
-            return
-        self._dispatch(data)
-
     def start(self, number: int, /, *args: int) -> _Slot:
         """Send a request now and return its place in line; `finish` it
         later.  Lets the caller work while the process runs the syscall."""
