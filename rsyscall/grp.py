@@ -12,7 +12,7 @@ before it may write its gid_map (user_namespaces(7)).
 from __future__ import annotations
 
 from rsyscall.base import BaseTask
-from rsyscall.memory.pointer import ReadablePointer, borrow
+from rsyscall.memory.pointer import ReadablePointer, borrow, check_points_to
 from rsyscall.near.sysnum import SYS
 from rsyscall.unistd import GidList
 
@@ -32,10 +32,7 @@ class GrpTask(BaseTask):
         if list is None:
             await self.sysif.syscall(SYS.setgroups, 0, 0)
             return
-        if isinstance(list, ReadablePointer) and (
-            list._kind is None or not issubclass(list._kind, GidList)
-        ):
-            raise TypeError(f"expected a pointer to a GidList, got {list!r}")
+        check_points_to(list, GidList)
         alloc = borrow(list, self)
         if alloc.size % _GID_SIZE:
             raise ValueError(f"a pointer of {alloc.size} bytes holds no whole number of gids")

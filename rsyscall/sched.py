@@ -27,7 +27,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar, Self
 
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
-from rsyscall.memory.pointer import Pointer, ReadablePointer, borrow, restore, take
+from rsyscall.memory.pointer import (
+    Pointer,
+    ReadablePointer,
+    borrow,
+    check_points_to,
+    restore,
+    take,
+)
 from rsyscall.near.sysnum import SYS
 from rsyscall.struct import Layout, Struct
 
@@ -206,19 +213,12 @@ class CpuSet(frozenset[int], Struct):
         return cls(cpu for cpu in range(mask.bit_length()) if mask >> cpu & 1)
 
 
-def _check_cpuset(ptr: object) -> None:
-    """A pointer argument must point to a CpuSet (non-pointers are left to
-    take/borrow, which raise TypeError)."""
-    if isinstance(ptr, Pointer):
-        kind = ptr._kind
-        if kind is None or not issubclass(kind, CpuSet):
-            raise TypeError(f"expected a pointer to a CpuSet, got {ptr!r}")
 
 
 async def _getaffinity(
     task: BaseTask, pid: int, mask: Pointer[CpuSet]
 ) -> tuple[ReadablePointer[CpuSet], Pointer[CpuSet]]:
-    _check_cpuset(mask)
+    check_points_to(mask, CpuSet)
     alloc = take(mask, task, _LONG_BYTES)
     try:
         count = await task.sysif.syscall(SYS.sched_getaffinity, pid, alloc.size, alloc.address)
@@ -229,7 +229,7 @@ async def _getaffinity(
 
 
 async def _setaffinity(task: BaseTask, pid: int, mask: ReadablePointer[CpuSet]) -> None:
-    _check_cpuset(mask)
+    check_points_to(mask, CpuSet)
     alloc = borrow(mask, task)
     await task.sysif.syscall(SYS.sched_setaffinity, pid, alloc.size, alloc.address)
 

@@ -37,7 +37,14 @@ from collections.abc import Iterable
 from typing import Any, Self, overload
 
 from rsyscall.base import BaseProcess, BaseTask
-from rsyscall.memory.pointer import Pointer, ReadablePointer, borrow, restore, take
+from rsyscall.memory.pointer import (
+    Pointer,
+    ReadablePointer,
+    borrow,
+    check_points_to,
+    restore,
+    take,
+)
 from rsyscall.near.sysnum import SYS
 from rsyscall.struct import FixedSize, Serializable
 
@@ -271,13 +278,6 @@ class Sigaction(Serializable, FixedSize):
         return cls(handler, SA(flags), restorer, Sigset.from_bits(mask))
 
 
-def _check_kind(ptr: object, cls: type) -> None:
-    """A pointer argument must point to a `cls` (anything else is left to
-    take/borrow, which raise TypeError for non-pointers)."""
-    if isinstance(ptr, Pointer):
-        kind = ptr._kind
-        if kind is None or not issubclass(kind, cls):
-            raise TypeError(f"expected a pointer to a {cls.__name__}, got {ptr!r}")
 
 
 _SYS_rt_sigprocmask = int(SYS.rt_sigprocmask)
@@ -304,12 +304,12 @@ class SignalTask(BaseTask):
         fills `old`, either of which may be absent."""
         new_address = 0
         if new is not None:
-            _check_kind(new, cls)
+            check_points_to(new, cls)
             new_address = borrow(new, self, size).address
         if old is None:
             await self.sysif.syscall(number, first, new_address, 0, _SIGSET_SIZE)
             return None
-        _check_kind(old, cls)
+        check_points_to(old, cls)
         alloc = take(old, self, size)
         try:
             await self.sysif.syscall(number, first, new_address, alloc.address, _SIGSET_SIZE)

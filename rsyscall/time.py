@@ -24,7 +24,14 @@ import struct
 from typing import TYPE_CHECKING, Self, overload
 
 from rsyscall.base import BaseTask
-from rsyscall.memory.pointer import Pointer, ReadablePointer, borrow, restore, take
+from rsyscall.memory.pointer import (
+    Pointer,
+    ReadablePointer,
+    borrow,
+    check_points_to,
+    restore,
+    take,
+)
 from rsyscall.near.sysnum import SYS
 from rsyscall.struct import Layout, Struct
 
@@ -181,13 +188,6 @@ def _c_int(name: str, value: object) -> int:
     return int(value)
 
 
-def _check_kind(ptr: object, cls: type) -> None:
-    """A pointer argument must point to a `cls` (anything else is left to
-    take/borrow, which raise TypeError for non-pointers)."""
-    if isinstance(ptr, Pointer):
-        kind = ptr._kind
-        if kind is None or not issubclass(kind, cls):
-            raise TypeError(f"expected a pointer to a {cls.__name__}, got {ptr!r}")
 
 
 _SYS_clock_gettime = int(SYS.clock_gettime)
@@ -202,7 +202,7 @@ class TimeTask(BaseTask):
         self, number: int, clockid: int, tp: Pointer[Timespec]
     ) -> ReadablePointer[Timespec]:
         clock = _c_int("clockid", clockid)
-        _check_kind(tp, Timespec)
+        check_points_to(tp, Timespec)
         alloc = take(tp, self, _TIMESPEC_SIZE)
         try:
             await self.sysif.syscall(number, clock, alloc.address)
@@ -278,7 +278,7 @@ async def _sleep(
     remain: Pointer[Timespec] | None,
     writes_remain: bool,
 ) -> None:
-    _check_kind(request, Timespec)
+    check_points_to(request, Timespec)
     request_address = borrow(request, task, _TIMESPEC_SIZE).address
     if remain is None:
         try:
@@ -286,7 +286,7 @@ async def _sleep(
         except InterruptedError as error:
             raise _interrupted(error, None) from None
         return
-    _check_kind(remain, Timespec)
+    check_points_to(remain, Timespec)
     alloc: Allocation = take(remain, task, _TIMESPEC_SIZE)
     try:
         await task.sysif.syscall(number, *leading, request_address, alloc.address)

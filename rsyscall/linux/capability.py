@@ -39,6 +39,7 @@ from rsyscall.memory.pointer import (
     ReadablePointer,
     WrittenPointer,
     borrow,
+    check_points_to,
     restore,
     take,
 )
@@ -314,13 +315,6 @@ class CapSet(Serializable, FixedSize):
         return cls.from_data(low, high)
 
 
-def _check_kind(ptr: object, cls: type) -> None:
-    """A pointer argument must point to a `cls` (anything else is left to
-    take/borrow, which raise TypeError for non-pointers)."""
-    if isinstance(ptr, Pointer):
-        kind = ptr._kind
-        if kind is None or not issubclass(kind, cls):
-            raise TypeError(f"expected a pointer to a {cls.__name__}, got {ptr!r}")
 
 
 def _header_address(task: BaseTask, header: WrittenPointer[CapUserHeader], pid: int) -> int:
@@ -350,7 +344,7 @@ async def _capget(
     task: BaseTask, pid: int, header: WrittenPointer[CapUserHeader], data: Pointer[CapSet]
 ) -> ReadablePointer[CapSet]:
     header_address = _header_address(task, header, pid)
-    _check_kind(data, CapSet)
+    check_points_to(data, CapSet)
     alloc = take(data, task, _CAPSET_SIZE)
     try:
         await task.sysif.syscall(_SYS_capget, header_address, alloc.address)
@@ -382,7 +376,7 @@ class CapabilityTask(BaseTask):
         effective must stay within permitted (OSError EPERM).  Bits beyond
         the kernel's last capability are silently dropped."""
         header_address = _header_address(self, header, 0)
-        _check_kind(data, CapSet)
+        check_points_to(data, CapSet)
         alloc = borrow(data, self, _CAPSET_SIZE)
         await self.sysif.syscall(_SYS_capset, header_address, alloc.address)
 

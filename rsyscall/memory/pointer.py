@@ -35,6 +35,7 @@ __all__ = [
     "UseAfterConsumeError",
     "WrittenPointer",
     "borrow",
+    "check_points_to",
     "path_address",
     "restore",
     "take",
@@ -262,6 +263,17 @@ class LinearPointer(ReadablePointer[T]):
 
 
 # ---- helpers for syscall implementations ----
+
+
+def check_points_to(ptr: object, cls: type | tuple[type, ...]) -> None:
+    """A pointer argument must have been made for a `cls` (by `ptr` of a
+    `cls` value or `malloc(cls)`), else TypeError.  Non-pointers are left to
+    `take` and `borrow`, which reject them."""
+    if isinstance(ptr, Pointer):
+        kind = ptr._kind
+        if kind is None or not issubclass(kind, cls):
+            names = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
+            raise TypeError(f"expected a pointer to a {names}, got {ptr!r}")
 
 
 def take(ptr: Pointer[Any], task: BaseTask, minimum: int = 0) -> Allocation:

@@ -15,7 +15,14 @@ import enum
 from typing import Self, overload
 
 from rsyscall.base import BaseProcess, BaseTask
-from rsyscall.memory.pointer import Pointer, ReadablePointer, borrow, restore, take
+from rsyscall.memory.pointer import (
+    Pointer,
+    ReadablePointer,
+    borrow,
+    check_points_to,
+    restore,
+    take,
+)
 from rsyscall.near.sysnum import SYS
 from rsyscall.struct import Layout, Struct
 
@@ -112,13 +119,6 @@ def _int(name: str, value: object) -> int:
     return value
 
 
-def _check_rlimit(ptr: object) -> None:
-    """A pointer argument must point to an Rlimit (non-pointers are left to
-    take/borrow, which raise TypeError)."""
-    if isinstance(ptr, Pointer):
-        kind = ptr._kind
-        if kind is None or not issubclass(kind, Rlimit):
-            raise TypeError(f"expected a pointer to an Rlimit, got {ptr!r}")
 
 
 _RLIMIT_SIZE = Rlimit.sizeof()
@@ -136,12 +136,12 @@ async def _prlimit(
     number = _int("resource", resource)
     new_address = 0
     if new_limit is not None:
-        _check_rlimit(new_limit)
+        check_points_to(new_limit, Rlimit)
         new_address = borrow(new_limit, task, _RLIMIT_SIZE).address
     if old_limit is None:
         await task.sysif.syscall(SYS.prlimit64, pid, number, new_address, 0)
         return None
-    _check_rlimit(old_limit)
+    check_points_to(old_limit, Rlimit)
     alloc = take(old_limit, task, _RLIMIT_SIZE)
     try:
         await task.sysif.syscall(SYS.prlimit64, pid, number, new_address, alloc.address)
@@ -169,7 +169,7 @@ class ResourceTask(BaseTask):
         """getrlimit(2): fill `rlim` (consumed) with this process's limits
         for `resource`."""
         number = _int("resource", resource)
-        _check_rlimit(rlim)
+        check_points_to(rlim, Rlimit)
         alloc = take(rlim, self, _RLIMIT_SIZE)
         try:
             await self.sysif.syscall(SYS.getrlimit, number, alloc.address)
@@ -184,7 +184,7 @@ class ResourceTask(BaseTask):
         `rlim` may be any readable pointer to an Rlimit, such as one
         getrlimit returned, to restore those limits."""
         number = _int("resource", resource)
-        _check_rlimit(rlim)
+        check_points_to(rlim, Rlimit)
         address = borrow(rlim, self, _RLIMIT_SIZE).address
         await self.sysif.syscall(SYS.setrlimit, number, address)
 

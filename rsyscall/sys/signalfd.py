@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, ClassVar, Self
 import anyio
 
 from rsyscall.base import BaseFileDescriptor, BaseTask
-from rsyscall.memory.pointer import Pointer, ReadablePointer, UseAfterConsumeError, borrow
+from rsyscall.memory.pointer import (
+    Pointer,
+    ReadablePointer,
+    UseAfterConsumeError,
+    borrow,
+    check_points_to,
+)
 from rsyscall.near.sysnum import SYS
 from rsyscall.signal import SIG, HowSIG, Sigset
 from rsyscall.struct import Layout, Struct
@@ -161,8 +167,7 @@ _SYS_signalfd4 = int(SYS.signalfd4)
 
 def _mask_address(task: BaseTask, mask: object) -> int:
     """The address of a Sigset for signalfd4 in `task`."""
-    if isinstance(mask, Pointer) and (mask._kind is None or not issubclass(mask._kind, Sigset)):
-        raise TypeError(f"mask must be a pointer to a Sigset, got {mask!r}")
+    check_points_to(mask, Sigset)
     return borrow(mask, task, _SIGSET_SIZE).address  # type: ignore[arg-type]
 
 

@@ -186,8 +186,9 @@ class Sockaddr(Struct):
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        if "family" in cls.__dict__:
-            Sockaddr._families[cls.family] = cls
+        family = cls.__dict__.get("family")
+        if isinstance(family, AF):
+            Sockaddr._families[family] = cls
 
     def to_bytes(self) -> bytes:
         raise NotImplementedError("Sockaddr is abstract; use a subclass such as SockaddrIn")
@@ -216,6 +217,11 @@ class GenericSockaddr(Sockaddr):
     def __init__(self, family: int, data: bytes = b"") -> None:
         self.generic_family = family
         self.data = data
+
+    @property  # type: ignore[misc]  # the class-level family is per class elsewhere
+    def family(self) -> int:
+        """This address's family (which may be no AF this library knows)."""
+        return self.generic_family
 
     def to_bytes(self) -> bytes:
         return _FAMILY.pack(self.generic_family) + self.data

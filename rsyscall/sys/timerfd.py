@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, overload
 import anyio
 
 from rsyscall.base import BaseFileDescriptor, BaseTask
-from rsyscall.memory.pointer import Pointer, ReadablePointer, borrow, restore, take
+from rsyscall.memory.pointer import (
+    Pointer,
+    ReadablePointer,
+    borrow,
+    check_points_to,
+    restore,
+    take,
+)
 from rsyscall.near.sysnum import SYS
 from rsyscall.struct import UInt64
 from rsyscall.time import CLOCK, Itimerspec, Timespec
@@ -74,13 +81,6 @@ def _c_int(name: str, value: object) -> int:
     return int(value)
 
 
-def _check_itimerspec(ptr: object) -> None:
-    """A pointer argument must point to an Itimerspec (non-pointers are
-    left to take/borrow, which raise TypeError)."""
-    if isinstance(ptr, Pointer):
-        kind = ptr._kind
-        if kind is None or not issubclass(kind, Itimerspec):
-            raise TypeError(f"expected a pointer to an Itimerspec, got {ptr!r}")
 
 
 _SYS_timerfd_settime = int(SYS.timerfd_settime)
@@ -134,12 +134,12 @@ class TimerfdFileDescriptor(BaseFileDescriptor):
         task = self.task
         number = self.number
         flag_bits = _c_int("flags", flags)
-        _check_itimerspec(new_value)
+        check_points_to(new_value, Itimerspec)
         new_address = borrow(new_value, task, _ITIMERSPEC_SIZE).address
         if old_value is None:
             await task.sysif.syscall(_SYS_timerfd_settime, number, flag_bits, new_address, 0)
             return None
-        _check_itimerspec(old_value)
+        check_points_to(old_value, Itimerspec)
         alloc = take(old_value, task, _ITIMERSPEC_SIZE)
         try:
             await task.sysif.syscall(
@@ -158,7 +158,7 @@ class TimerfdFileDescriptor(BaseFileDescriptor):
         zero if disarmed)."""
         task = self.task
         number = self.number
-        _check_itimerspec(curr_value)
+        check_points_to(curr_value, Itimerspec)
         alloc = take(curr_value, task, _ITIMERSPEC_SIZE)
         try:
             await task.sysif.syscall(SYS.timerfd_gettime, number, alloc.address)
