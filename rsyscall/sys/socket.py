@@ -218,7 +218,8 @@ class GenericSockaddr(Sockaddr):
         self.generic_family = family
         self.data = data
 
-    @property  # type: ignore[misc]  # the class-level family is per class elsewhere
+    # The class-level family of the other subclasses is per address here.
+    @property  # type: ignore[override]
     def family(self) -> int:
         """This address's family (which may be no AF this library knows)."""
         return self.generic_family
