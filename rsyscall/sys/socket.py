@@ -219,8 +219,8 @@ class GenericSockaddr(Sockaddr):
         self.data = data
 
     # The class-level family of the other subclasses is per address here.
-    @property  # type: ignore[override]
-    def family(self) -> int:
+    @property
+    def family(self) -> int:  # type: ignore[override]
         """This address's family (which may be no AF this library knows)."""
         return self.generic_family
 
