@@ -391,3 +391,23 @@ async def test_namespaces_as_in_the_demo() -> None:
     assert await grandchild.task.getpid() == 2
     await grandchild.exit(0)
     await child.exit(0)
+
+
+async def test_child_dies_with_its_parent_thread() -> None:
+    child = await local_thread.clone()
+    grandchild = await child.clone()
+    grandchild_pid = grandchild.process.pid
+    # The grandchild's parent thread is the child: kill it, and the
+    # grandchild gets SIGKILL too (PR_SET_PDEATHSIG), so its calls fail.
+    await child.process.kill(SIG.KILL)
+    assert (await child.process.waitpid()).killed_with() == SIG.KILL
+    with pytest.raises(SyscallHangup):
+        for _ in range(1000):
+            await grandchild.task.getpid()
+            await anyio.sleep(0.001)
+    # Dead: gone, or a zombie waiting for init, which adopted the orphan.
+    try:
+        with open(f"/proc/{grandchild_pid}/stat") as stat:
+            assert stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        pass

@@ -254,7 +254,7 @@ async def test_id_errors() -> None:
         await task.setgroups(await child.malloc(GidList, 4))  # type: ignore[arg-type]
     part, _ = (await child.ptr(GidList([1, 2]))).split(6)
     with pytest.raises(ValueError):
-        await task.setgroups(part)  # type: ignore[arg-type]  # split's parts are typed Pointer
+        await task.setgroups(part)
     # Consumed pointers.
     ids = await child.malloc(ResIds)
     await task.getresuid(ids)

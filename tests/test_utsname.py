@@ -112,7 +112,7 @@ async def test_name_lengths() -> None:
     assert (await uname(child)).nodename == ""
     # Part of a buffer: the length is the part's.
     first, _ = (await child.ptr(b"shortlonger")).split(5)
-    await task.sethostname(first)  # type: ignore[arg-type]  # split's parts are typed Pointer
+    await task.sethostname(first)
     assert (await uname(child)).nodename == "short"
     await child.exit(0)
 

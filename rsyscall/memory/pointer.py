@@ -202,6 +202,11 @@ class ReadablePointer(Pointer[T]):
 
     __slots__ = ()
 
+    def split(self, offset: int) -> tuple[ReadablePointer[T], ReadablePointer[T]]:
+        """As Pointer.split; the parts of readable memory are readable (and
+        the parts of a WrittenPointer of bytes are WrittenPointers)."""
+        return super().split(offset)  # type: ignore[return-value]
+
     async def read(self) -> T:
         """Read the T from memory."""
         alloc = self._live()
