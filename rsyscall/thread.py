@@ -286,7 +286,11 @@ class Thread:
         copy, and `inherit_fd` names its copies), CLONE.FS and namespace
         flags (NEWUSER, NEWNS, NEWPID, NEWNET, NEWUTS, NEWIPC...).  With
         NEWUSER the child's uid and gid maps are written so that it keeps
-        our ids."""
+        our ids (only those are mapped, and setgroups is denied).
+
+        Sharing memory means sharing what belongs to the address space:
+        prctl options such as PR_SET_DUMPABLE or PR_SET_MM, and mmap and
+        munmap, act on ours too.  Exec gives the child memory of its own."""
         if not isinstance(flags, int) or isinstance(flags, bool):
             raise TypeError(f"flags must be CLONE flags, not {type(flags).__name__}")
         flags = CLONE(flags)
@@ -304,9 +308,15 @@ class Thread:
         # then), and the stack of the exec watcher that sleeps on it.  An
         # init of a new pid namespace cannot start a sibling, so its exec is
         # watched from here instead (see ChildThread.exec).
-        ctid, watcher_stack, main_args = await ExecWatcher.prepare(space, request_fd.number)
+        ctid, watcher_stack, watcher_args = await ExecWatcher.prepare(space, request_fd.number)
         if flags & CLONE.NEWPID:
-            main_args = [request_fd.number, request_fd.number]
+            watcher_args = [0, 0, 0]
+        # rsys_child_main(infd, outfd, watcher..., the pid the child will see
+        # as its parent's: 0 from a new pid namespace, the parent is outside).
+        main_args = [
+            request_fd.number, request_fd.number, *watcher_args,
+            0 if flags & CLONE.NEWPID else self.task.pid,
+        ]
         pid, pidfd_number, stack = await clone_process(
             self, flags, CHILD_MAIN, main_args, CHILD_STACK_SIZE, ctid.address
         )
@@ -350,7 +360,11 @@ class Thread:
         """unshare(2): new namespaces for this thread's process.  With
         CLONE.NEWUSER the uid and gid maps are written so it keeps its ids.
         CLONE.FILES is refused: the library would lose track of which
-        handles belong to which table."""
+        handles belong to which table.
+
+        The kernel refuses CLONE.NEWUSER to a process with more than one
+        thread, which the Python process may be (trio, for one, keeps a
+        worker thread): unshare in a child thread instead."""
         flags = CLONE(flags)
         if flags & CLONE.FILES:
             raise ValueError("unsharing the fd table is not supported; clone without CLONE.FILES")

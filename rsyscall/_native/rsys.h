@@ -37,12 +37,14 @@ long rsys_server(long infd, long outfd);
 #define RSYS_EXEC_MARKER (-4095)
 
 /* The first function of a child thread: ask for SIGKILL when the thread
- * that cloned us dies (so no child outlives its parent unnoticed), make
+ * that cloned us dies (so no child outlives its parent unnoticed; exit at
+ * once if our parent, whose pid as we see it is parent_pid, is already
+ * gone), make
  * our end of the connection blocking, start the exec watcher on the given
  * stack (if any; its pid, or -errno, goes to *watcher_pid), then serve
  * requests.  The server's result is the exit status. */
 long rsys_child_main(long infd, long outfd, long watcher_stack, long watcher_stack_size,
-                     long watcher_pid);
+                     long watcher_pid, long parent_pid);
 
 /* The exec watcher: wait for the CLONE_CHILD_CLEARTID word at futex_addr
  * to clear (the child exec'd or exited), then write RSYS_EXEC_MARKER to

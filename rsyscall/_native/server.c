@@ -17,6 +17,7 @@
 #define RSYS_F_SETFL 4
 #define RSYS_O_NONBLOCK 04000
 #define RSYS_NR_clone3 435
+#define RSYS_NR_getppid 110
 #define RSYS_CLONE_VM 0x100
 #define RSYS_CLONE_FILES 0x400
 #define RSYS_CLONE_PARENT 0x8000
@@ -135,9 +136,13 @@ struct rsys_clone_args {
 };
 
 long rsys_child_main(long infd, long outfd, long watcher_stack, long watcher_stack_size,
-                     long watcher_pid)
+                     long watcher_pid, long parent_pid)
 {
     if (rsys_syscall(RSYS_PR_SET_PDEATHSIG, RSYS_SIGKILL, 0, 0, 0, 0, RSYS_NR_prctl) < 0)
+        return 1;
+    /* If the parent died before the line above, no signal will come: we
+     * would already have been reparented. */
+    if (rsys_syscall(0, 0, 0, 0, 0, 0, RSYS_NR_getppid) != parent_pid)
         return 1;
     /* The parent makes the socket pair non-blocking for its own end; this
      * end is a separate open file, and the server wants blocking reads. */

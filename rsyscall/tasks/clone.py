@@ -158,13 +158,12 @@ class ExecWatcher:
         space: AddressSpace, request_fd: int
     ) -> tuple[Allocation, Allocation, list[int]]:
         """The word (with the pid slot after it), the watcher's stack, and
-        the arguments for rsys_child_main that start it."""
+        the three arguments of rsys_child_main that start it."""
         word = await space.stage(struct.pack("<ii", 1, 0))
         stack, sp = await allocate_stack(
             space, _WATCHER_STACK_SIZE, EXEC_WATCHER, [word.address, request_fd]
         )
-        main_args = [request_fd, request_fd, stack.address, sp - stack.address, word.address + 4]
-        return word, stack, main_args
+        return word, stack, [stack.address, sp - stack.address, word.address + 4]
 
     def pid(self) -> int:
         """The watcher's pid; 0 until the child has started it, negative if
