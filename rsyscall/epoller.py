@@ -205,6 +205,9 @@ class Epoller:
                 finally:
                     status.waiters.remove(waiter)
                     del self._waiters[waiter]
+                    # We may have been woken to take over the driving, and
+                    # be leaving instead: pass it on.
+                    self._hand_off()
             else:
                 self._driving = True
                 self._driver_status = status
@@ -213,13 +216,20 @@ class Epoller:
                 finally:
                     self._driving = False
                     self._driver_status = None
-                    # Someone still waiting must take over the driving.
-                    for other in self._waiters:
-                        if other.event is not None:
-                            other.event.set()
-                        break
+                    self._hand_off()
         if status.closed:
             raise FDClosedWhileWaiting("the AsyncFileDescriptor was closed while waiting on it")
+
+    def _hand_off(self) -> None:
+        """With nobody driving, wake a waiter that still needs an event, to
+        drive.  (Not one that is ready: it is about to leave, and would take
+        the job with it.)"""
+        if self._driving:
+            return
+        for other in self._waiters:
+            if other.event is not None and not other.ready():
+                other.event.set()
+                return
 
     async def collect(self, timeout: int) -> None:
         """Call epoll_wait with `timeout` and dispatch what it returns; with

@@ -194,3 +194,32 @@ async def test_make_afd_bad_input() -> None:
         await reader.read_some_bytes(0)
     await writer.write_all_bytes(b"still works")
     assert await reader.read_some_bytes() == b"still works"
+
+
+async def test_driving_is_handed_to_a_waiter_that_still_waits() -> None:
+    """When the driver and another waiter are both satisfied by one epoll
+    wait, the driving must go to a waiter still waiting, not to one about
+    to leave (a lost hand-off strands every other waiter)."""
+    a_reader, a_writer = await nonblocking_pipe()
+    b_reader, b_writer = await nonblocking_pipe()
+    got: dict[str, bytes] = {}
+
+    async def read(name: str, reader: AsyncFileDescriptor) -> None:
+        got[name] = await reader.read_some_bytes(1)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read, "driver", a_reader)  # first: it drives
+        await anyio.sleep(0.02)
+        tg.start_soon(read, "same fd", a_reader)  # waits behind, on the same fd
+        await anyio.sleep(0.02)
+        tg.start_soon(read, "other fd", b_reader)
+        await anyio.sleep(0.02)
+        await a_writer.write_all_bytes(b"xy")  # satisfies the first two
+        await anyio.sleep(0.05)
+        with anyio.fail_after(5):
+            await b_writer.write_all_bytes(b"z")
+            while "other fd" not in got:
+                await anyio.sleep(0.01)
+    assert sorted(got.values()) == [b"x", b"y", b"z"]
+    for afd in (a_reader, a_writer, b_reader, b_writer):
+        await afd.close()
