@@ -8,9 +8,11 @@ PR_SET_PDEATHSIG and runs the syscall server on its connection socket.
 **Why a futex.**  A successful execve never answers.  With
 CLONE_CHILD_CLEARTID the kernel zeroes a word in our memory and wakes its
 futex when the child execs (or exits) and leaves our address space.  A
-futex cannot be polled, so a tiny helper process (also sharing our memory)
-blocks on it and exits when it is woken; its pidfd becomes readable, and
-the epoller turns that into the event "the child has exec'd".
+futex cannot be polled, so the child's main starts an exec watcher that
+sleeps on it and, when woken, writes EXEC_MARKER on the connection (see
+ExecWatcher).  The init of a new pid namespace cannot start one (it may
+not use CLONE_PARENT); for it the local thread starts a futex waiter at
+exec (`spawn_futex_waiter`), whose exit its pidfd reports.
 (DESIGN.md section 6.)
 
 `rsyscall.thread` composes these into `Thread.clone` and `ChildThread`.
