@@ -46,7 +46,7 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import FixedSize, Serializable
+from rsyscall.struct import C_ULONG, FixedSize, Serializable, int_arg
 
 __all__ = [
     "NSIG",
@@ -133,7 +133,6 @@ class Sighandler(enum.IntEnum):
     IGN = 1
 
 
-_U64_MAX = (1 << 64) - 1
 _SIGSET_SIZE = 8
 
 
@@ -204,13 +203,6 @@ def _handler(value: int) -> Sighandler | int:
     return Sighandler(value) if value in (Sighandler.DFL, Sighandler.IGN) else value
 
 
-def _u64(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not 0 <= value <= _U64_MAX:
-        raise ValueError(f"{name} {value} does not fit in 64 unsigned bits")
-    return value
-
 
 class Sigaction(Serializable, FixedSize):
     """The kernel's `struct sigaction` for rt_sigaction(2), from <asm/signal.h>.
@@ -230,9 +222,9 @@ class Sigaction(Serializable, FixedSize):
         restorer: int = 0,
         mask: Iterable[SIG | int] = (),
     ) -> None:
-        self.handler = _handler(_u64("handler", handler))
-        self.flags = SA(_u64("flags", flags))
-        self.restorer = _u64("restorer", restorer)
+        self.handler = _handler(int_arg("handler", handler, C_ULONG))
+        self.flags = SA(int_arg("flags", flags, C_ULONG))
+        self.restorer = int_arg("restorer", restorer, C_ULONG)
         self.mask = mask if isinstance(mask, Sigset) else Sigset(mask)
 
     def __repr__(self) -> str:
@@ -263,9 +255,9 @@ class Sigaction(Serializable, FixedSize):
         if not isinstance(self.mask, Sigset):
             raise TypeError(f"mask must be a Sigset, not {type(self.mask).__name__}")
         return self._packer.pack(
-            _u64("handler", self.handler),
-            _u64("flags", self.flags),
-            _u64("restorer", self.restorer),
+            int_arg("handler", self.handler, C_ULONG),
+            int_arg("flags", self.flags, C_ULONG),
+            int_arg("restorer", self.restorer, C_ULONG),
             self.mask.bits(),
         )
 

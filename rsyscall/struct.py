@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 __all__ = [
+    "C_INT",
+    "C_UINT",
+    "C_ULONG",
+    "int_arg",
     "BytesSerializer",
     "FixedSize",
     "HasSerializer",
@@ -39,6 +43,26 @@ __all__ = [
     "UInt32",
     "UInt64",
 ]
+
+
+C_INT = (-(1 << 31), (1 << 31) - 1)
+"""The range of a C int."""
+C_UINT = (0, (1 << 32) - 1)
+"""The range of a C unsigned int (uint32_t)."""
+C_ULONG = (0, (1 << 64) - 1)
+"""The range of a C unsigned long (uint64_t) on x86_64."""
+
+
+def int_arg(name: str, value: object, limits: tuple[int, int] | None = None) -> int:
+    """An integer argument: TypeError for anything but an int (a bool
+    included), ValueError outside `limits`.  The syscall ABI would silently
+    drop the high bits of a value too big for its C type, so the range is
+    checked instead."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if limits is not None and not limits[0] <= value <= limits[1]:
+        raise ValueError(f"{name} {value} outside {limits[0]}..{limits[1]}")
+    return int(value)
 
 
 class Serializer(Generic[T], abc.ABC):

@@ -33,7 +33,7 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import Layout, Struct
+from rsyscall.struct import C_INT, Layout, Struct, int_arg
 
 if TYPE_CHECKING:
     from rsyscall.memory.allocator import Allocation
@@ -174,19 +174,6 @@ class SleepInterrupted(InterruptedError):
     remain: ReadablePointer[Timespec] | None = None
 
 
-_C_INT_MIN = -(2**31)
-_C_INT_MAX = 2**31 - 1
-
-
-def _c_int(name: str, value: object) -> int:
-    """An argument the kernel takes as a C int: the syscall ABI would drop
-    the high bits of a bigger one, so refuse it instead."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not _C_INT_MIN <= value <= _C_INT_MAX:
-        raise ValueError(f"{name} {value} does not fit in a C int")
-    return int(value)
-
 
 
 
@@ -201,7 +188,7 @@ class TimeTask(BaseTask):
     async def _fill_timespec(
         self, number: int, clockid: int, tp: Pointer[Timespec]
     ) -> ReadablePointer[Timespec]:
-        clock = _c_int("clockid", clockid)
+        clock = int_arg("clockid", clockid, C_INT)
         check_points_to(tp, Timespec)
         alloc = take(tp, self, _TIMESPEC_SIZE)
         try:
@@ -231,7 +218,7 @@ class TimeTask(BaseTask):
         `res` (consumed).  With no `res`, only checks that the clock
         exists (OSError EINVAL if not)."""
         if res is None:
-            await self.sysif.syscall(SYS.clock_getres, _c_int("clockid", clockid), 0)
+            await self.sysif.syscall(SYS.clock_getres, int_arg("clockid", clockid, C_INT), 0)
             return None
         return await self._fill_timespec(SYS.clock_getres, clockid, res)
 
@@ -250,8 +237,8 @@ class TimeTask(BaseTask):
         InterruptedError); for a relative sleep given `remain`, the kernel
         writes the time left there, and the exception's `remain` is the
         ReadablePointer to it.  `remain` is consumed only then."""
-        clock = _c_int("clockid", clockid)
-        flag_bits = _c_int("flags", flags)
+        clock = int_arg("clockid", clockid, C_INT)
+        flag_bits = int_arg("flags", flags, C_INT)
         await _sleep(
             self, _SYS_clock_nanosleep, (clock, flag_bits), request, remain,
             not flag_bits & TIMER.ABSTIME,

@@ -44,7 +44,7 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import FixedSize, Layout, Serializable, Struct
+from rsyscall.struct import C_UINT, FixedSize, Layout, Serializable, Struct, int_arg
 
 __all__ = [
     "CAP",
@@ -120,13 +120,6 @@ _U32 = 0xFFFFFFFF
 _CAP_BITS = 32 * _LINUX_CAPABILITY_U32S_3  # 64 bits per set in version 3
 
 
-def _u32(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not 0 <= value <= _U32:
-        raise ValueError(f"{name} {value} does not fit in 32 unsigned bits")
-    return value
-
 
 @dataclasses.dataclass(frozen=True, slots=True)  # slots made here: the fields have defaults
 class CapUserHeader(Struct):
@@ -139,7 +132,7 @@ class CapUserHeader(Struct):
     layout = Layout("struct __user_cap_header_struct", [("version", "I"), ("pid", "i")])
 
     def __post_init__(self) -> None:
-        _u32("version", self.version)
+        int_arg("version", self.version, C_UINT)
         if not isinstance(self.pid, int) or isinstance(self.pid, bool):
             raise TypeError(f"pid must be an int, not {type(self.pid).__name__}")
         if not -(1 << 31) <= self.pid < 1 << 31:
@@ -174,7 +167,7 @@ class CapUserData(Struct):
 
     def __post_init__(self) -> None:
         for name in ("effective", "permitted", "inheritable"):
-            _u32(name, getattr(self, name))
+            int_arg(name, getattr(self, name), C_UINT)
 
     def to_bytes(self) -> bytes:
         return self.layout.struct.pack(self.effective, self.permitted, self.inheritable)

@@ -28,7 +28,7 @@ from typing import ClassVar, Self
 from rsyscall.base import BaseProcess, BaseTask
 from rsyscall.memory.pointer import Pointer, ReadablePointer, WrittenPointer, borrow, restore, take
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import FixedSize, Int32, Layout, Serializable, Struct, UInt32
+from rsyscall.struct import FixedSize, Int32, Layout, Serializable, Struct, UInt32, int_arg
 from rsyscall.time import Timespec
 
 __all__ = [
@@ -233,15 +233,11 @@ _INT_MIN = -(1 << 31)
 _U32_MAX = (1 << 32) - 1
 
 
-def _int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    return value
 
 
 def _u32(name: str, value: object) -> int:
     """A 32-bit argument, given as a C int or a uint32_t; the kernel sees the bits."""
-    number = _int(name, value)
+    number = int_arg(name, value)
     if not _INT_MIN <= number <= _U32_MAX:
         raise ValueError(f"{name} {number} does not fit in 32 bits")
     return number & _U32_MAX
@@ -364,7 +360,7 @@ class FutexTask(BaseTask):
         pointer to it, initialized or not.  `private` must match the
         waiters' (see `futex_wait`)."""
         address = _word_address(self, uaddr, False, True)
-        number = _int("count", count)
+        number = int_arg("count", count)
         if not 0 <= number < 1 << 31:
             raise ValueError(f"count {number} outside 0..2**31-1")
         return await self.sysif.syscall(_SYS_futex, address, FUTEX.WAKE | _private(private), number)

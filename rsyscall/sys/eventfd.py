@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from rsyscall.base import BaseTask
 from rsyscall.near.sysnum import SYS
+from rsyscall.struct import C_INT, C_UINT, int_arg
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor
@@ -37,18 +38,8 @@ class EFD(enum.IntFlag):
 
 _SYS_eventfd2 = int(SYS.eventfd2)
 _EFD_CLOEXEC = int(EFD.CLOEXEC)
-_UINT_MAX = 2**32 - 1
-_INT_MIN = -(2**31)
-_INT_MAX = 2**31 - 1
 
 
-def _int(name: str, value: object, low: int, high: int) -> int:
-    # The syscall ABI would drop the high bits of a bigger value; refuse it.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} {value} outside {low}..{high}")
-    return int(value)
 
 
 class EventfdTask(BaseTask):
@@ -58,6 +49,6 @@ class EventfdTask(BaseTask):
         """eventfd(2) (the eventfd2 syscall): a new eventfd whose counter
         starts at `initval` (a C unsigned int).  `EFD.CLOEXEC` is always
         added to `flags`."""
-        initial = _int("initval", initval, 0, _UINT_MAX)
-        flag_bits = _int("flags", flags, _INT_MIN, _INT_MAX) | _EFD_CLOEXEC
+        initial = int_arg("initval", initval, C_UINT)
+        flag_bits = int_arg("flags", flags, C_INT) | _EFD_CLOEXEC
         return self.make_fd(await self.sysif.syscall(_SYS_eventfd2, initial, flag_bits))

@@ -29,7 +29,7 @@ from rsyscall.linux.memfd import MFD
 from rsyscall.memory.allocator import Allocation, Arena
 from rsyscall.memory.pointer import ReadablePointer, UseAfterConsumeError
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import BytesSerializer
+from rsyscall.struct import BytesSerializer, int_arg
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor, Task
@@ -103,11 +103,6 @@ _SYS_munmap = int(SYS.munmap)
 _READ_WRITE = PROT.READ | PROT.WRITE
 _BYTES = BytesSerializer()
 
-
-def _int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    return value
 
 
 class _MappingArena(Arena):
@@ -193,7 +188,7 @@ class MemoryMapping:
         While pointers into the mapping live it must stay readable and
         writable (ValueError otherwise)."""
         address = self._live()
-        value = _int("prot", prot)
+        value = int_arg("prot", prot)
         if value & _READ_WRITE != _READ_WRITE and self._pointers_live():
             raise ValueError("pointers into this mapping are alive: it must stay READ|WRITE")
         await self.task.sysif.syscall(SYS.mprotect, address, self.length, value)
@@ -203,11 +198,11 @@ class MemoryMapping:
         """madvise(2) on `length` bytes from `offset` (page-aligned) in the
         mapping; by default the whole mapping."""
         address = self._live()
-        number = _int("advice", advice)
-        offset = _int("offset", offset)
+        number = int_arg("advice", advice)
+        offset = int_arg("offset", offset)
         if length is None:
             length = self.length - offset
-        length = _int("length", length)
+        length = int_arg("length", length)
         if offset < 0 or length < 0 or offset + length > self.length:
             raise ValueError(f"range {offset}+{length} outside the mapping's {self.length} bytes")
         await self.task.sysif.syscall(SYS.madvise, address + offset, length, number)
@@ -262,13 +257,13 @@ class MmanTask(BaseTask):
         `addr` is a hint, or with MAP.FIXED_NOREPLACE the exact place.
         MAP.FIXED replaces whatever was mapped there, including memory other
         handles own: their finalizers would later unmap your mapping."""
-        length = _int("length", length)
+        length = int_arg("length", length)
         if length < 0:
             raise ValueError(f"negative length {length}")
-        protection = _int("prot", prot)
-        flag_bits = _int("flags", flags)
-        offset = _int("offset", offset)
-        hint = _int("addr", addr)
+        protection = int_arg("prot", prot)
+        flag_bits = int_arg("flags", flags)
+        offset = int_arg("offset", offset)
+        hint = int_arg("addr", addr)
         number = _fd_number(self, fd)
         address = await self.sysif.syscall(
             _SYS_mmap, hint, length, protection, flag_bits, number, offset

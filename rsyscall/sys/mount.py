@@ -18,7 +18,7 @@ from typing import TypeAlias
 from rsyscall.base import BaseTask
 from rsyscall.memory.pointer import PathPointer, Pointer, ReadablePointer, borrow, path_address
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import BytesSerializer, StrSerializer
+from rsyscall.struct import C_ULONG, BytesSerializer, StrSerializer, int_arg
 
 __all__ = ["MNT", "MS", "MountTask"]
 
@@ -71,17 +71,9 @@ class MNT(enum.IntFlag):
 
 MountData: TypeAlias = "ReadablePointer[str] | ReadablePointer[bytes]"
 
-_U64 = (1 << 64) - 1
 _SYS_mount = int(SYS.mount)
 _SYS_umount2 = int(SYS.umount2)
 
-
-def _flags(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be flags (an int), not {type(value).__name__}")
-    if not 0 <= value <= _U64:
-        raise ValueError(f"{name} {value:#x} does not fit in an unsigned long")
-    return value
 
 
 def _string_address(task: BaseTask, name: str, ptr: PathPointer | None) -> int:
@@ -131,7 +123,7 @@ class MountTask(BaseTask):
             _string_address(self, "source", source),
             path_address(self, target),
             _string_address(self, "filesystemtype", filesystemtype),
-            _flags("mountflags", mountflags),
+            int_arg("mountflags", mountflags, C_ULONG),
             _data_address(self, data),
         )
 
@@ -139,7 +131,9 @@ class MountTask(BaseTask):
         """umount2(2): detach the topmost mount at `target`; `flags` may ask
         for a lazy (MNT.DETACH) or forced unmount, or refuse to follow a
         symlink (MNT.NOFOLLOW)."""
-        await self.sysif.syscall(_SYS_umount2, path_address(self, target), _flags("flags", flags))
+        await self.sysif.syscall(
+            _SYS_umount2, path_address(self, target), int_arg("flags", flags, C_ULONG)
+        )
 
     async def umount(self, target: PathPointer) -> None:
         """umount(2): umount2(2) with no flags (x86_64 has no umount syscall)."""

@@ -24,7 +24,7 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import Layout, Struct
+from rsyscall.struct import Layout, Struct, int_arg
 
 __all__ = [
     "PRIO",
@@ -113,13 +113,6 @@ class Rlimit(Struct):
         return cls(cur, max_)
 
 
-def _int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    return value
-
-
-
 
 _RLIMIT_SIZE = Rlimit.sizeof()
 # The raw getpriority returns 20 - nice, so that no success is negative.
@@ -133,7 +126,7 @@ async def _prlimit(
     new_limit: ReadablePointer[Rlimit] | None,
     old_limit: Pointer[Rlimit] | None,
 ) -> ReadablePointer[Rlimit] | None:
-    number = _int("resource", resource)
+    number = int_arg("resource", resource)
     new_address = 0
     if new_limit is not None:
         check_points_to(new_limit, Rlimit)
@@ -157,18 +150,18 @@ class ResourceTask(BaseTask):
     async def setpriority(self, which: PRIO, prio: int) -> None:
         """setpriority(2) with `who` 0: set the nice value of this process
         (PRIO.PROCESS), its process group (PGRP) or its real user (USER)."""
-        await self.sysif.syscall(SYS.setpriority, _int("which", which), 0, _int("prio", prio))
+        await self.sysif.syscall(SYS.setpriority, int_arg("which", which), 0, int_arg("prio", prio))
 
     async def getpriority(self, which: PRIO) -> int:
         """getpriority(2) with `who` 0: the nice value (-20..19) of this
         process, its process group, or its real user's processes (the
         highest priority among them), as getpriority(3) returns it."""
-        return _NICE_BASE - await self.sysif.syscall(SYS.getpriority, _int("which", which), 0)
+        return _NICE_BASE - await self.sysif.syscall(SYS.getpriority, int_arg("which", which), 0)
 
     async def getrlimit(self, resource: RLIMIT, rlim: Pointer[Rlimit]) -> ReadablePointer[Rlimit]:
         """getrlimit(2): fill `rlim` (consumed) with this process's limits
         for `resource`."""
-        number = _int("resource", resource)
+        number = int_arg("resource", resource)
         check_points_to(rlim, Rlimit)
         alloc = take(rlim, self, _RLIMIT_SIZE)
         try:
@@ -183,7 +176,7 @@ class ResourceTask(BaseTask):
 
         `rlim` may be any readable pointer to an Rlimit, such as one
         getrlimit returned, to restore those limits."""
-        number = _int("resource", resource)
+        number = int_arg("resource", resource)
         check_points_to(rlim, Rlimit)
         address = borrow(rlim, self, _RLIMIT_SIZE).address
         await self.sysif.syscall(SYS.setrlimit, number, address)
@@ -219,7 +212,8 @@ class ResourceProcess(BaseProcess):
 
     async def setpriority(self, prio: int) -> None:
         """setpriority(2) with PRIO_PROCESS: set this process's nice value."""
-        await self.task.sysif.syscall(SYS.setpriority, PRIO.PROCESS, self.pid, _int("prio", prio))
+        prio = int_arg("prio", prio)
+        await self.task.sysif.syscall(SYS.setpriority, PRIO.PROCESS, self.pid, prio)
 
     async def getpriority(self) -> int:
         """getpriority(2) with PRIO_PROCESS: this process's nice value

@@ -38,7 +38,7 @@ from rsyscall.memory.pointer import (
 )
 from rsyscall.near.sysnum import SYS
 from rsyscall.signal import SIG, HowSIG, Sigset
-from rsyscall.struct import Layout, Struct
+from rsyscall.struct import Layout, Struct, int_arg
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -171,10 +171,6 @@ def _mask_address(task: BaseTask, mask: object) -> int:
     return borrow(mask, task, _SIGSET_SIZE).address  # type: ignore[arg-type]
 
 
-def _flags(flags: object) -> int:
-    if not isinstance(flags, int) or isinstance(flags, bool):
-        raise TypeError(f"flags must be SFD flags, not {type(flags).__name__}")
-    return flags
 
 
 class SignalfdTask(BaseTask):
@@ -190,7 +186,7 @@ class SignalfdTask(BaseTask):
         they can be read; `AsyncSignalQueue` does both."""
         address = _mask_address(self, mask)
         number = await self.sysif.syscall(
-            _SYS_signalfd4, -1, address, _SIGSET_SIZE, _flags(flags) | SFD.CLOEXEC
+            _SYS_signalfd4, -1, address, _SIGSET_SIZE, int_arg("flags", flags) | SFD.CLOEXEC
         )
         return self.make_fd(number)
 
@@ -206,7 +202,8 @@ class SignalfdFileDescriptor(BaseFileDescriptor):
         task = self.task
         number = self.number
         address = _mask_address(task, mask)
-        await task.sysif.syscall(_SYS_signalfd4, number, address, _SIGSET_SIZE, _flags(flags))
+        flag_bits = int_arg("flags", flags)
+        await task.sysif.syscall(_SYS_signalfd4, number, address, _SIGSET_SIZE, flag_bits)
 
 
 class _Blocked:

@@ -31,7 +31,7 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import UInt64
+from rsyscall.struct import C_INT, UInt64, int_arg
 from rsyscall.time import CLOCK, Itimerspec, Timespec
 
 if TYPE_CHECKING:
@@ -68,18 +68,6 @@ class TFD_TIMER(enum.IntFlag):
     CANCEL_ON_SET = 2
 
 
-_C_INT_MIN = -(2**31)
-_C_INT_MAX = 2**31 - 1
-
-
-def _c_int(name: str, value: object) -> int:
-    # The syscall ABI would drop the high bits of a bigger value; refuse it.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not _C_INT_MIN <= value <= _C_INT_MAX:
-        raise ValueError(f"{name} {value} does not fit in a C int")
-    return int(value)
-
 
 
 
@@ -97,9 +85,9 @@ class TimerfdTask(BaseTask):
         """timerfd_create(2): a new timer on clock `clockid` (REALTIME,
         MONOTONIC, BOOTTIME or their _ALARM versions), disarmed.
         `TFD.CLOEXEC` is always added to `flags`."""
-        clock = _c_int("clockid", clockid)
+        clock = int_arg("clockid", clockid, C_INT)
         number = await self.sysif.syscall(
-            SYS.timerfd_create, clock, _c_int("flags", flags) | _TFD_CLOEXEC
+            SYS.timerfd_create, clock, int_arg("flags", flags, C_INT) | _TFD_CLOEXEC
         )
         return self.make_fd(number)
 
@@ -133,7 +121,7 @@ class TimerfdFileDescriptor(BaseFileDescriptor):
         one timerfd_gettime returned."""
         task = self.task
         number = self.number
-        flag_bits = _c_int("flags", flags)
+        flag_bits = int_arg("flags", flags, C_INT)
         check_points_to(new_value, Itimerspec)
         new_address = borrow(new_value, task, _ITIMERSPEC_SIZE).address
         if old_value is None:
