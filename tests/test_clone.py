@@ -422,3 +422,17 @@ async def test_child_dies_with_its_parent_thread() -> None:
     while not dead() and time.monotonic() < deadline:
         await anyio.sleep(0.005)
     assert dead()
+
+
+async def test_exec_watcher_is_started_by_the_child() -> None:
+    """The child starts its exec watcher, a sibling we reap (white box:
+    without it, exec would fall back to a watcher we start ourselves)."""
+    child = await local_thread.clone()
+    await child.task.getpid()  # the child serves only after starting it
+    watcher = child._watcher
+    assert watcher is not None and watcher.pid() > 0
+    assert watcher.pid() in children_of(os.getpid())
+    process = await child.exec(await local_thread.environ.which("true"))
+    await process.check()
+    assert watcher.reaped
+    assert watcher.pid() not in children_of(os.getpid())

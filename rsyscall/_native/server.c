@@ -22,7 +22,6 @@
 #define RSYS_CLONE_FILES 0x400
 #define RSYS_CLONE_PARENT 0x8000
 #define RSYS_CLONE_CLEAR_SIGHAND 0x100000000ULL
-#define RSYS_SIGCHLD 17
 #define RSYS_EINTR 4
 #define RSYS_FUTEX_WAIT 0
 
@@ -158,7 +157,9 @@ long rsys_child_main(long infd, long outfd, long watcher_stack, long watcher_sta
         struct rsys_clone_args args = {
             .flags = RSYS_CLONE_VM | RSYS_CLONE_FILES | RSYS_CLONE_PARENT
                      | RSYS_CLONE_CLEAR_SIGHAND,
-            .exit_signal = RSYS_SIGCHLD,
+            /* clone3 refuses an exit_signal with CLONE_PARENT: a sibling
+             * gets ours (SIGCHLD), as the parent expects of its children. */
+            .exit_signal = 0,
             .stack = (uint64_t)watcher_stack,
             .stack_size = (uint64_t)watcher_stack_size,
         };
