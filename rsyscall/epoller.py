@@ -335,11 +335,6 @@ class AsyncFileDescriptor:
                 pass
             await self.epoller.wait(status, write, seen)
 
-    def set_callback(self, callback: Callable[[], None] | None) -> None:
-        """Call `callback` from the epoll loop on every readiness edge of
-        this fd (see `Epoller.watch`)."""
-        self._status.callback = callback
-
     async def read(self, buf: Pointer[T]) -> tuple[ReadablePointer[T], Pointer[T]]:
         """read(2), waiting until the fd is readable."""
         return await self.retry(False, lambda: self.handle.read(buf))

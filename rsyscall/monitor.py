@@ -28,19 +28,13 @@ class AsyncChildProcess:
     the child has been waited for, it is reaped, and its final state is
     remembered: waiting again returns it."""
 
-    def __init__(
-        self,
-        process: ChildProcess,
-        thread: Thread,
-        command: object = None,
-        afd: AsyncFileDescriptor | None = None,
-    ) -> None:
+    def __init__(self, process: ChildProcess, thread: Thread, command: object = None) -> None:
         self.process = process
         self.thread = thread
         self.command = command
         # The pidfd's registration in the parent thread's epoller, made on
-        # first wait unless the creator already made one.
-        self._afd = afd
+        # first wait.
+        self._afd: AsyncFileDescriptor | None = None
         self._state: ChildState | None = None
 
     def __repr__(self) -> str:

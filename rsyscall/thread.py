@@ -65,7 +65,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ChildThread", "Thread", "make_local_thread"]
 
-_INT32 = struct.Struct("<i")
 _SYS_execve = int(SYS.execve)
 _SYS_exit = int(SYS.exit)
 _SYS_waitid = int(SYS.waitid)

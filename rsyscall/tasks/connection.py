@@ -24,7 +24,6 @@ socket is a non-blocking fd in the Python process.
 
 from __future__ import annotations
 
-import errno
 import operator
 import os
 import struct
@@ -313,14 +312,6 @@ class ConnectionSyscall(SyscallInterface):
         else:
             self._on_hangup.append(callback)
 
-    async def aclose(self) -> None:
-        """Hang up (if not already) and close our end of the socket."""
-        self.hangup("the connection was closed")
-        try:
-            await self._afd.handle.close()
-        except OSError as error:
-            if error.errno != errno.EBADF:
-                raise
 
 
 _SYS_epoll_pwait = int(SYS.epoll_pwait)
