@@ -40,9 +40,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
+from rsyscall.base import BaseFileDescriptor
 from rsyscall.fcntl import F, O
 from rsyscall.memory.allocator import Allocation
 from rsyscall.memory.pointer import Pointer, ReadablePointer, UseAfterConsumeError, WrittenPointer
+from rsyscall.near.interface import syscall_error
 from rsyscall.near.sysnum import SYS
 from rsyscall.sys.epoll import EPOLL, EPOLL_CTL, EpollEvent
 from rsyscall.sys.socket import MSG, SO, SOCK, SOL, Sockaddr
@@ -66,6 +68,7 @@ _REGISTER = EPOLL.IN | EPOLL.OUT | EPOLL.RDHUP | EPOLL.PRI | EPOLL.ET
 _MAX_EVENTS = 64
 _SCRATCH_MAX = 1 << 20
 _SYS_read = int(SYS.read)
+_SYS_connect = int(SYS.connect)
 _SYS_write = int(SYS.write)
 _SYS_epoll_pwait = int(SYS.epoll_pwait)
 _SYS_epoll_ctl = int(SYS.epoll_ctl)
@@ -312,6 +315,12 @@ class AsyncFileDescriptor:
     async def make(
         cls, epoller: Epoller, handle: FileDescriptor, set_nonblock: bool = False
     ) -> AsyncFileDescriptor:
+        """An AsyncFileDescriptor for `handle` in `epoller` (which must be
+        its thread's); `thread.make_afd(fd)` is the usual way."""
+        if not isinstance(epoller, Epoller):
+            raise TypeError(f"epoller must be an Epoller, not {type(epoller).__name__}")
+        if not isinstance(handle, BaseFileDescriptor):
+            raise TypeError(f"handle must be a FileDescriptor, not {type(handle).__name__}")
         if set_nonblock:
             flags = await handle.fcntl(F.GETFL)
             await handle.fcntl(F.SETFL, flags | O.NONBLOCK)
@@ -376,13 +385,16 @@ class AsyncFileDescriptor:
         )
         code = int.from_bytes(await result.read(), "little")
         if code:
-            raise OSError(code, errno.errorcode.get(code, "connect failed"))
+            raise syscall_error(_SYS_connect, code)
 
     async def read_some_bytes(self, count: int = 4096) -> bytes:
-        """Read at most `count` bytes, waiting until some are available;
-        b"" at end of file."""
-        if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
-            raise ValueError(f"count must be a positive int, not {count!r}")
+        """Read at most `count` bytes (and at most 1 MiB at a time),
+        waiting until some are available; b"" at end of file."""
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise TypeError(f"count must be an int, not {type(count).__name__}")
+        if count <= 0:
+            raise ValueError(f"count must be positive, not {count}")
+        count = min(count, _SCRATCH_MAX)
         status = self._status
         while True:
             if status.closed:

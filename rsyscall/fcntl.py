@@ -4,21 +4,79 @@ Every file descriptor the library creates has close-on-exec set, as Python's
 own do (PEP 446): `open` and `openat` always add `O.CLOEXEC`.  A descriptor
 meant for a child to inherit across exec is made so explicitly, with
 `fd.disable_cloexec()` or by `dup2` onto its number.
+
+fcntl(2) takes, depending on the command, nothing, an integer, or a
+pointer to a struct, so `FileDescriptor.fcntl` checks the argument against
+the command (typing.overload gives mypy the same view):
+
+* Lock commands take a pointer to a `Flock` (`struct flock`).  F.GETLK and
+  F.OFD_GETLK read the lock asked about and write the answer, so they take
+  a written pointer (from `thread.ptr(Flock(...))`), consume it, and
+  return a `ReadablePointer[Flock]` to the same memory.  F.SETLK, F.SETLKW,
+  F.OFD_SETLK and F.OFD_SETLKW only read it: they borrow the pointer and
+  return 0.
+* F.GETOWN_EX writes a `FOwnerEx` (`struct f_owner_ex`) into a pointer,
+  which it consumes, returning a `ReadablePointer[FOwnerEx]`; F.SETOWN_EX
+  borrows a written one.
+* The other commands take an integer, or nothing.  Their static types use
+  the enums that exist for them (F.SETFD takes `FD`, F.SETFL `O`,
+  F.ADD_SEALS `SEAL`, F.SETLEASE `FlockType`), and the matching get
+  commands return them (F.GETFD an `FD`, F.GETFL an `O`, F.GET_SEALS a
+  `SEAL`, F.GETLEASE a `FlockType`).  At run time any int in the range of
+  the C argument is accepted, since the kernel judges the value; no
+  integer is ever taken as an address.
+
+A pointer given to an integer command, or an integer to a pointer command,
+is a TypeError; a command number that is no member of `F` is a ValueError
+(an unknown command might take an address).  The overloads are keyed on
+the `F` members as literals, so mypy checks `fd.fcntl(F.GETLK, ptr)`; a
+command held in a variable of type `F` matches none of them (annotate it
+with a `Literal[...]` of the commands it may be, or call once per command).
+
+`SEEK` (SEEK_SET...) is defined here, for `Flock.whence`: <fcntl.h>
+defines SEEK_SET, SEEK_CUR and SEEK_END too.  rsyscall.unistd, the header
+of lseek(2), exports the same class.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, cast, overload
 
 from rsyscall.base import BaseFileDescriptor, BaseTask
-from rsyscall.memory.pointer import PathPointer, path_address
+from rsyscall.memory.pointer import (
+    PathPointer,
+    Pointer,
+    ReadablePointer,
+    borrow,
+    check_points_to,
+    path_address,
+    restore,
+    take,
+)
 from rsyscall.near.sysnum import SYS
+from rsyscall.struct import Layout, Struct, int_arg
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor
+    from rsyscall.signal import SIG
+    from rsyscall.sys.stat import S
 
-__all__ = ["AT", "F", "FD", "O", "SEAL", "FcntlFileDescriptor", "FcntlTask"]
+__all__ = [
+    "AT",
+    "F",
+    "FD",
+    "F_OWNER",
+    "O",
+    "SEAL",
+    "SEEK",
+    "FOwnerEx",
+    "FcntlFileDescriptor",
+    "FcntlTask",
+    "Flock",
+    "FlockType",
+]
 
 AT_FDCWD = -100
 
@@ -64,8 +122,19 @@ class AT(enum.IntFlag):
     STATX_DONT_SYNC = 0x4000
 
 
+class SEEK(enum.IntEnum):
+    """Where an offset counts from: lseek(2)'s whence, and `Flock.whence`
+    (C: SEEK_SET...; DATA and HOLE are lseek's only)."""
+
+    SET = 0
+    CUR = 1
+    END = 2
+    DATA = 3
+    HOLE = 4
+
+
 class F(enum.IntEnum):
-    """fcntl(2) commands."""
+    """fcntl(2) commands.  Which argument each takes: see the module docstring."""
 
     DUPFD = 0
     GETFD = 1
@@ -79,6 +148,8 @@ class F(enum.IntEnum):
     GETOWN = 9
     SETSIG = 10
     GETSIG = 11
+    SETOWN_EX = 15
+    GETOWN_EX = 16
     OFD_GETLK = 36
     OFD_SETLK = 37
     OFD_SETLKW = 38
@@ -110,7 +181,122 @@ class SEAL(enum.IntFlag):
     FUTURE_WRITE = 16
 
 
+class FlockType(enum.IntEnum):
+    """The kind of a record lock (C: F_RDLCK, F_WRLCK, F_UNLCK): `Flock.type`,
+    and the lease of F.SETLEASE / F.GETLEASE.
+
+    Named after the field it fills, `l_type` of `struct flock`, since its C
+    prefix F_ is `F`'s (the commands); the members keep their C names
+    without it."""
+
+    RDLCK = 0
+    WRLCK = 1
+    UNLCK = 2
+
+
+class F_OWNER(enum.IntEnum):
+    """What `FOwnerEx.pid` names (C: F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP)."""
+
+    TID = 0
+    PID = 1
+    PGRP = 2
+
+
+_SHORT = (-(1 << 15), (1 << 15) - 1)
+_INT = (-(1 << 31), (1 << 31) - 1)
+_OFF = (-(1 << 63), (1 << 63) - 1)
+
+
+def _enum_or_int(cls: type[enum.IntEnum], value: int) -> Any:
+    try:
+        return cls(value)
+    except ValueError:
+        return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)  # slots made here: the fields have defaults
+class Flock(Struct):
+    """`struct flock`: a byte-range lock, for the lock commands of fcntl(2).
+
+    `type` is the lock (`FlockType`); `whence` (a `SEEK`: SET, CUR or END)
+    and `start` say where it begins, `len` how many bytes it covers (0: to
+    the end of the file, however it grows; negative: the bytes before
+    `start`).  `pid` is filled in by F.GETLK with the process holding a
+    conflicting lock (-1 for an open file description lock, from
+    F.OFD_GETLK); it must be 0 for the OFD commands.  F.GETLK writes
+    `type` UNLCK when nothing conflicts.  Fields in C order, prefix l_
+    dropped; `Flock(FlockType.WRLCK)` locks the whole file."""
+
+    type: FlockType
+    whence: SEEK = SEEK.SET
+    start: int = 0
+    len: int = 0
+    pid: int = 0
+    layout: ClassVar[Layout] = Layout(
+        "struct flock",
+        [
+            ("l_type", "h"),
+            ("l_whence", "h"),
+            ("_pad", "4x"),
+            ("l_start", "q"),
+            ("l_len", "q"),
+            ("l_pid", "i"),
+            ("_tail", "4x"),
+        ],
+    )
+
+    def __post_init__(self) -> None:
+        for name, limits in (
+            ("type", _SHORT), ("whence", _SHORT), ("start", _OFF), ("len", _OFF), ("pid", _INT),
+        ):
+            int_arg(f"Flock.{name}", getattr(self, name), limits)
+
+    def to_bytes(self) -> bytes:
+        return self.layout.struct.pack(self.type, self.whence, self.start, self.len, self.pid)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        size = cls.layout.size
+        if len(data) < size:
+            raise ValueError(f"a struct flock needs {size} bytes, got {len(data)}")
+        type_, whence, start, length, pid = cls.layout.struct.unpack_from(data)
+        return cls(
+            _enum_or_int(FlockType, type_), _enum_or_int(SEEK, whence), start, length, pid
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class FOwnerEx(Struct):
+    """`struct f_owner_ex`: who gets the I/O signals of an fd (F.SETOWN_EX,
+    F.GETOWN_EX): the thread, process or process group `pid`, as `type`
+    says.  Prefix-free already in C."""
+
+    __slots__ = ("pid", "type")
+
+    type: F_OWNER
+    pid: int
+    layout: ClassVar[Layout] = Layout("struct f_owner_ex", [("type", "i"), ("pid", "i")])
+
+    def __post_init__(self) -> None:
+        int_arg("FOwnerEx.type", self.type, _INT)
+        int_arg("FOwnerEx.pid", self.pid, _INT)
+
+    def to_bytes(self) -> bytes:
+        return self.layout.struct.pack(self.type, self.pid)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        size = cls.layout.size
+        if len(data) < size:
+            raise ValueError(f"a struct f_owner_ex needs {size} bytes, got {len(data)}")
+        type_, pid = cls.layout.struct.unpack_from(data)
+        return cls(_enum_or_int(F_OWNER, type_), pid)
+
+
 _SYS_openat = int(SYS.openat)
+# S is defined in rsyscall.sys.stat, which imports this module: the
+# default mode is its value, rw-r--r--.
+_MODE_644 = cast("S", 0o644)
 _SYS_fcntl = int(SYS.fcntl)
 _O_CLOEXEC = int(O.CLOEXEC)
 
@@ -134,10 +320,11 @@ class FcntlTask(BaseTask):
         dirfd: FileDescriptor | None,
         path: PathPointer,
         flags: O,
-        mode: int = 0o644,
+        mode: S = _MODE_644,
     ) -> FileDescriptor:
         """openat(2): open `path` relative to `dirfd` (None: the working
-        directory).  `O.CLOEXEC` is always added."""
+        directory).  `O.CLOEXEC` is always added.  `mode` (`S` bits, less
+        the umask) is the permissions of a file it creates."""
         dirnum = dirfd_number(self, dirfd)
         address = path_address(self, path)
         number = await self.sysif.syscall(
@@ -146,21 +333,163 @@ class FcntlTask(BaseTask):
         return self.make_fd(number)
 
     async def open(
-        self, path: PathPointer, flags: O, mode: int = 0o644
+        self, path: PathPointer, flags: O, mode: S = _MODE_644
     ) -> FileDescriptor:
         """open(2), as openat(2) relative to the working directory."""
         return await self.openat(None, path, flags, mode)
 
 
+# What each command's argument is.  "none": no argument (any given must be
+# 0); "int": an integer value; the rest a pointer: "get" written by the
+# kernel (after reading it, for the locks), "set" only read.
+_NONE, _VALUE, _LOCK_GET, _LOCK_SET, _OWNER_GET, _OWNER_SET = range(6)
+_KIND: dict[F, int] = {
+    F.DUPFD: _VALUE,
+    F.GETFD: _NONE,
+    F.SETFD: _VALUE,
+    F.GETFL: _NONE,
+    F.SETFL: _VALUE,
+    F.GETLK: _LOCK_GET,
+    F.SETLK: _LOCK_SET,
+    F.SETLKW: _LOCK_SET,
+    F.SETOWN: _VALUE,
+    F.GETOWN: _NONE,
+    F.SETSIG: _VALUE,
+    F.GETSIG: _NONE,
+    F.SETOWN_EX: _OWNER_SET,
+    F.GETOWN_EX: _OWNER_GET,
+    F.OFD_GETLK: _LOCK_GET,
+    F.OFD_SETLK: _LOCK_SET,
+    F.OFD_SETLKW: _LOCK_SET,
+    F.SETLEASE: _VALUE,
+    F.GETLEASE: _NONE,
+    F.NOTIFY: _VALUE,
+    F.DUPFD_CLOEXEC: _VALUE,
+    F.SETPIPE_SZ: _VALUE,
+    F.GETPIPE_SZ: _NONE,
+    F.ADD_SEALS: _VALUE,
+    F.GET_SEALS: _NONE,
+}
+# The results that have an enum.
+_RESULT: dict[F, type[enum.IntFlag] | type[enum.IntEnum]] = {
+    F.GETFD: FD,
+    F.GETFL: O,
+    F.GET_SEALS: SEAL,
+    F.GETLEASE: FlockType,
+}
+# The kernel takes an unsigned long and uses it as an int or unsigned int
+# (DN_MULTISHOT is bit 31): either is accepted, nothing bigger.
+_VALUE_RANGE = (-(1 << 31), (1 << 32) - 1)
+
+
+def _command(cmd: object) -> F:
+    if not isinstance(cmd, int) or isinstance(cmd, bool):
+        raise TypeError(f"cmd must be an F, not {type(cmd).__name__}")
+    try:
+        return F(cmd)
+    except ValueError:
+        raise ValueError(
+            f"{cmd} is not an fcntl command the library knows (a member of F), "
+            "so it cannot tell what its argument is"
+        ) from None
+
+
 class FcntlFileDescriptor(BaseFileDescriptor):
     __slots__ = ()
 
-    async def fcntl(self, cmd: F, arg: int = 0) -> int:
-        """fcntl(2) with an integer argument (or none); returns the result.
+    @overload
+    async def fcntl(
+        self, cmd: Literal[F.GETLK, F.OFD_GETLK], arg: ReadablePointer[Flock]
+    ) -> ReadablePointer[Flock]: ...
+    @overload
+    async def fcntl(
+        self,
+        cmd: Literal[F.SETLK, F.SETLKW, F.OFD_SETLK, F.OFD_SETLKW],
+        arg: ReadablePointer[Flock],
+    ) -> int: ...
+    @overload
+    async def fcntl(
+        self, cmd: Literal[F.GETOWN_EX], arg: Pointer[FOwnerEx]
+    ) -> ReadablePointer[FOwnerEx]: ...
+    @overload
+    async def fcntl(self, cmd: Literal[F.SETOWN_EX], arg: ReadablePointer[FOwnerEx]) -> int: ...
+    @overload
+    async def fcntl(self, cmd: Literal[F.GETFD]) -> FD: ...
+    @overload
+    async def fcntl(self, cmd: Literal[F.GETFL]) -> O: ...
+    @overload
+    async def fcntl(self, cmd: Literal[F.GET_SEALS]) -> SEAL: ...
+    @overload
+    async def fcntl(self, cmd: Literal[F.GETLEASE]) -> FlockType: ...
+    @overload
+    async def fcntl(
+        self, cmd: Literal[F.GETOWN, F.GETSIG, F.GETPIPE_SZ]
+    ) -> int: ...
+    @overload
+    async def fcntl(self, cmd: Literal[F.SETFD], arg: FD) -> int: ...
+    @overload
+    async def fcntl(self, cmd: Literal[F.SETFL], arg: O) -> int: ...
+    @overload
+    async def fcntl(self, cmd: Literal[F.ADD_SEALS], arg: SEAL) -> int: ...
+    @overload
+    async def fcntl(self, cmd: Literal[F.SETLEASE], arg: FlockType) -> int: ...
+    @overload
+    async def fcntl(self, cmd: Literal[F.SETSIG], arg: SIG | int) -> int: ...
+    @overload
+    async def fcntl(
+        self,
+        cmd: Literal[F.DUPFD, F.DUPFD_CLOEXEC, F.SETOWN, F.NOTIFY, F.SETPIPE_SZ],
+        arg: int,
+    ) -> int: ...
+    async def fcntl(self, cmd: F, arg: int | Pointer[Any] = 0) -> Any:
+        """fcntl(2): perform `cmd` on this fd, with the argument that command
+        takes (see the module docstring): a `Flock` pointer for the lock
+        commands, an `FOwnerEx` pointer for F.GETOWN_EX / F.SETOWN_EX, an
+        integer (or nothing) for the rest.  Returns the result, or for
+        F.GETLK, F.OFD_GETLK and F.GETOWN_EX the `ReadablePointer` the
+        kernel filled.
 
-        F.DUPFD and F.DUPFD_CLOEXEC return a new fd number that nothing owns:
-        use `dup()` instead, which returns a handle."""
-        return await self.task.sysif.syscall(_SYS_fcntl, self.number, cmd, arg)
+        F.SETLKW and F.OFD_SETLKW block the whole process until the lock
+        is granted: on `local_thread`, the event loop too.
+
+        F.DUPFD and F.DUPFD_CLOEXEC return a new fd number that nothing
+        owns: use `dup()` instead, which returns a handle."""
+        command = _command(cmd)
+        kind = _KIND[command]
+        task = self.task
+        number = self.number
+        if kind == _NONE or kind == _VALUE:
+            if isinstance(arg, Pointer):
+                raise TypeError(f"{command!r} takes an integer argument, not a pointer")
+            value = int_arg("arg", arg, _VALUE_RANGE)
+            if kind == _NONE and value != 0:
+                raise ValueError(f"{command!r} takes no argument")
+            result = await task.sysif.syscall(_SYS_fcntl, number, command, value)
+            cls = _RESULT.get(command)
+            return result if cls is None else cls(result)
+        struct_type: type[Struct] = Flock if kind in (_LOCK_GET, _LOCK_SET) else FOwnerEx
+        if not isinstance(arg, Pointer):
+            raise TypeError(
+                f"{command!r} takes a pointer to a {struct_type.__name__}, not "
+                f"{type(arg).__name__}: an integer would be taken as an address"
+            )
+        check_points_to(arg, struct_type)
+        size = struct_type.sizeof()
+        if kind == _LOCK_SET or kind == _OWNER_SET:
+            alloc = borrow(arg, task, size)  # type: ignore[arg-type]  # borrow checks
+            return await task.sysif.syscall(_SYS_fcntl, number, command, alloc.address)
+        if kind == _LOCK_GET and not isinstance(arg, ReadablePointer):
+            raise TypeError(
+                f"{command!r} reads the lock it asks about before writing the answer: "
+                "pass a written pointer, from thread.ptr(Flock(...))"
+            )
+        alloc = take(arg, task, size)
+        try:
+            await task.sysif.syscall(_SYS_fcntl, number, command, alloc.address)
+        except BaseException:
+            restore(arg, alloc)
+            raise
+        return arg._readable(alloc, task)
 
     async def disable_cloexec(self) -> None:
         """Clear FD_CLOEXEC, so the fd survives exec (fcntl(2) F_SETFD)."""

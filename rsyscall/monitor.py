@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from rsyscall.epoller import AsyncFileDescriptor
 from rsyscall.signal import SIG
+from rsyscall.struct import CInt
 from rsyscall.sys.wait import CalledProcessError, ChildState, P, Siginfo, W
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class AsyncChildProcess:
             raise ProcessLookupError(f"child {self.pid} was already reaped")
         await self.process.pidfd.pidfd_send_signal(sig)
 
-    async def setpriority(self, prio: int) -> None:
+    async def setpriority(self, prio: CInt) -> None:
         """setpriority(2) of the child."""
         await self.process.setpriority(prio)
 

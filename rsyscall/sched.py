@@ -1,7 +1,9 @@
 """<sched.h>: the CLONE_* flags with clone3(2), unshare(2) and setns(2);
 sched_yield(2), and CPU affinity: sched_getaffinity(2), sched_setaffinity(2).
 
-`Task.clone3` is the raw syscall; a usable child comes from
+`Task.unsafe_clone3` is the raw syscall (unsafe: `CloneArgs` holds the
+stack, the thread area and the places the kernel writes the pidfd and
+thread ids as plain integer addresses); a usable child comes from
 `thread.clone(flags)`, which prepares the stack, the syscall connection and
 the process watch that a new child needs (rsyscall.tasks.clone).
 
@@ -36,7 +38,7 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import Layout, Struct
+from rsyscall.struct import Layout, Struct, check_fields
 
 if TYPE_CHECKING:
     pass
@@ -87,9 +89,9 @@ class CLONE(enum.IntFlag):
 
 
 class CloneArgs(Struct):
-    """`struct clone_args` for clone3(2).  Addresses are plain ints: the
-    kernel writes the pidfd and tids there, and the stack is where the
-    child starts."""
+    """`struct clone_args` for clone3(2) (`Task.unsafe_clone3`).  Addresses
+    are plain ints: the kernel writes the pidfd and tids there, and the
+    stack is where the child starts."""
 
     __slots__ = (
         "cgroup", "child_tid", "exit_signal", "flags", "parent_tid", "pidfd", "set_tid",
@@ -126,7 +128,7 @@ class CloneArgs(Struct):
         set_tid_size: int = 0,
         cgroup: int = 0,
     ) -> None:
-        self.flags = CLONE(flags)
+        self.flags = flags
         self.pidfd = pidfd
         self.child_tid = child_tid
         self.parent_tid = parent_tid
@@ -137,6 +139,8 @@ class CloneArgs(Struct):
         self.set_tid = set_tid
         self.set_tid_size = set_tid_size
         self.cgroup = cgroup
+        check_fields(self, [(name, "Q") for name, _ in self.layout.fields])
+        self.flags = CLONE(flags)
 
     def _values(self) -> tuple[int, ...]:
         return (
@@ -237,12 +241,24 @@ async def _setaffinity(task: BaseTask, pid: int, mask: ReadablePointer[CpuSet]) 
 class SchedTask(BaseTask):
     __slots__ = ()
 
-    async def clone3(self, args: ReadablePointer[CloneArgs]) -> int:
+    async def unsafe_clone3(self, args: ReadablePointer[CloneArgs]) -> int:
         """clone3(2): make a child process; returns its pid.
 
-        The raw syscall: the child starts on the stack `args` names, in
-        the library's trampoline, which pops a function and its arguments
-        from that stack.  Use `thread.clone(flags)` for a working child."""
+        The raw syscall; use `thread.clone(flags)` for a working child.
+        Unsafe: `args` holds plain integer addresses, which the kernel
+        uses as they are.  The caller must make sure that `pidfd`,
+        `child_tid` and `parent_tid` (with CLONE.PIDFD,
+        CLONE.CHILD_SETTID / CHILD_CLEARTID and CLONE.PARENT_SETTID) are
+        addresses of live memory in this address space with room for the
+        int the kernel writes there (CHILD_CLEARTID's at the child's exit
+        or exec, however late), that nothing else relies on those bytes,
+        that `stack` and `stack_size` name memory that stays allocated
+        until the child is gone and holds what the code it starts on
+        expects (the library's trampoline pops a function and its
+        arguments), that `tls` is a valid thread area, and that `set_tid`
+        points to `set_tid_size` pids.  A child sharing the address space
+        (CLONE.VM) that starts on a bad stack, or a write through a wrong
+        address, crashes or corrupts the Python process."""
         alloc = borrow(args, self, CloneArgs.sizeof())
         return await self.sysif.syscall(SYS.clone3, alloc.address, alloc.size)
 

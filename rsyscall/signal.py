@@ -20,7 +20,10 @@ Deviations from glibc, all because the library makes the raw syscalls:
   nothing is translated: on x86_64 a handler that is a function address
   needs `SA.RESTORER` and a restorer that calls rt_sigreturn, or the
   process crashes when the handler returns.  `Sighandler.DFL` and
-  `Sighandler.IGN` need neither.
+  `Sighandler.IGN` need neither, and they are all `Task.sigaction`
+  installs; a function address (a handler in C, or an action saved
+  earlier) goes through `Task.unsafe_sigaction`, whose caller vouches for
+  it.
 * The `how` of sigprocmask(2) (SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK) is the
   enum `HowSIG`, named after the argument: the SIG_ prefix is shared with
   SIG_DFL/SIG_IGN (`Sighandler`), and `SIG` holds the signal numbers.
@@ -40,13 +43,14 @@ from rsyscall.base import BaseProcess, BaseTask
 from rsyscall.memory.pointer import (
     Pointer,
     ReadablePointer,
+    WrittenPointer,
     borrow,
     check_points_to,
     restore,
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import C_ULONG, FixedSize, Serializable, int_arg
+from rsyscall.struct import C_ULONG, FixedSize, PidT, Serializable, int_arg
 
 __all__ = [
     "NSIG",
@@ -207,9 +211,10 @@ def _handler(value: int) -> Sighandler | int:
 class Sigaction(Serializable, FixedSize):
     """The kernel's `struct sigaction` for rt_sigaction(2), from <asm/signal.h>.
 
-    `handler` is `Sighandler.DFL`, `Sighandler.IGN` or a function address;
-    `mask` is the `Sigset` blocked while the handler runs.  This is not
-    glibc's `struct sigaction` (see the module docstring)."""
+    `handler` is `Sighandler.DFL`, `Sighandler.IGN` or a function address
+    (which only `Task.unsafe_sigaction` installs); `mask` is the `Sigset`
+    blocked while the handler runs.  This is not glibc's `struct
+    sigaction` (see the module docstring)."""
 
     __slots__ = ("flags", "handler", "mask", "restorer")
     # sa_handler, sa_flags, sa_restorer, sa_mask at offsets 0, 8, 16, 24.
@@ -279,7 +284,7 @@ _SYS_rt_sigaction = int(SYS.rt_sigaction)
 class SignalTask(BaseTask):
     __slots__ = ()
 
-    async def tgkill(self, tgid: int, tid: int, sig: SIG | int) -> None:
+    async def tgkill(self, tgid: PidT, tid: PidT, sig: SIG | int) -> None:
         """tgkill(2): send `sig` to thread `tid` of thread group `tgid`."""
         await self.sysif.syscall(SYS.tgkill, tgid, tid, _signum(sig))
 
@@ -352,11 +357,70 @@ class SignalTask(BaseTask):
         `signum` to `act` (None: leave it), and fill `oldact` (consumed)
         with the action from before.
 
-        This is the kernel's call, not glibc's: see `Sigaction`.  An
-        `oldact` returned earlier can be passed as `act` to restore it."""
+        `act` must hold `Sighandler.DFL` or `Sighandler.IGN` (ValueError
+        otherwise, before any syscall): a handler that is a function
+        address runs on the signal's arrival in whatever thread takes it,
+        and a wrong one crashes the process, so installing one is
+        `unsafe_sigaction`'s.  An `oldact` returned earlier can be passed
+        as `act` to restore it, if it is DFL or IGN.  This is the kernel's
+        call, not glibc's: see `Sigaction`."""
+        number = _signum(signum)
+        if act is not None and isinstance(act, ReadablePointer):
+            check_points_to(act, Sigaction)
+            handler = await _handler_of(self, act)
+            if handler not in (Sighandler.DFL, Sighandler.IGN):
+                raise ValueError(
+                    f"act's handler {handler:#x} is a function address; sigaction installs only "
+                    "Sighandler.DFL and Sighandler.IGN (unsafe_sigaction installs handlers)"
+                )
+        return await self._in_out(
+            _SYS_rt_sigaction, number, act, oldact, Sigaction, Sigaction.sizeof()
+        )
+
+    @overload
+    async def unsafe_sigaction(
+        self, signum: SIG | int, act: ReadablePointer[Sigaction] | None, oldact: None = None
+    ) -> None: ...
+    @overload
+    async def unsafe_sigaction(
+        self, signum: SIG | int, act: ReadablePointer[Sigaction] | None, oldact: Pointer[Sigaction]
+    ) -> ReadablePointer[Sigaction]: ...
+    async def unsafe_sigaction(
+        self,
+        signum: SIG | int,
+        act: ReadablePointer[Sigaction] | None,
+        oldact: Pointer[Sigaction] | None = None,
+    ) -> ReadablePointer[Sigaction] | None:
+        """sigaction(2), as the raw rt_sigaction, with any handler: as
+        `sigaction`, but `act` may name a function address (to restore an
+        action saved earlier, such as the Python interpreter's own, or to
+        install a handler written in C).
+
+        Unsafe: the caller must make sure that `act.handler` is the address
+        of a function in this task's address space that stays there as
+        long as it is installed, that is safe to run at any instruction of
+        any thread of the process (async-signal-safe, on whatever stack
+        SA.ONSTACK and the thread's sigaltstack choose), and that with a
+        handler on x86_64 `flags` has SA.RESTORER and `restorer` is the
+        address of code that makes the rt_sigreturn syscall (glibc's
+        __restore_rt; the kernel has no default).  A wrong address or a
+        missing restorer crashes the process when the signal arrives: the
+        Python interpreter, from the local thread or a child thread that
+        shares its memory."""
         return await self._in_out(
             _SYS_rt_sigaction, _signum(signum), act, oldact, Sigaction, Sigaction.sizeof()
         )
+
+
+async def _handler_of(task: BaseTask, act: ReadablePointer[Sigaction]) -> int:
+    """The handler `act` holds: its `.value`'s for a WrittenPointer, read
+    from memory for another readable pointer (without consuming a
+    LinearPointer)."""
+    if isinstance(act, WrittenPointer) and isinstance(act.value, Sigaction):
+        return act.value.handler
+    alloc = borrow(act, task, Sigaction.sizeof())
+    data = await task.space.transport.read(alloc.address, Sigaction.sizeof())
+    return Sigaction.from_bytes(data).handler
 
 
 class SignalProcess(BaseProcess):

@@ -17,7 +17,7 @@ import abc
 import os
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, ClassVar, Generic, Self, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from rsyscall.base.task import BaseTask
@@ -28,6 +28,11 @@ __all__ = [
     "C_INT",
     "C_UINT",
     "C_ULONG",
+    "CInt",
+    "check_fields",
+    "CType",
+    "CUInt",
+    "PidT",
     "int_arg",
     "BytesSerializer",
     "FixedSize",
@@ -53,6 +58,30 @@ C_ULONG = (0, (1 << 64) - 1)
 """The range of a C unsigned long (uint64_t) on x86_64."""
 
 
+class CType:
+    """`Annotated` metadata: an int argument has this C type, so must be in
+    its range.  The syscall methods' wrappers (rsyscall.argcheck) check
+    parameters annotated `CInt`, `CUInt`, `PidT`."""
+
+    __slots__ = ("high", "low", "name")
+
+    def __init__(self, name: str, low: int, high: int) -> None:
+        self.name = name
+        self.low = low
+        self.high = high
+
+    def __repr__(self) -> str:
+        return f"CType({self.name!r}, {self.low}, {self.high})"
+
+
+CInt: TypeAlias = Annotated[int, CType("int", *C_INT)]
+"""An int argument of C type `int`."""
+CUInt: TypeAlias = Annotated[int, CType("unsigned int", *C_UINT)]
+"""An int argument of C type `unsigned int`."""
+PidT: TypeAlias = Annotated[int, CType("pid_t", *C_INT)]
+"""An int argument of C type `pid_t`."""
+
+
 def int_arg(name: str, value: object, limits: tuple[int, int] | None = None) -> int:
     """An integer argument: TypeError for anything but an int (a bool
     included), ValueError outside `limits`.  The syscall ABI would silently
@@ -63,6 +92,28 @@ def int_arg(name: str, value: object, limits: tuple[int, int] | None = None) -> 
     if limits is not None and not limits[0] <= value <= limits[1]:
         raise ValueError(f"{name} {value} outside {limits[0]}..{limits[1]}")
     return int(value)
+
+
+_CODE_LIMITS = {
+    "b": (-(1 << 7), (1 << 7) - 1),
+    "B": (0, (1 << 8) - 1),
+    "h": (-(1 << 15), (1 << 15) - 1),
+    "H": (0, (1 << 16) - 1),
+    "i": C_INT,
+    "I": C_UINT,
+    "q": (-(1 << 63), (1 << 63) - 1),
+    "Q": C_ULONG,
+}
+
+
+def check_fields(obj: object, fields: Sequence[tuple[str, str]]) -> None:
+    """Check the int fields of a struct being made: each `(attribute,
+    code)` must be an int (TypeError) in the range of the `struct` module
+    `code` of its C field (ValueError), so that every struct that can be
+    made can be written."""
+    owner = type(obj).__name__
+    for name, code in fields:
+        int_arg(f"{owner}.{name}", getattr(obj, name), _CODE_LIMITS[code])
 
 
 class Serializer(Generic[T], abc.ABC):

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from rsyscall.base import BaseFileDescriptor, FDTable
+from rsyscall.blockingio import read_to_eof as _local_read_to_eof
+from rsyscall.blockingio import write_file as _local_write_file
 from rsyscall.command import Command
 from rsyscall.environ import Environment
 from rsyscall.epoller import REQUEST_FD_ID, AsyncFileDescriptor, Epoller, wait_local
@@ -29,6 +31,7 @@ from rsyscall.near.sysnum import SYS
 from rsyscall.sched import CLONE
 from rsyscall.struct import (
     BytesSerializer,
+    CInt,
     FixedSize,
     HasSerializer,
     PathSerializer,
@@ -46,6 +49,7 @@ from rsyscall.sys.socket import (
     SendMsghdr,
     Socketpair,
 )
+from rsyscall.sys.stat import S
 from rsyscall.sys.uio import IovecList
 from rsyscall.sys.wait import ChildState, P, W
 from rsyscall.tasks.clone import (
@@ -77,6 +81,9 @@ StrPath = str | os.PathLike[str]
 _BYTES = BytesSerializer()
 _STR = StrSerializer()
 _PATH = PathSerializer()
+_MODE_644 = S(0o644)
+_MAX_SIZE = 1 << 63  # a size_t that is also a valid ssize_t
+_MODE_755 = S(0o755)
 
 
 class Thread:
@@ -189,8 +196,8 @@ class Thread:
                 raise TypeError(f"{cls.__name__} has no fixed size; malloc needs a size")
         else:
             raise TypeError(f"cannot allocate memory for {cls!r}")
-        if size < 0:
-            raise ValueError(f"negative size {size}")
+        if not 0 <= size < _MAX_SIZE:
+            raise ValueError(f"size {size} outside 0..2**63-1")
         alloc = await self._allocate(size)
         return Pointer(self.task, serializer, kind, alloc)
 
@@ -235,14 +242,25 @@ class Thread:
         """A new pipe (pipe2(2)), both ends close-on-exec."""
         return await (await self.task.pipe(await self.malloc(Pipe))).read()
 
-    async def socketpair(self, domain: AF, type: SOCK, protocol: int = 0) -> Socketpair:
+    async def socketpair(self, domain: AF, type: SOCK, protocol: CInt = 0) -> Socketpair:
         """A new pair of connected sockets (socketpair(2)), close-on-exec."""
         sv = await self.malloc(Socketpair)
         return await (await self.task.socketpair(domain, type, protocol, sv)).read()
 
-    async def spit(self, path: StrPath, text: str | bytes, mode: int = 0o644) -> StrPath:
-        """Create or truncate the file at `path`, write `text`, close it; returns `path`."""
-        data = text.encode() if isinstance(text, str) else bytes(text)
+    async def spit(self, path: StrPath, text: str | bytes, mode: S = _MODE_644) -> StrPath:
+        """Create or truncate the file at `path`, write `text`, close it; returns `path`.
+
+        In the local thread this waits for room (a FIFO, a tty) and for a
+        FIFO's reader without blocking the process (rsyscall.blockingio)."""
+        if isinstance(text, str):
+            data = text.encode()
+        elif isinstance(text, bytes | bytearray | memoryview):
+            data = bytes(text)
+        else:  # bytes(5) would be five NULs
+            raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
+        if isinstance(self.task.sysif, LocalSyscall):
+            await _local_write_file(self, path, data, O.WRONLY | O.CREAT | O.TRUNC, mode)
+            return path
         fd = await self.task.open(await self.ptr(path), O.WRONLY | O.CREAT | O.TRUNC, mode)
         try:
             if data:
@@ -253,7 +271,7 @@ class Thread:
             await fd.close()
         return path
 
-    async def mkdir(self, path: StrPath, mode: int = 0o755) -> StrPath:
+    async def mkdir(self, path: StrPath, mode: S = _MODE_755) -> StrPath:
         """Make directory `path` (mkdir(2)); returns `path`."""
         await self.task.mkdir(await self.ptr(path), mode)
         return path
@@ -261,10 +279,19 @@ class Thread:
     async def read_to_eof(self, fd: FileDescriptor, chunk: int = 65536) -> bytes:
         """Read `fd` until end of file and return everything read.
 
-        This makes blocking read(2) calls in the thread's process."""
+        For an fd of the Python process this waits for data in the local
+        thread's epoller, leaving the fd's file description (its
+        O_NONBLOCK) as it is (rsyscall.blockingio); in another process it
+        makes blocking read(2) calls there."""
+        if not isinstance(fd, BaseFileDescriptor):
+            raise TypeError(f"read_to_eof needs a FileDescriptor, not {type(fd).__name__}")
         if isinstance(chunk, int) and chunk < 1:
             # A zero-byte read returns 0, which would look like end of file.
             raise ValueError(f"chunk must be at least 1 byte, not {chunk}")
+        if isinstance(fd, BaseFileDescriptor) and isinstance(fd.task.sysif, LocalSyscall):
+            if not isinstance(chunk, int) or isinstance(chunk, bool):
+                raise TypeError(f"chunk must be an int, not {type(chunk).__name__}")
+            return await _local_read_to_eof(self.local, fd, chunk)
         parts: list[bytes] = []
         buf = await self.malloc(bytes, chunk)
         while True:
@@ -380,6 +407,10 @@ class Thread:
         await self._write_file(f"{proc}/gid_map", f"{gid} {gid} 1\n")
 
     async def _write_file(self, path: str, text: str) -> None:
+        if isinstance(self.task.sysif, LocalSyscall):
+            # One write(2): /proc id maps take their content in one.
+            await _local_write_file(self, path, text.encode(), O.WRONLY)
+            return
         fd = await self.task.open(await self.ptr(path), O.WRONLY)
         try:
             await fd.write(await self.ptr(text.encode()))
@@ -559,7 +590,7 @@ class ChildThread(Thread):
             return self.process
         raise AssertionError("execve returned without failing")
 
-    async def exit(self, status: int = 0) -> ChildState:
+    async def exit(self, status: CInt = 0) -> ChildState:
         """exit(2) this child with `status`; wait for it and return its state."""
         if not isinstance(status, int):
             raise TypeError(f"status must be an int, not {type(status).__name__}")

@@ -33,7 +33,7 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import C_INT, Layout, Struct, int_arg
+from rsyscall.struct import C_INT, Layout, Struct, check_fields, int_arg
 
 if TYPE_CHECKING:
     from rsyscall.memory.allocator import Allocation
@@ -74,10 +74,7 @@ class Timespec(Struct):
     layout = Layout("struct timespec", [("tv_sec", "q"), ("tv_nsec", "q")])
 
     def __post_init__(self) -> None:
-        for name in ("sec", "nsec"):
-            value = getattr(self, name)
-            if not isinstance(value, int):
-                raise TypeError(f"Timespec.{name} must be an int, not {type(value).__name__}")
+        check_fields(self, (("sec", "q"), ("nsec", "q")))
 
     @classmethod
     def from_float(cls, seconds: float) -> Self:

@@ -6,6 +6,9 @@ methods on `Task` act on the process (getpid, chdir...) or on paths
 (`*at` syscalls take a directory fd first, None meaning the working
 directory).  Syscalls that return a size split the buffer they were given
 into `(valid, rest)`.
+
+`SEEK`, lseek(2)'s whence, is defined in rsyscall.fcntl (<fcntl.h> has
+SEEK_SET... too, for `struct flock`) and exported here as well.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.base.fd import FDPairSerializer, closed_error
-from rsyscall.fcntl import AT, F, O, dirfd_number
+from rsyscall.fcntl import AT, SEEK, F, O, dirfd_number
 from rsyscall.memory.pointer import (
     PathPointer,
     Pointer,
@@ -34,6 +37,7 @@ from rsyscall.struct import (
     BytesSerializer,
     FixedSize,
     HasSerializer,
+    PidT,
     Serializable,
     Serializer,
     StrSerializer,
@@ -55,16 +59,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-class SEEK(enum.IntEnum):
-    """lseek(2) whence."""
-
-    SET = 0
-    CUR = 1
-    END = 2
-    DATA = 3
-    HOLE = 4
 
 
 class OK(enum.IntFlag):
@@ -265,7 +259,7 @@ class UnistdTask(BaseTask):
         """getpgid(2) of this process: its process group id."""
         return await self.sysif.syscall(SYS.getpgid, 0)
 
-    async def setpgid(self, pgid: int = 0) -> None:
+    async def setpgid(self, pgid: PidT = 0) -> None:
         """setpgid(2) of this process; 0 makes it a group leader."""
         await self.sysif.syscall(SYS.setpgid, 0, pgid)
 
@@ -477,7 +471,7 @@ class UnistdProcess(BaseProcess):
         """getpgid(2): this process's process group id."""
         return await self.task.sysif.syscall(SYS.getpgid, self.pid)
 
-    async def setpgid(self, pgid: int = 0) -> None:
+    async def setpgid(self, pgid: PidT = 0) -> None:
         """setpgid(2): move this process to group `pgid` (0: its own pid)."""
         await self.task.sysif.syscall(SYS.setpgid, self.pid, pgid)
 

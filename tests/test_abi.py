@@ -66,7 +66,9 @@ ENUMS: dict[str, str] = {
     "rsyscall.fcntl.F": "F_{}",
     "rsyscall.fcntl.FD": "FD_{}",
     "rsyscall.fcntl.SEAL": "F_SEAL_{}",
-    "rsyscall.unistd.SEEK": "SEEK_{}",
+    "rsyscall.fcntl.FlockType": "F_{}",
+    "rsyscall.fcntl.F_OWNER": "F_OWNER_{}",
+    "rsyscall.fcntl.SEEK": "SEEK_{}",
     "rsyscall.unistd.OK": "{}_OK",
     "rsyscall.sys.uio.RWF": "RWF_{}",
     "rsyscall.sys.socket.AF": "AF_{}",
@@ -113,6 +115,7 @@ ENUMS: dict[str, str] = {
     "rsyscall.sys.wait.CLD": "CLD_{}",
     "rsyscall.sys.pidfd.PIDFD": "PIDFD_{}",
     "rsyscall.sys.ioctl.FIO": "FIO{}",
+    "rsyscall.sys.ioctl.IOC": "_IOC_{}",
     "rsyscall.net.if_.IFF": "IFF_{}",
     "rsyscall.net.if_.SIOC": "SIOC{}",
     "rsyscall.sys.mount.MS": "MS_{}",
@@ -304,3 +307,25 @@ def test_kernel_signal_abi(tmp_path: Path) -> None:
     assert actual["sigaction"] == Sigaction.sizeof()
     assert (actual["sa_handler"], actual["sa_flags"], actual["sa_restorer"], actual["sa_mask"]) == (
         0, 8, 16, 24)
+
+
+def test_ioc_encoding_matches_headers(tmp_path: Path) -> None:
+    """rsyscall.sys.ioctl.ioc, ioc_dir and ioc_size against C's _IOC macros."""
+    from rsyscall.sys.ioctl import IOC, ioc, ioc_dir, ioc_size
+
+    cases = {
+        "ior": ("_IOR('T', 0x30, unsigned int)", (IOC.READ, ord("T"), 0x30, 4)),
+        "iow": ("_IOW('T', 0x31, int)", (IOC.WRITE, ord("T"), 0x31, 4)),
+        "iowr": ("_IOWR(0x94, 9, struct flock)", (IOC.READ | IOC.WRITE, 0x94, 9, 32)),
+        "io": ("_IO('T', 0x41)", (IOC.NONE, ord("T"), 0x41, 0)),
+        "big": ("_IOR(0xff, 0xff, char[16383])", (IOC.READ, 0xFF, 0xFF, 16383)),
+    }
+    expressions = [(key, c) for key, (c, _) in cases.items()]
+    expressions += [(f"{key}.dir", f"_IOC_DIR({c})") for key, (c, _) in cases.items()]
+    expressions += [(f"{key}.size", f"_IOC_SIZE({c})") for key, (c, _) in cases.items()]
+    actual = run_c(expressions, tmp_path)
+    for key, (_, args) in cases.items():
+        request = ioc(*args)
+        assert request == actual[key] & MASK, key
+        assert ioc_dir(request) == actual[f"{key}.dir"], key
+        assert ioc_size(request) == actual[f"{key}.size"], key

@@ -75,3 +75,25 @@ async def test_command_shapes() -> None:
     assert command.arguments == ("echo", "a", "b")
     assert dict(command.env_updates) == {"X": "1", "Y": "2"}
     assert isinstance(await local_thread.environ.which("sh"), rsyscall.Command)
+
+
+def test_raw_escape_hatches_are_unsafe() -> None:
+    """The calls that pass integers to the kernel as addresses, or install
+    what the library cannot check, are named unsafe_ and say what their
+    caller must guarantee; the old names of the renamed ones are gone."""
+    from rsyscall.sys.mman import MemoryMapping
+
+    hatches = {
+        rsyscall.Task: ["unsafe_clone3", "unsafe_set_robust_list", "unsafe_sigaction",
+                        "unsafe_prctl", "unsafe_mmap"],
+        rsyscall.FileDescriptor: ["unsafe_ioctl", "unsafe_setsockopt", "unsafe_getsockopt"],
+        MemoryMapping: ["unsafe_madvise", "unsafe_pointer"],
+    }
+    for cls, names in hatches.items():
+        found = sorted(name for name in dir(cls) if name.startswith("unsafe_"))
+        assert found == sorted(names), cls
+        for name in names:
+            doc = inspect.getdoc(getattr(cls, name)) or ""
+            assert "Unsafe:" in doc and "caller must" in doc, f"{cls.__name__}.{name}"
+    for gone in ("clone3", "set_robust_list"):
+        assert not hasattr(rsyscall.Task, gone), gone

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from rsyscall import ChildThread, local_thread
-from rsyscall.fcntl import O
+from rsyscall.fcntl import SEAL, F, O
 from rsyscall.linux.dirent import DirentList
 from rsyscall.linux.memfd import MFD
 from rsyscall.sched import CpuSet
@@ -118,6 +118,7 @@ async def test_mman_memfd_resource(child: ChildThread) -> None:
     task = child.task
     memfd = await task.memfd_create(await child.ptr("child-memfd"), MFD.ALLOW_SEALING)
     await memfd.ftruncate(4096)
+    await memfd.fcntl(F.ADD_SEALS, SEAL.SHRINK)  # so that mapping.pointer() cannot fault
     mapping = await task.mmap(4096, PROT.READ | PROT.WRITE, MAP.SHARED, memfd)
     # The child shares our memory: its mapping is in our address space too.
     with open("/proc/self/maps") as maps:

@@ -7,15 +7,18 @@ import errno
 import fcntl as stdlib_fcntl
 import os
 import stat
+import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from rsyscall import FileDescriptor, UseAfterConsumeError, local_thread
+from rsyscall import FileDescriptor, ReadablePointer, UseAfterConsumeError, local_thread
 from rsyscall.base.fd import FDTable
-from rsyscall.fcntl import AT, FD, SEAL, F, O
+from rsyscall.fcntl import AT, F_OWNER, FD, SEAL, F, Flock, FlockType, FOwnerEx, O
 from rsyscall.handle import Task
+from rsyscall.sys.socket import AF, SOCK
 from rsyscall.unistd import SEEK
 
 pytestmark = pytest.mark.anyio
@@ -202,7 +205,7 @@ async def test_fcntl_getfd_setfd_and_cloexec_helpers() -> None:
     await fd.enable_cloexec()
     assert await fd.fcntl(F.GETFD) == FD.CLOEXEC
     assert not os.get_inheritable(fd.number)
-    await fd.fcntl(F.SETFD, 0)
+    await fd.fcntl(F.SETFD, FD.NONE)
     assert os.get_inheritable(fd.number)
     os.set_inheritable(fd.number, False)
     assert await fd.fcntl(F.GETFD) == FD.CLOEXEC
@@ -300,9 +303,8 @@ async def test_dirfd_from_another_fd_table(tmp_path: Path) -> None:
 
 async def test_fcntl_bad_input() -> None:
     pipe = await local_thread.pipe()
-    with pytest.raises(OSError) as info:
-        await pipe.read.fcntl(9999)  # type: ignore[arg-type]
-    assert info.value.errno == errno.EINVAL
+    with pytest.raises(ValueError):  # no such member: refused before the syscall
+        await pipe.read.fcntl(9999)  # type: ignore[call-overload]
     await still_works()
     with pytest.raises(OSError) as info:
         await pipe.read.fcntl(F.SETPIPE_SZ, -1)
@@ -318,3 +320,174 @@ async def test_fcntl_bad_input() -> None:
     with pytest.raises(UseAfterConsumeError):
         await pipe.read.dup()
     await still_works()
+
+
+# ---- record locks, owners, and the argument each command takes ----
+
+
+async def test_flock_struct() -> None:
+    lock = Flock(FlockType.WRLCK)
+    fields = (lock.type, lock.whence, lock.start, lock.len, lock.pid)
+    assert fields == (FlockType.WRLCK, SEEK.SET, 0, 0, 0)
+    assert Flock.sizeof() == len(lock.to_bytes()) == 32
+    other = Flock(FlockType.RDLCK, SEEK.END, -10, 5, 1234)
+    back = Flock.from_bytes(other.to_bytes())
+    assert back == other and isinstance(back.type, FlockType) and isinstance(back.whence, SEEK)
+    # The C layout: short, short, padding, off_t, off_t, pid_t, padding.
+    assert other.to_bytes()[:24] == struct.pack("hh4xqq", 0, 2, -10, 5)
+    with pytest.raises(TypeError):
+        Flock("w")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Flock(FlockType.WRLCK, start=1 << 63)
+    with pytest.raises(ValueError):
+        Flock.from_bytes(bytes(31))
+    owner = FOwnerEx(F_OWNER.TID, 5)
+    assert FOwnerEx.from_bytes(owner.to_bytes()) == owner and FOwnerEx.sizeof() == 8
+
+
+@pytest.mark.isolated
+async def test_fcntl_int_address_is_type_error(tmp_path: Path) -> None:
+    """Regression: fcntl(F.GETLK, n) used to pass n to the kernel as the
+    address of a struct flock, which it then read and overwrote; with the
+    address of a live object that zeroes its refcount and crashes."""
+    thread = local_thread
+    fd = await thread.task.open(await thread.ptr(tmp_path / "f"), O.RDWR | O.CREAT)
+    victim = [1, 2, 3]
+    for cmd in (F.GETLK, F.SETLK, F.SETLKW, F.OFD_GETLK, F.OFD_SETLK, F.GETOWN_EX, F.SETOWN_EX):
+        with pytest.raises(TypeError):
+            await fd.fcntl(cmd, id(victim))  # type: ignore[call-overload]
+        with pytest.raises(TypeError):
+            await fd.fcntl(cmd)  # type: ignore[call-overload]
+    assert victim == [1, 2, 3]
+    # An int command given a pointer; a command number F does not have.
+    with pytest.raises(TypeError):
+        await fd.fcntl(F.SETFL, await thread.ptr(Flock(FlockType.WRLCK)))  # type: ignore[call-overload]
+    with pytest.raises(ValueError):
+        await fd.fcntl(14, 0)  # type: ignore[call-overload]  # F_SETLKW64: not on x86_64's F
+    with pytest.raises(ValueError):
+        await fd.fcntl(F.GETFD, 1)  # type: ignore[call-overload]  # takes no argument
+    # A pointer of the wrong type, too small, or uninitialized for F.GETLK.
+    with pytest.raises(TypeError):
+        await fd.fcntl(F.GETLK, await thread.ptr(bytes(32)))  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        await fd.fcntl(F.GETOWN_EX, await thread.malloc(Flock))  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        await fd.fcntl(F.GETLK, await thread.malloc(Flock))  # type: ignore[call-overload]
+    half, _ = (await thread.ptr(Flock(FlockType.WRLCK))).split(16)
+    with pytest.raises(ValueError):
+        await fd.fcntl(F.GETLK, half)
+    assert not half.consumed
+    await still_works()
+
+
+async def test_posix_lock_seen_from_child(tmp_path: Path) -> None:
+    """F.SETLK here, F.GETLK in a child process: it sees our lock and our
+    pid, and cannot take a conflicting one until we unlock."""
+    thread = local_thread
+    path = tmp_path / "locked"
+    fd = await thread.task.open(await thread.ptr(path), O.RDWR | O.CREAT)
+    lock = await thread.ptr(Flock(FlockType.WRLCK, SEEK.SET, 10, 20))
+    assert await fd.fcntl(F.SETLK, lock) == 0
+    assert not lock.consumed  # only read
+    child = await local_thread.clone()
+    try:
+        theirs = await child.task.open(await child.ptr(path), O.RDWR)
+        query = await child.ptr(Flock(FlockType.RDLCK, SEEK.SET, 0, 0))
+        answer = await theirs.fcntl(F.GETLK, query)
+        assert query.consumed and isinstance(answer, ReadablePointer)
+        seen = await answer.read()
+        assert seen == Flock(FlockType.WRLCK, SEEK.SET, 10, 20, os.getpid())
+        # A range that does not overlap is free.
+        query = await answer.write(Flock(FlockType.WRLCK, SEEK.SET, 30, 5))
+        answer = await theirs.fcntl(F.GETLK, query)
+        assert (await answer.read()).type == FlockType.UNLCK
+        with pytest.raises(OSError) as info:
+            await theirs.fcntl(F.SETLK, await child.ptr(Flock(FlockType.WRLCK, SEEK.SET, 15, 1)))
+        assert info.value.errno in (errno.EAGAIN, errno.EACCES)
+        # Unlocked, the child may lock, and we see its lock.
+        await fd.fcntl(F.SETLK, await thread.ptr(Flock(FlockType.UNLCK, SEEK.SET, 10, 20)))
+        answer = await theirs.fcntl(F.GETLK, await answer.write(Flock(FlockType.WRLCK)))
+        assert (await answer.read()).type == FlockType.UNLCK
+        await theirs.fcntl(F.SETLK, await child.ptr(Flock(FlockType.WRLCK, SEEK.SET, 15, 1)))
+        back = await fd.fcntl(F.GETLK, await thread.ptr(Flock(FlockType.RDLCK)))
+        assert await back.read() == Flock(FlockType.WRLCK, SEEK.SET, 15, 1, child.process.pid)
+    finally:
+        await child.exit(0)
+
+
+async def test_ofd_lock_seen_from_child(tmp_path: Path) -> None:
+    """Open file description locks belong to the open file, not the
+    process: a child's own open conflicts with ours, and F.OFD_GETLK
+    reports the holder as pid -1."""
+    thread = local_thread
+    path = tmp_path / "ofd"
+    fd = await thread.task.open(await thread.ptr(path), O.RDWR | O.CREAT)
+    await fd.fcntl(F.OFD_SETLK, await thread.ptr(Flock(FlockType.RDLCK)))
+    child = await local_thread.clone()
+    try:
+        theirs = await child.task.open(await child.ptr(path), O.RDWR)
+        answer = await theirs.fcntl(F.OFD_GETLK, await child.ptr(Flock(FlockType.WRLCK)))
+        assert await answer.read() == Flock(FlockType.RDLCK, SEEK.SET, 0, 0, -1)
+        with pytest.raises(OSError) as info:
+            await theirs.fcntl(F.OFD_SETLK, await child.ptr(Flock(FlockType.WRLCK)))
+        assert info.value.errno == errno.EAGAIN
+        # A read lock is compatible.
+        await theirs.fcntl(F.OFD_SETLK, await child.ptr(Flock(FlockType.RDLCK)))
+        # The OFD commands need pid 0.
+        with pytest.raises(OSError) as info:
+            await theirs.fcntl(F.OFD_GETLK, await child.ptr(Flock(FlockType.WRLCK, pid=1)))
+        assert info.value.errno == errno.EINVAL
+    finally:
+        await child.exit(0)
+    # The child's lock went with its open file; ours is still there.
+    other = await thread.task.open(await thread.ptr(path), O.RDWR)
+    answer = await other.fcntl(F.OFD_GETLK, await thread.ptr(Flock(FlockType.WRLCK)))
+    assert (await answer.read()).type == FlockType.RDLCK
+
+
+async def test_setown_ex_getown_ex(tmp_path: Path) -> None:
+    thread = local_thread
+    pair = await thread.socketpair(AF.UNIX, SOCK.STREAM)
+    fd = pair.first
+    for owner in (
+        FOwnerEx(F_OWNER.PID, os.getpid()),
+        FOwnerEx(F_OWNER.TID, threading.get_native_id()),
+        FOwnerEx(F_OWNER.PGRP, os.getpgid(0)),
+    ):
+        setting = await thread.ptr(owner)
+        assert await fd.fcntl(F.SETOWN_EX, setting) == 0
+        assert not setting.consumed
+        got = await fd.fcntl(F.GETOWN_EX, await thread.malloc(FOwnerEx))
+        assert await got.read() == owner
+    # F_GETOWN sees a process group as a negative pid.
+    assert await fd.fcntl(F.GETOWN) == -os.getpgid(0)
+    await fd.fcntl(F.SETOWN, os.getpid())
+    got = await fd.fcntl(F.GETOWN_EX, await thread.malloc(FOwnerEx))
+    assert await got.read() == FOwnerEx(F_OWNER.PID, os.getpid())
+    # In a child, on its own copy of the fd.
+    child = await local_thread.clone()
+    try:
+        theirs = child.inherit_fd(fd)
+        await theirs.fcntl(F.SETOWN_EX, await child.ptr(FOwnerEx(F_OWNER.PID, child.process.pid)))
+        got = await theirs.fcntl(F.GETOWN_EX, await child.malloc(FOwnerEx))
+        assert await got.read() == FOwnerEx(F_OWNER.PID, child.process.pid)
+    finally:
+        await child.exit(0)
+
+
+async def test_fcntl_typed_results(tmp_path: Path) -> None:
+    pipe = await local_thread.pipe()
+    flags = await pipe.read.fcntl(F.GETFL)
+    assert isinstance(flags, O) and flags & 0o3 == O.RDONLY
+    assert isinstance(await pipe.read.fcntl(F.GETFD), FD)
+    # A plain int in range is accepted at run time too.
+    await pipe.read.fcntl(F.SETFL, int(flags | O.NONBLOCK))  # type: ignore[call-overload]
+    assert await pipe.read.fcntl(F.GETFL) & O.NONBLOCK
+    fd = await local_thread.task.open(await local_thread.ptr(tmp_path / "f"), O.RDONLY | O.CREAT)
+    lease = await fd.fcntl(F.GETLEASE)
+    assert lease == FlockType.UNLCK and isinstance(lease, FlockType)
+    if Path("/proc/sys/fs/leases-enable").read_text().strip() == "1":
+        await fd.fcntl(F.SETLEASE, FlockType.RDLCK)
+        assert await fd.fcntl(F.GETLEASE) == FlockType.RDLCK
+        await fd.fcntl(F.SETLEASE, FlockType.UNLCK)
+        assert await fd.fcntl(F.GETLEASE) == FlockType.UNLCK

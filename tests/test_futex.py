@@ -351,16 +351,16 @@ async def test_set_robust_list_replaces_and_restores() -> None:
     # An empty list points back at its own head.
     head = await slot.write(RobustListHead(slot.address, 0, 0))
     try:
-        await task.set_robust_list(head)
+        await task.unsafe_set_robust_list(head)
         assert await get_location(task.get_robust_list) == RobustListLocation(head.address, 24)
     finally:
         # Give glibc its own list back.
         _raw.syscall(int(SYS.set_robust_list), glibc.head, glibc.len)
     assert await get_location(task.get_robust_list) == glibc
     with pytest.raises(TypeError):
-        await task.set_robust_list(await local_thread.ptr(bytes(24)))  # type: ignore[arg-type]
+        await task.unsafe_set_robust_list(await local_thread.ptr(bytes(24)))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        await task.set_robust_list(RobustListHead(0, 0, 0))  # type: ignore[arg-type]
+        await task.unsafe_set_robust_list(RobustListHead(0, 0, 0))  # type: ignore[arg-type]
 
 
 async def test_kernel_marks_dead_owner() -> None:
@@ -378,7 +378,7 @@ async def test_kernel_marks_dead_owner() -> None:
         entry = await entry_slot.write(struct.pack("<QI4x", head_slot.address, owner))
         head = await head_slot.write(RobustListHead(entry.address, 8, 0))
         written.extend((entry, head))  # kept alive past the thread's exit
-        await local_thread.task.set_robust_list(head)
+        await local_thread.task.unsafe_set_robust_list(head)
         registered.set()
         # The thread now exits with the "lock" held, without restoring glibc's list.
 

@@ -7,10 +7,12 @@ import ctypes
 import errno
 import gc
 import os
+from pathlib import Path
 
 import pytest
 
 from rsyscall import MemoryMapping, ReadablePointer, UseAfterConsumeError, local_thread
+from rsyscall.fcntl import SEAL, F, O
 from rsyscall.linux.memfd import MFD
 from rsyscall.sys.mman import MADV, MAP, PROT
 
@@ -70,8 +72,9 @@ async def test_anonymous_mapping() -> None:
 
 async def test_file_mapping_through_memfd() -> None:
     task = local_thread.task
-    fd = await task.memfd_create(await local_thread.ptr("mman-test"), MFD.NONE)
+    fd = await task.memfd_create(await local_thread.ptr("mman-test"), MFD.ALLOW_SEALING)
     await fd.ftruncate(PAGE)
+    await fd.fcntl(F.ADD_SEALS, SEAL.SHRINK)  # so pointer() can never fault
     await fd.pwrite(await local_thread.ptr(b"from the file"), 0)
     mapping = await task.mmap(PAGE, RW, MAP.SHARED, fd)
     entry = maps_entry(mapping.address)
@@ -224,8 +227,10 @@ async def test_madvise() -> None:
     with pytest.raises(OSError) as info:
         await mapping.madvise(MADV.NORMAL, 1, 10)  # not page-aligned
     assert info.value.errno == errno.EINVAL
-    with pytest.raises(OSError) as info:
+    with pytest.raises(ValueError, match="unsafe_madvise"):  # unknown advice
         await mapping.madvise(12345)  # type: ignore[arg-type]
+    with pytest.raises(OSError) as info:
+        await mapping.unsafe_madvise(12345)
     assert info.value.errno == errno.EINVAL
     with pytest.raises(TypeError):
         await mapping.madvise("normal")  # type: ignore[arg-type]
@@ -278,3 +283,140 @@ async def test_closed_fd_is_refused() -> None:
     with pytest.raises(UseAfterConsumeError):
         await local_thread.task.mmap(PAGE, RW, MAP.SHARED, fd)
     await still_works()
+
+
+# ---- what would change memory under live pointers ----
+
+
+async def test_mmap_fixed_refused() -> None:
+    """Regression: mmap with MAP.FIXED used to replace whatever was mapped
+    at the address, here a mapping whose pointer is alive (the same call
+    over the interpreter's heap would crash it)."""
+    task = local_thread.task
+    mapping = await task.mmap(PAGE, RW, ANON)
+    ptr = await mapping.pointer().write(b"still here")
+    for flags in (ANON | MAP.FIXED, ANON | MAP.FIXED | MAP.FIXED_NOREPLACE):
+        with pytest.raises(ValueError, match="unsafe_mmap"):
+            await task.mmap(PAGE, RW, flags, addr=mapping.address)
+    assert await ptr.read() == b"still here"
+    await still_works()
+
+
+async def test_unsafe_mmap_fixed_into_space_we_freed() -> None:
+    """The hatch's legitimate use: map at an exact address we own, one we
+    just unmapped ourselves."""
+    task = local_thread.task
+    first = await task.mmap(2 * PAGE, RW, ANON)
+    address = first.address
+    await first.munmap()
+    second = await task.unsafe_mmap(2 * PAGE, RW, ANON | MAP.FIXED, addr=address)
+    assert second.address == address and is_mapped(address)
+    ptr = await second.pointer().write(b"fixed")
+    assert ctypes.string_at(address, 5) == b"fixed"
+    del ptr
+    await second.munmap()
+    assert not is_mapped(address)
+
+
+async def test_madvise_refused_under_live_pointers() -> None:
+    """Advice that empties pages is refused where a live pointer covers
+    them (its contents would silently become zeroes); elsewhere, and for
+    harmless advice, it goes through."""
+    mapping = await local_thread.task.mmap(2 * PAGE, RW, ANON)
+    first, second = mapping.pointer().split(PAGE)
+    first = await first.write(b"x" * 10)
+    second = await second.write(b"y" * 10)
+    del second  # the second page is no pointer's now
+    for advice in (MADV.DONTNEED, MADV.FREE, MADV.REMOVE, MADV.DONTNEED_LOCKED):
+        with pytest.raises(ValueError):
+            await mapping.madvise(advice)
+        with pytest.raises(ValueError):
+            await mapping.madvise(advice, 0, 1)  # any byte of a live pointer's page
+    assert await first.read() == b"x" * 10
+    await mapping.madvise(MADV.DONTNEED, PAGE, PAGE)
+    assert ctypes.string_at(mapping.address + PAGE, 10) == bytes(10)
+    await mapping.madvise(MADV.WILLNEED)  # harmless advice under live pointers
+    await mapping.madvise(MADV.COLD)
+    # HWPOISON would kill whoever touches the page: never through madvise.
+    with pytest.raises(ValueError, match="unsafe_madvise"):
+        await mapping.madvise(MADV.HWPOISON, PAGE, PAGE)
+    assert await first.read() == b"x" * 10
+    del first
+    await mapping.madvise(MADV.DONTNEED)  # no pointer is alive now
+    assert ctypes.string_at(mapping.address, 10) == bytes(10)
+    await mapping.munmap()
+
+
+async def test_unsafe_madvise_legitimate_use() -> None:
+    """The hatch lets a caller who knows the contents may go throw them
+    away under a live pointer: the pointer then reads zeroes."""
+    mapping = await local_thread.task.mmap(PAGE, RW, ANON)
+    ptr = await mapping.pointer().write(b"scratch")
+    await mapping.unsafe_madvise(MADV.DONTNEED)
+    assert await ReadablePointer.read(ptr) == bytes(7)
+    del ptr
+    await mapping.munmap()
+
+
+@pytest.mark.isolated
+async def test_memory_mapping_not_constructible() -> None:
+    """Regression: MemoryMapping(task, address, length, prot) made a handle
+    for any address, whose finalizer unmapped it: under a live pointer,
+    the next read crashed the interpreter.  Only mmap makes them now."""
+    mapping = await local_thread.task.mmap(PAGE, RW, ANON)
+    ptr = await mapping.pointer().write(b"mine")
+    with pytest.raises(TypeError):
+        MemoryMapping(local_thread.task, mapping.address, PAGE, RW)
+    gc.collect()
+    assert is_mapped(mapping.address)
+    assert await ptr.read() == b"mine"
+
+
+async def test_pointer_into_file_that_can_shrink_refused() -> None:
+    """Regression: a pointer into a file mapping read a page past the end
+    of the file once it was truncated, and the SIGBUS killed the
+    interpreter.  pointer() now needs a file that cannot shrink (a memfd
+    sealed with SEAL.SHRINK, long enough); others get unsafe_pointer()."""
+    task = local_thread.task
+    fd = await task.memfd_create(await local_thread.ptr("shrinkable"), MFD.ALLOW_SEALING)
+    await fd.ftruncate(PAGE)
+    mapping = await task.mmap(PAGE, RW, MAP.SHARED, fd)
+    with pytest.raises(ValueError, match="unsafe_pointer"):
+        mapping.pointer()
+    # Truncating is what would have made a read through the pointer fault.
+    await fd.ftruncate(0)
+    del mapping
+    # Sealed after mmap is too late; sealed but shorter than the mapping too.
+    await fd.ftruncate(PAGE)
+    mapping = await task.mmap(2 * PAGE, RW, MAP.SHARED, fd)
+    await fd.fcntl(F.ADD_SEALS, SEAL.SHRINK)
+    with pytest.raises(ValueError):
+        mapping.pointer()
+    del mapping
+    short = await task.mmap(2 * PAGE, RW, MAP.SHARED, fd)
+    with pytest.raises(ValueError):
+        short.pointer()
+    mapping = await task.mmap(PAGE, RW, MAP.SHARED, fd)
+    ptr = await mapping.pointer().write(b"safe")
+    with pytest.raises(OSError):  # the seal holds
+        await fd.ftruncate(0)
+    assert await ptr.read() == b"safe"
+    await still_works()
+
+
+async def test_unsafe_pointer_legitimate_use(tmp_path: Path) -> None:
+    """The hatch: a file mapping of a file the caller knows stays long enough."""
+    task = local_thread.task
+    path = tmp_path / "f"
+    path.write_bytes(b"file contents".ljust(PAGE, b"\0"))
+    fd = await task.open(await local_thread.ptr(path), O.RDWR)
+    mapping = await task.mmap(PAGE, RW, MAP.SHARED, fd)
+    with pytest.raises(ValueError):
+        mapping.pointer()
+    ptr = mapping.unsafe_pointer()
+    assert (await ptr.read()).startswith(b"file contents")
+    await ptr.write(b"FILE")
+    assert path.read_bytes().startswith(b"FILE contents")
+    # Anonymous memory never needs the hatch.
+    anon = await task.mmap(PAGE, RW, ANON)
+    assert anon.pointer().size() == PAGE

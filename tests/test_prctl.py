@@ -5,6 +5,7 @@ to the test process, its thread name, is put back."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import threading
@@ -222,9 +223,8 @@ async def test_bounding_and_ambient_sets() -> None:
 async def test_prctl_errors() -> None:
     child = await local_thread.clone()
     task = child.task
-    with pytest.raises(OSError) as info:
+    with pytest.raises(ValueError):  # no such member: refused before the syscall
         await task.prctl(12345)  # type: ignore[arg-type]
-    assert info.value.errno == errno.EINVAL
     await still_works(child)
     with pytest.raises(TypeError):
         await task.prctl("SET_NAME")  # type: ignore[arg-type]
@@ -236,9 +236,13 @@ async def test_prctl_errors() -> None:
         await task.prctl(PR.SET_TIMERSLACK, 1 << 64)
     with pytest.raises(TypeError):  # the kernel would read uninitialized memory
         await task.prctl(PR.SET_NAME, await child.malloc(bytes, 16))  # type: ignore[arg-type]
-    # Options that write memory refuse pointers in the raw call.
-    for option in (PR.GET_NAME, PR.GET_PDEATHSIG, PR.SET_MM, PR.SCHED_CORE):
+    # Options that write memory refuse pointers in the raw call; those that
+    # only unsafe_prctl makes refuse everything.
+    for option in (PR.GET_NAME, PR.GET_PDEATHSIG, PR.SCHED_CORE):
         with pytest.raises(TypeError):
+            await task.prctl(option, await child.ptr(b"\0" * 16))
+    for option in (PR.SET_MM, PR.SET_SECCOMP, PR.SET_SYSCALL_USER_DISPATCH):
+        with pytest.raises(ValueError, match="unsafe_prctl"):
             await task.prctl(option, await child.ptr(b"\0" * 16))
     # prctl_get takes only those, and a buffer big enough, left unconsumed on error.
     with pytest.raises(ValueError):
@@ -270,4 +274,57 @@ async def test_prctl_errors() -> None:
     # Still works.
     await task.prctl_set_name("fine")
     assert await task.prctl_get_name() == b"fine"
+    await child.exit(0)
+
+
+# ---- addresses ----
+
+
+@pytest.mark.isolated
+async def test_prctl_int_address_refused() -> None:
+    """Regression: prctl passed any int as it was, so PR.GET_NAME with an
+    int made the kernel write 16 bytes at that address (the start of a live
+    object here: its refcount and type).  Now every argument the kernel
+    takes as an address must be a pointer."""
+    child = await local_thread.clone()
+    task = child.task
+    victim = [1, 2, 3]
+    for option in (PR.GET_NAME, PR.GET_PDEATHSIG, PR.GET_TID_ADDRESS, PR.GET_CHILD_SUBREAPER):
+        with pytest.raises(TypeError, match="prctl_get"):
+            await task.prctl(option, id(victim))
+    with pytest.raises(TypeError):  # the kernel would read the name from there
+        await task.prctl(PR.SET_NAME, id(victim))
+    with pytest.raises(TypeError):  # PR_SET_VMA_ANON_NAME's name
+        await task.prctl(PR.SET_VMA, 0, 0x10000, 4096, id(victim))
+    with pytest.raises(TypeError):  # PR_SCHED_CORE_GET writes the cookie through arg5
+        await task.prctl(PR.SCHED_CORE, 0, 0, 0, id(victim))
+    with pytest.raises(TypeError):  # a pointer where a number belongs
+        await task.prctl(PR.SET_TIMERSLACK, await child.ptr(Int32(1)))
+    for option in (PR.SET_MM, PR.SET_SECCOMP, PR.SET_SYSCALL_USER_DISPATCH):
+        with pytest.raises(ValueError, match="unsafe_prctl"):
+            await task.prctl(option, 1, id(victim))
+    with pytest.raises(ValueError):  # not a PR: PR_GET_AUXV, which writes arg3 bytes at arg2
+        await task.prctl(0x41555856, id(victim), 64)  # type: ignore[arg-type]
+    assert victim == [1, 2, 3]
+    await still_works(child)
+    await child.exit(0)
+
+
+async def test_unsafe_prctl_legitimate_use() -> None:
+    """The hatch passes integers as they are: the address of memory we
+    own works, as PR.GET_NAME into a live buffer."""
+    child = await local_thread.clone()
+    task = child.task
+    await task.prctl_set_name("hatch")
+    buf = await child.malloc(bytes, 16)
+    assert await task.unsafe_prctl(PR.GET_NAME, buf.address) == 0
+    assert ctypes.string_at(buf.address, 16).split(b"\0")[0] == b"hatch"
+    del buf
+    assert await task.unsafe_prctl(PR.SET_TIMERSLACK, 54321) == 0
+    assert await task.prctl(PR.GET_TIMERSLACK) == 54321
+    with pytest.raises(OSError) as info:
+        await task.unsafe_prctl(12345)
+    assert info.value.errno == errno.EINVAL
+    with pytest.raises(TypeError):
+        await task.unsafe_prctl(PR.GET_NAME, await child.malloc(bytes, 16))  # type: ignore[arg-type]
     await child.exit(0)

@@ -160,9 +160,8 @@ async def test_sigprocmask_errors(mask: None) -> None:
     task = local_thread.task
     newset = await local_thread.ptr(Sigset([SIG.USR2]))
     oldset = await local_thread.malloc(Sigset)
-    with pytest.raises(OSError) as info:
+    with pytest.raises(ValueError):  # no such member: refused before the syscall
         await task.sigprocmask(7, newset, oldset)  # type: ignore[call-overload]
-    assert info.value.errno == errno.EINVAL
     assert not oldset.consumed  # a failed call gives the pointer back
     assert signal.SIGUSR2 not in blocked()
     with pytest.raises(TypeError):
@@ -259,6 +258,64 @@ async def test_sigaction_errors() -> None:
         await task.sigaction(SIG.USR2, act)
     assert not ignored() & (1 << (SIG.USR2 - 1))
     await still_works()
+
+
+async def current_action(sig: SIG) -> Sigaction:
+    oldact = await local_thread.malloc(Sigaction)
+    return await (await local_thread.task.sigaction(sig, None, oldact)).read()
+
+
+async def test_sigaction_refuses_function_addresses() -> None:
+    """Regression: sigaction used to install any handler address, and a
+    wrong one crashes the process when the signal comes.  Now only DFL and
+    IGN are installed, whether `act` is a written pointer or memory the
+    kernel filled; nothing changes (and should it, the action is put back
+    before any signal can come)."""
+    task = local_thread.task
+    saved = await task.sigaction(SIG.USR2, None, await local_thread.malloc(Sigaction))
+    before = await saved.read()
+    try:
+        bogus = await local_thread.ptr(Sigaction(id(object()), SA.RESTORER, 0x1000))
+        with pytest.raises(ValueError, match="unsafe_sigaction"):
+            await task.sigaction(SIG.USR2, bogus)
+        oldact = await local_thread.malloc(Sigaction)
+        with pytest.raises(ValueError):
+            await task.sigaction(SIG.USR2, bogus, oldact)
+        assert not oldact.consumed
+        # Python's own SIGINT handler, read back from the kernel: not a WrittenPointer.
+        python_int = await task.sigaction(SIG.INT, None, await local_thread.malloc(Sigaction))
+        assert (await python_int.read()).handler not in (Sighandler.DFL, Sighandler.IGN)
+        with pytest.raises(ValueError):
+            await task.sigaction(SIG.USR2, python_int)
+        assert await current_action(SIG.USR2) == before
+    finally:
+        await task.unsafe_sigaction(SIG.USR2, saved)
+    await still_works()
+
+
+async def test_unsafe_sigaction_restores_a_saved_handler(mask: None) -> None:
+    """The hatch's legitimate use: save an action with a C handler (the
+    Python interpreter's, installed by signal.signal), replace it, and put
+    it back; the restored handler runs when the signal comes."""
+    task = local_thread.task
+    received: list[int] = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: received.append(signum))
+    try:
+        saved = await task.sigaction(
+            SIG.USR2, await local_thread.ptr(Sigaction(Sighandler.IGN)),
+            await local_thread.malloc(Sigaction),
+        )
+        assert (await saved.read()).handler not in (Sighandler.DFL, Sighandler.IGN)
+        os.kill(os.getpid(), signal.SIGUSR2)  # ignored now
+        assert received == []
+        with pytest.raises(ValueError):
+            await task.sigaction(SIG.USR2, saved)
+        await task.unsafe_sigaction(SIG.USR2, saved)
+        assert await current_action(SIG.USR2) == await saved.read()
+        os.kill(os.getpid(), signal.SIGUSR2)  # os.kill runs Python handlers before returning
+        assert received == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
 
 
 # ---- the values ----

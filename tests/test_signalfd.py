@@ -11,7 +11,7 @@ import errno
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anyio
 import pytest
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from rsyscall import UseAfterConsumeError, local_thread
 from rsyscall.fcntl import FD, F
-from rsyscall.signal import SIG, HowSIG, Sigset
+from rsyscall.signal import SA, SIG, HowSIG, Sigaction, Sigset
 from rsyscall.sys.signalfd import SFD, AsyncSignalQueue, SignalfdSiginfo
 
 from .util import open_fds
@@ -355,3 +355,155 @@ def test_siginfo_bad_values() -> None:
         SignalfdSiginfo(2**32).to_bytes()
     with pytest.raises(ValueError):
         SignalfdSiginfo.from_bytes(bytes(127))
+
+
+# ---- the local thread when the process has other OS threads ----
+#
+# A queue blocks its signals in the thread that reads it only; the others
+# would take the default action (death, for SIGUSR1/SIGUSR2), so these run
+# in a fresh interpreter: a signal that gets through fails just the test.
+
+SI_USER = 0
+SI_QUEUE = -1
+
+
+async def action(sig: SIG) -> Sigaction:
+    old = await local_thread.task.sigaction(sig, None, await local_thread.malloc(Sigaction))
+    return await old.read()
+
+
+class Sleeper:
+    """An OS thread that sleeps, with nothing blocked, until stopped."""
+
+    def __init__(self, target: Callable[[threading.Event], None] | None = None) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=target or (lambda stop: stop.wait()),
+                                       args=(self.stop,))
+        self.thread.start()
+
+    def join(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+@pytest.mark.isolated
+async def test_queue_reads_signals_other_threads_would_take(mask: frozenset[int]) -> None:
+    sleeper = Sleeper()  # started before the queue
+    await anyio.to_thread.run_sync(lambda: None)  # so is a worker thread
+    before = [await action(SIG.USR1), await action(SIG.USR2)]
+    try:
+        async with await AsyncSignalQueue.make(
+            local_thread, Sigset([SIG.USR1, SIG.USR2])
+        ) as queue, anyio.create_task_group() as tg:
+            # A worker busy in a thread the whole time.
+            tg.start_soon(anyio.to_thread.run_sync, sleeper.stop.wait)
+            # Threads started after make from a thread that does not block
+            # the signals (the first worker) do not block them either.
+            late = await anyio.to_thread.run_sync(Sleeper)
+            try:
+                for i in range(200):
+                    sig = SIG.USR1 if i % 2 else SIG.USR2
+                    os.kill(os.getpid(), sig)  # to the process: any thread
+                    with anyio.fail_after(5):
+                        info = await queue.read()
+                    assert (info.signo, info.pid, info.uid) == (sig, os.getpid(), os.getuid())
+                    assert info.code in (SI_USER, SI_QUEUE)
+                # Sent to each other thread: always forwarded, as SI_QUEUE.
+                for thread in (sleeper.thread, late.thread):
+                    for sig in (SIG.USR1, SIG.USR2):
+                        assert thread.ident is not None
+                        signal.pthread_kill(thread.ident, sig)
+                        with anyio.fail_after(5):
+                            info = await queue.read()
+                        assert (info.signo, info.code) == (sig, SI_QUEUE)
+                        assert (info.pid, info.uid, info.int) == (os.getpid(), os.getuid(), 0)
+                # Unblocked in this thread, the reader, a signal sent here
+                # reaches the forwarder, which blocks it again: still read.
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGUSR1])
+                assert signal.SIGUSR1 not in blocked()
+                signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+                assert signal.SIGUSR1 in blocked()
+                with anyio.fail_after(5):
+                    assert (await queue.read()).signo is SIG.USR1
+            finally:
+                late.join()
+                sleeper.stop.set()
+        # The queue closed: the dispositions and the mask from before are back.
+        assert [await action(SIG.USR1), await action(SIG.USR2)] == before
+        assert blocked() == mask
+    finally:
+        sleeper.join()
+
+
+@pytest.mark.isolated
+async def test_queue_and_python_handlers(mask: frozenset[int]) -> None:
+    got: list[int] = []
+    signal.signal(signal.SIGUSR1, lambda sig, frame: got.append(sig))
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    before = [await action(SIG.USR1), await action(SIG.USR2)]
+    sleeper = Sleeper()
+    try:
+        queue = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1, SIG.USR2]))
+        assert await action(SIG.USR1) != before[0]  # the forwarder
+        for sig in (SIG.USR1, SIG.USR2):
+            for _ in range(20):
+                os.kill(os.getpid(), sig)
+                with anyio.fail_after(5):
+                    assert (await queue.read()).signo == sig
+        await anyio.sleep(0.01)
+        assert got == []  # the Python handler did not run meanwhile
+        await queue.close()
+        assert [await action(SIG.USR1), await action(SIG.USR2)] == before
+        # They work as before: the handler runs, the ignored one is ignored.
+        os.kill(os.getpid(), signal.SIGUSR1)
+        os.kill(os.getpid(), signal.SIGUSR2)
+        with anyio.fail_after(5):
+            while not got:
+                await anyio.sleep(0.001)
+        assert got == [signal.SIGUSR1]
+
+        # A Python handler set while a queue is open replaces the forwarder,
+        # and stays after close.
+        queue = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR2]))
+        signal.signal(signal.SIGUSR2, lambda sig, frame: got.append(sig))
+        python_handler = await action(SIG.USR2)
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR2)  # blocked here: the queue's
+        with anyio.fail_after(5):
+            assert (await queue.read()).signo is SIG.USR2
+        await queue.close()
+        assert await action(SIG.USR2) == python_handler
+    finally:
+        sleeper.join()
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+
+
+async def test_queue_for_sigchld_keeps_children_unwaited(mask: frozenset[int]) -> None:
+    # SIG_IGN for SIGCHLD means no zombies; the forwarder says so with
+    # SA_NOCLDWAIT, and the old action comes back.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        before = await action(SIG.CHLD)
+        async with await AsyncSignalQueue.make(local_thread, Sigset([SIG.CHLD])):
+            assert (await action(SIG.CHLD)).flags & SA.NOCLDWAIT
+        assert await action(SIG.CHLD) == before
+    finally:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
+async def test_queue_reader_is_one_os_thread(mask: frozenset[int]) -> None:
+    errors: list[BaseException] = []
+
+    def elsewhere() -> None:
+        try:
+            anyio.run(AsyncSignalQueue.make, local_thread, Sigset([SIG.USR2]))
+        except BaseException as error:
+            errors.append(error)
+
+    async with await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1, SIG.USR2])):
+        other = threading.Thread(target=elsewhere)
+        other.start()
+        other.join()
+        assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
+        assert blocked() == mask | {signal.SIGUSR1, signal.SIGUSR2}
+    assert blocked() == mask

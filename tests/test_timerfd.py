@@ -280,9 +280,8 @@ async def test_bad_create() -> None:
         with pytest.raises(OSError) as info:
             await task.timerfd_create(clock)
         assert info.value.errno == errno.EINVAL
-    with pytest.raises(OSError) as info:
+    with pytest.raises(ValueError):  # no such member: refused before the syscall
         await task.timerfd_create(CLOCK.MONOTONIC, 0x10)  # type: ignore[arg-type]
-    assert info.value.errno == errno.EINVAL
     await still_works()
 
 
@@ -326,9 +325,8 @@ async def test_bad_settime_and_gettime() -> None:
             await fd.timerfd_settime(TFD_TIMER.NONE, await local_thread.ptr(bad), old)
         assert info.value.errno == errno.EINVAL
         assert not old.consumed  # a failed syscall gives it back
-    with pytest.raises(OSError) as info:
+    with pytest.raises(ValueError):  # no such member: refused before the syscall
         await fd.timerfd_settime(0x10, good)  # type: ignore[call-overload]
-    assert info.value.errno == errno.EINVAL
     # CANCEL_ON_SET means something only with ABSTIME on REALTIME; elsewhere
     # the kernel ignores it.
     await fd.timerfd_settime(TFD_TIMER.CANCEL_ON_SET, good)

@@ -270,3 +270,31 @@ async def test_uio_bad_input(tmp_path: Path) -> None:
         await fd.pwritev2(await thread.ptr(IovecList([await thread.ptr(b"x")])), 0)
     assert not any(b.consumed for b in bufs)
     await still_works()
+
+
+async def test_iovec_list_and_msghdr_are_immutable() -> None:
+    """Regression: IovecList was a list, so after `thread.ptr(IovecList([a]))`
+    the value could be changed to name other buffers while memory still
+    held a's address: readv then took the new buffers and the kernel wrote
+    into a, which nothing held any more.  Now the value cannot change."""
+    from rsyscall.sys.socket import RecvMsghdr, SendMsghdr
+
+    thread = local_thread
+    small = await thread.malloc(bytes, 1)
+    iov = await thread.ptr(IovecList([small]))
+    with pytest.raises((TypeError, AttributeError)):
+        iov.value[0] = await thread.malloc(bytes, 4096)  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        iov.value.append(small)  # type: ignore[attr-defined]
+    assert isinstance(iov.value, tuple) and iov.value == (small,)
+    recv = RecvMsghdr(None, iov)
+    with pytest.raises(AttributeError):
+        recv.iov = await thread.ptr(IovecList([await thread.malloc(bytes, 8)]))
+    send = SendMsghdr(None, await thread.ptr(IovecList([await thread.ptr(b"x")])))
+    with pytest.raises(AttributeError):
+        send.name = None
+    # Still usable as before.
+    pipe = await thread.pipe()
+    await pipe.write.write(await thread.ptr(b"y"))
+    valid, _ = await pipe.read.readv(iov)
+    assert [await part.read() for part in valid] == [b"y"]

@@ -22,11 +22,18 @@ static int to_register(PyObject *obj, long *out)
         return -1;
     if (overflow > 0) {
         unsigned long uvalue = PyLong_AsUnsignedLong(obj);
-        if (uvalue == (unsigned long)-1 && PyErr_Occurred())
+        if (uvalue == (unsigned long)-1 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+                return -1;
+            /* Bad input is a ValueError, as everywhere in the library. */
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError,
+                            "syscall argument is above 2**64-1");
             return -1;
+        }
         value = (long)uvalue;
     } else if (overflow < 0) {
-        PyErr_SetString(PyExc_OverflowError,
+        PyErr_SetString(PyExc_ValueError,
                         "syscall argument is below -2**63");
         return -1;
     }
@@ -34,14 +41,38 @@ static int to_register(PyObject *obj, long *out)
     return 0;
 }
 
-static PyObject *raise_errno(long err)
+/* The Python factory that makes the OSError for a failed syscall (it
+ * names the syscall): rsyscall.near.interface.syscall_error, registered at
+ * import by set_error_factory.  Called only on the error path. */
+static PyObject *error_factory = NULL;
+
+static PyObject *raise_errno(long err, long number)
 {
+    if (error_factory != NULL) {
+        PyObject *exc = PyObject_CallFunction(error_factory, "ll", number, err);
+        if (exc != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+        return NULL;
+    }
     PyObject *args = Py_BuildValue("(is)", (int)err, strerror((int)err));
     if (args != NULL) {
         PyErr_SetObject(PyExc_OSError, args);
         Py_DECREF(args);
     }
     return NULL;
+}
+
+static PyObject *raw_set_error_factory(PyObject *self, PyObject *factory)
+{
+    if (!PyCallable_Check(factory)) {
+        PyErr_SetString(PyExc_TypeError, "the error factory must be callable");
+        return NULL;
+    }
+    Py_INCREF(factory);
+    Py_XSETREF(error_factory, factory);
+    Py_RETURN_NONE;
 }
 
 /* Parse (number, a1..a6) and run the syscall.  Returns 0 and sets *result,
@@ -67,7 +98,7 @@ static int do_syscall(PyObject *const *args, Py_ssize_t nargs, long *result)
                        regs[0]);
     Py_END_ALLOW_THREADS
     if (ret < 0 && ret > -4096) {
-        raise_errno(-ret);
+        raise_errno(-ret, regs[0]);
         return -1;
     }
     *result = ret;
@@ -253,6 +284,216 @@ static PyObject *raw_write_memory(PyObject *self, PyObject *const *args,
     Py_RETURN_NONE;
 }
 
+/* ---- signal forwarding, for AsyncSignalQueue on the local thread ----
+ *
+ * A queue blocks its signals only in the OS thread that reads its signalfd
+ * (the reader), so the kernel gives a process-directed signal to another
+ * thread that does not block it, where the disposition applies (for
+ * SIGUSR1, death).  While a queue for a signal is open, the handler below
+ * is its disposition: in any thread but the reader it re-queues the signal
+ * to the reader with rt_tgsigqueueinfo(2), where it is blocked, so the
+ * signalfd reads it.
+ *
+ * The handler runs in whatever thread the kernel picked, at any moment: it
+ * makes raw syscalls only (no errno, no libc state, no Python), writes no
+ * memory but its own stack and the interrupted context, and reads only
+ * words that Python writes before installing it. */
+#include <errno.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+
+#define FWD_NSIG 65
+#define FWD_SA_RESTORER 0x04000000UL /* <asm/signal.h>; glibc hides it */
+#define FWD_ESRCH 3
+
+/* The kernel's struct sigaction for rt_sigaction(2) (<asm/signal.h>). */
+struct fwd_sigaction {
+    unsigned long handler;
+    unsigned long flags;
+    unsigned long restorer;
+    unsigned long mask;
+};
+
+/* Per signal: the reader's tid (0: not forwarding), the action from before
+ * the handler went in, and whether it is in.  Written by Python (under the
+ * GIL) only; the handler only reads them. */
+static volatile long fwd_target[FWD_NSIG];
+static struct fwd_sigaction fwd_saved[FWD_NSIG];
+static int fwd_installed[FWD_NSIG];
+
+/* The restorer rt_sigaction needs on x86_64: the handler returns here, and
+ * rt_sigreturn(2) puts back the interrupted context (with its signal mask). */
+extern void rsys_fwd_restorer(void) __attribute__((visibility("hidden")));
+__asm__(
+    ".text\n"
+    ".type rsys_fwd_restorer, @function\n"
+    "rsys_fwd_restorer:\n"
+    "    mov $15, %eax\n" /* rt_sigreturn */
+    "    syscall\n"
+    "    hlt\n"
+    ".size rsys_fwd_restorer, .-rsys_fwd_restorer\n");
+
+static long fwd_sys4(long number, long a1, long a2, long a3, long a4)
+{
+    return rsys_syscall(a1, a2, a3, a4, 0, 0, number);
+}
+
+static long fwd_sigaction(int sig, const struct fwd_sigaction *act,
+                          struct fwd_sigaction *old)
+{
+    return fwd_sys4(SYS_rt_sigaction, sig, (long)act, (long)old, 8);
+}
+
+/* Signals a fault raises in the thread that faulted. */
+static int fwd_is_fault(int sig)
+{
+    return sig == SIGILL || sig == SIGTRAP || sig == SIGBUS || sig == SIGFPE ||
+           sig == SIGSEGV || sig == SIGSYS;
+}
+
+static void fwd_handler(int sig, siginfo_t *info, void *context)
+{
+    long pid = fwd_sys4(SYS_getpid, 0, 0, 0, 0);
+    long self = fwd_sys4(SYS_gettid, 0, 0, 0, 0);
+    long target = fwd_target[sig];
+    siginfo_t copy = *info;
+
+    if (fwd_is_fault(sig) && info->si_code > 0) {
+        /* A fault (si_code > 0: the kernel sent it).  Forwarding cannot fix
+         * the faulting instruction; put back the action from before and
+         * return, so the instruction faults again and that action applies. */
+        fwd_sigaction(sig, &fwd_saved[sig], NULL);
+        return;
+    }
+    if (target == self) {
+        /* The reader itself, with the signal unblocked (it was unblocked
+         * under the queue, or arrived while the queue was being made).
+         * Block it there from the return on, and queue it again to
+         * ourselves (any si_code may be sent to oneself): the signalfd
+         * reads it. */
+        ucontext_t *uc = context;
+        uc->uc_sigmask.__val[0] |= 1UL << (sig - 1);
+        fwd_sys4(SYS_rt_tgsigqueueinfo, pid, self, sig, (long)info);
+        return;
+    }
+    if (target == 0) {
+        /* The last queue closed while this signal was on its way; the
+         * action from before is back.  Queue it to ourselves: it is
+         * blocked while we run, and that action takes it on return. */
+        fwd_sys4(SYS_rt_tgsigqueueinfo, pid, self, sig, (long)info);
+        return;
+    }
+    /* The kernel takes only a negative si_code other than SI_TKILL from
+     * another thread (rt_tgsigqueueinfo(2)): kill(2), tgkill(2) and kernel
+     * codes become SI_QUEUE, the rest of the siginfo as it was. */
+    if (copy.si_code >= 0 || copy.si_code == SI_TKILL)
+        copy.si_code = SI_QUEUE;
+    if (fwd_sys4(SYS_rt_tgsigqueueinfo, pid, target, sig, (long)&copy) ==
+        -FWD_ESRCH) {
+        /* No reader thread in this process: it exited, or this is a
+         * fork(2)ed child.  The action from before applies. */
+        fwd_sigaction(sig, &fwd_saved[sig], NULL);
+        fwd_sys4(SYS_rt_tgsigqueueinfo, pid, self, sig, (long)info);
+    }
+}
+
+static int fwd_signal_arg(PyObject *arg, int *sig)
+{
+    long value = PyLong_AsLong(arg);
+    if (value == -1 && PyErr_Occurred())
+        return -1;
+    if (value < 1 || value >= FWD_NSIG || value == SIGKILL || value == SIGSTOP) {
+        PyErr_Format(PyExc_ValueError,
+                     "signal %ld cannot be forwarded (1..64, not SIGKILL or SIGSTOP)",
+                     value);
+        return -1;
+    }
+    *sig = (int)value;
+    return 0;
+}
+
+static PyObject *fwd_oserror(long ret)
+{
+    errno = (int)-ret;
+    return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+static PyObject *raw_forward_signal(PyObject *self, PyObject *arg)
+{
+    int sig;
+    if (fwd_signal_arg(arg, &sig) < 0)
+        return NULL;
+    long tid = fwd_sys4(SYS_gettid, 0, 0, 0, 0);
+    if (fwd_installed[sig]) {
+        if (fwd_target[sig] != tid)
+            return PyErr_Format(PyExc_RuntimeError,
+                                "signal %d is already forwarded to thread %ld",
+                                sig, (long)fwd_target[sig]);
+        Py_RETURN_NONE;
+    }
+    struct fwd_sigaction old;
+    long ret = fwd_sigaction(sig, NULL, &old);
+    if (ret < 0)
+        return fwd_oserror(ret);
+    fwd_saved[sig] = old;
+    struct fwd_sigaction ours = {
+        .handler = (unsigned long)&fwd_handler,
+        .flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK | FWD_SA_RESTORER,
+        .restorer = (unsigned long)&rsys_fwd_restorer,
+        .mask = 0,
+    };
+    if (sig == SIGCHLD) {
+        /* Keep what the action from before said about children: SIG_IGN
+         * or SA_NOCLDWAIT means they are not left as zombies. */
+        ours.flags |= old.flags & (SA_NOCLDSTOP | SA_NOCLDWAIT);
+        if (old.handler == (unsigned long)SIG_IGN)
+            ours.flags |= SA_NOCLDWAIT;
+    }
+    /* The target first: the handler may run as soon as it is in. */
+    fwd_target[sig] = tid;
+    ret = fwd_sigaction(sig, &ours, NULL);
+    if (ret < 0) {
+        fwd_target[sig] = 0;
+        return fwd_oserror(ret);
+    }
+    fwd_installed[sig] = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *raw_unforward_signal(PyObject *self, PyObject *arg)
+{
+    int sig;
+    if (fwd_signal_arg(arg, &sig) < 0)
+        return NULL;
+    if (!fwd_installed[sig])
+        Py_RETURN_FALSE;
+    struct fwd_sigaction current;
+    long ret = fwd_sigaction(sig, NULL, &current);
+    if (ret < 0)
+        return fwd_oserror(ret);
+    int restored = 0;
+    if (current.handler == (unsigned long)&fwd_handler) {
+        ret = fwd_sigaction(sig, &fwd_saved[sig], NULL);
+        if (ret < 0)
+            return fwd_oserror(ret);
+        restored = 1;
+    }
+    /* After the action is back: a handler still running sees 0 and hands
+     * the signal to that action. */
+    fwd_target[sig] = 0;
+    fwd_installed[sig] = 0;
+    return PyBool_FromLong(restored);
+}
+
+static PyObject *raw_forwarding_thread(PyObject *self, PyObject *arg)
+{
+    int sig;
+    if (fwd_signal_arg(arg, &sig) < 0)
+        return NULL;
+    return PyLong_FromLong(fwd_installed[sig] ? (long)fwd_target[sig] : 0);
+}
+
 static PyMethodDef raw_methods[] = {
     {"syscall", (PyCFunction)(void (*)(void))raw_syscall, METH_FASTCALL,
      "syscall(number, *args) -> int\n\n"
@@ -262,10 +503,26 @@ static PyMethodDef raw_methods[] = {
      "ready_syscall(number, *args) -> Awaitable[int]\n\n"
      "Make a system call in this process now; return an awaitable that\n"
      "gives its result.  Raises OSError on failure, before any await."},
+    {"set_error_factory", (PyCFunction)raw_set_error_factory, METH_O,
+     "set_error_factory(factory) -> None\n\n"
+     "Failed syscalls raise factory(number, errno), an OSError."},
     {"read_memory", (PyCFunction)(void (*)(void))raw_read_memory,
      METH_FASTCALL, "read_memory(address, size) -> bytes"},
     {"write_memory", (PyCFunction)(void (*)(void))raw_write_memory,
      METH_FASTCALL, "write_memory(address, data) -> None"},
+    /* signal forwarding (AsyncSignalQueue on the local thread) */
+    {"forward_signal", (PyCFunction)raw_forward_signal, METH_O,
+     "forward_signal(signo) -> None\n\n"
+     "Make the calling OS thread the reader of signo: install a handler\n"
+     "that re-queues signo to it from any other thread\n"
+     "(rt_tgsigqueueinfo(2)), saving the action from before."},
+    {"unforward_signal", (PyCFunction)raw_unforward_signal, METH_O,
+     "unforward_signal(signo) -> bool\n\n"
+     "Stop forwarding signo: put back the action from before, unless the\n"
+     "handler was replaced meanwhile; True if it was put back."},
+    {"forwarding_thread", (PyCFunction)raw_forwarding_thread, METH_O,
+     "forwarding_thread(signo) -> int\n\n"
+     "The tid signo is forwarded to, or 0."},
     {NULL, NULL, 0, NULL},
 };
 

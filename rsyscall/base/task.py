@@ -42,7 +42,9 @@ class BaseTask:
         table goes away, the fd is closed.  Use this for fd numbers a
         syscall just created, or to take ownership of one made outside the
         library."""
-        if not isinstance(number, int) or number < 0:
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise TypeError(f"a file descriptor number is an int, not {type(number).__name__}")
+        if not 0 <= number < 1 << 31:
             raise ValueError(f"not a file descriptor number: {number!r}")
         return self.fd_class(self, number)  # type: ignore[arg-type]
 

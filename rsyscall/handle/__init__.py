@@ -8,6 +8,7 @@ written in the module of its C header and found there by its man page.
 
 from __future__ import annotations
 
+from rsyscall.argcheck import check_arguments
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.fcntl import FcntlFileDescriptor, FcntlTask
 from rsyscall.grp import GrpTask
@@ -159,3 +160,8 @@ class Task(
     __slots__ = ()
     fd_class = FileDescriptor
     process_class = Process
+
+
+# Each syscall method checks its enum and narrow int arguments, and adds
+# its paths to the OSError it raises (rsyscall.argcheck).
+check_arguments(Task, FileDescriptor, Process, ChildProcess)

@@ -25,7 +25,7 @@ from typing import ClassVar, Self, TypeVar
 from rsyscall.base import BaseFileDescriptor
 from rsyscall.memory.pointer import Pointer, ReadablePointer, restore, take
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import Layout, Serializable
+from rsyscall.struct import Layout, Serializable, check_fields
 
 __all__ = ["DT", "Dirent", "DirentList", "DirentFileDescriptor"]
 
@@ -80,10 +80,7 @@ class Dirent(Serializable):
     )
 
     def __post_init__(self) -> None:
-        for name in ("ino", "off", "type"):
-            value = getattr(self, name)
-            if not isinstance(value, int):
-                raise TypeError(f"Dirent.{name} must be an int, not {type(value).__name__}")
+        check_fields(self, (("ino", "Q"), ("off", "q"), ("type", "B")))
         if not isinstance(self.name, str):
             raise TypeError(f"Dirent.name must be a str, not {type(self.name).__name__}")
         if "\0" in self.name:

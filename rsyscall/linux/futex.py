@@ -1,5 +1,9 @@
 """<linux/futex.h>: futex(2), set_robust_list(2) and get_robust_list(2).
 
+set_robust_list(2) is `Task.unsafe_set_robust_list`: the kernel writes
+futex words at the addresses in the list when the thread exits, and the
+library cannot check them (see its docstring).
+
 A futex word is a 32-bit integer in memory: a `Pointer[Int32]` or
 `Pointer[UInt32]` here (from `thread.ptr(UInt32(0))`, say).  futex_wait
 blocks while the word holds an expected value, futex_wake wakes waiters.
@@ -28,7 +32,16 @@ from typing import ClassVar, Self
 from rsyscall.base import BaseProcess, BaseTask
 from rsyscall.memory.pointer import Pointer, ReadablePointer, WrittenPointer, borrow, restore, take
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import FixedSize, Int32, Layout, Serializable, Struct, UInt32, int_arg
+from rsyscall.struct import (
+    FixedSize,
+    Int32,
+    Layout,
+    Serializable,
+    Struct,
+    UInt32,
+    check_fields,
+    int_arg,
+)
 from rsyscall.time import Timespec
 
 __all__ = [
@@ -145,7 +158,7 @@ def futex_op(op: FUTEX_OP | int, oparg: int, cmp: FUTEX_OP_CMP, cmparg: int) -> 
 @dataclasses.dataclass(frozen=True)
 class RobustListHead(Struct):
     """`struct robust_list_head`: the head of a thread's list of robust
-    futexes, registered with set_robust_list(2).
+    futexes, registered with set_robust_list(2) (`unsafe_set_robust_list`).
 
     `next` is C's `list.next`, the address of the first entry (an empty
     list points back at the head itself); `futex_offset` is where a
@@ -164,10 +177,7 @@ class RobustListHead(Struct):
     )
 
     def __post_init__(self) -> None:
-        for name in ("next", "futex_offset", "list_op_pending"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"RobustListHead.{name} must be an int, not {type(value).__name__}")
+        check_fields(self, (("next", "Q"), ("futex_offset", "q"), ("list_op_pending", "Q")))
 
     def to_bytes(self) -> bytes:
         try:
@@ -201,12 +211,7 @@ class RobustListLocation(Serializable, FixedSize):
     len: int
 
     def __post_init__(self) -> None:
-        for name in ("head", "len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(
-                    f"RobustListLocation.{name} must be an int, not {type(value).__name__}"
-                )
+        check_fields(self, (("head", "Q"), ("len", "Q")))
 
     @classmethod
     def sizeof(cls) -> int:
@@ -365,16 +370,24 @@ class FutexTask(BaseTask):
             raise ValueError(f"count {number} outside 0..2**31-1")
         return await self.sysif.syscall(_SYS_futex, address, FUTEX.WAKE | _private(private), number)
 
-    async def set_robust_list(self, head: WrittenPointer[RobustListHead]) -> None:
+    async def unsafe_set_robust_list(self, head: WrittenPointer[RobustListHead]) -> None:
         """set_robust_list(2): register `head` as the calling thread's
         robust futex list.
 
-        The kernel keeps only the address and walks the list when the
-        thread exits or execs, so keep `head` alive and in place while it
-        is registered.  glibc registers a list of its own for every
-        thread, which this replaces: on `local_thread`, put glibc's back
-        (get_robust_list tells its address) before using pthread robust
-        mutexes again."""
+        Unsafe: the kernel keeps only the address, and when the thread
+        exits or execs it walks the list from there, following `next`
+        through up to ROBUST_LIST_LIMIT entries and `list_op_pending`, and
+        writes FUTEX_OWNER_DIED into the futex word at each entry plus
+        `futex_offset` that the dying thread holds.  The caller must make
+        sure that `head` stays alive and unchanged while it is registered
+        (or is unregistered first), and that every address in the list is
+        a live entry in this address space whose futex word nothing else
+        relies on: a wrong address has the kernel write there, corrupting
+        the memory of the Python process for the local thread and for
+        child threads, which share it.  glibc registers a list of its own
+        for every thread, which this replaces: on `local_thread`, put
+        glibc's back (get_robust_list tells its address) before using
+        pthread robust mutexes again."""
         if isinstance(head, Pointer) and (
             head._kind is None or not issubclass(head._kind, RobustListHead)
         ):

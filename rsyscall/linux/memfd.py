@@ -6,7 +6,9 @@ defined by <linux/memfd.h>; `MFD` is also importable from
 
 The file is sized with `fd.ftruncate(n)`, mapped with `task.mmap(...,
 fd=fd)`, and sealed with `fd.fcntl(F.ADD_SEALS, SEAL...)` (rsyscall.fcntl)
-if it was made with `MFD.ALLOW_SEALING`.
+if it was made with `MFD.ALLOW_SEALING`.  Seal it with SEAL.SHRINK before
+mapping it to get a `mapping.pointer()`: only then can no page of the
+mapping fault.
 """
 
 from __future__ import annotations

@@ -14,7 +14,11 @@ The typed methods below cover the common requests.  A get request writes
 the ifreq, so it consumes the pointer and returns a `ReadablePointer`; a
 set request only reads it ("set ... using ifr_mtu", netdevice(7)), so it
 borrows the pointer, which stays usable.  Every other SIOC request works
-through `fd.ioctl(SIOC.X, ptr)` (rsyscall.sys.ioctl).
+through `fd.ioctl(SIOC.X, ptr)` (rsyscall.sys.ioctl), which knows them all
+as taking a pointer to an `Ifreq`: read and written for the SIOCG ones,
+only read for the others.  SIOC requests not in `SIOC` (those whose
+argument holds an address, like SIOCETHTOOL's ifr_data) are refused by
+`fd.ioctl`; `fd.unsafe_ioctl` is the way to them.
 
 `if_nametoindex`, `if_indextoname` and `bring_up` are helpers built on these
 ioctls, not syscalls; they take a thread because they make a socket.
@@ -31,6 +35,7 @@ from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.memory.pointer import Pointer, ReadablePointer, borrow, restore, take
 from rsyscall.near.sysnum import SYS
 from rsyscall.struct import Layout, Struct
+from rsyscall.sys.ioctl import _IN, _INOUT, _define, _Spec
 from rsyscall.sys.socket import AF, SOCK, GenericSockaddr, Sockaddr
 
 if TYPE_CHECKING:
@@ -336,6 +341,14 @@ class Ifreq(Struct):
 # ---- the ioctls ----
 
 _SYS_ioctl = int(SYS.ioctl)
+
+# The table entries for `fd.ioctl(SIOC.X, ifr)`: a get request reads the
+# name (or index) and writes the answer; a set request only reads.
+_define({
+    request: _Spec(_IN if request.name[0] == "S" or request.name.endswith("MULTI") else _INOUT,
+                   Ifreq.sizeof(), (Ifreq,))
+    for request in SIOC
+})
 
 
 def _check_ifreq(ifr: ReadablePointer[Ifreq], task: BaseTask) -> None:

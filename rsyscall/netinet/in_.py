@@ -10,8 +10,8 @@ import enum
 from ipaddress import IPv6Address
 from typing import ClassVar
 
-from rsyscall.struct import Layout
-from rsyscall.sys.socket import AF, Sockaddr
+from rsyscall.struct import Layout, check_fields
+from rsyscall.sys.socket import AF, Sockaddr, _define_options
 
 __all__ = ["INADDR", "IPPROTO", "IPV6", "SockaddrIn6"]
 
@@ -40,9 +40,13 @@ class INADDR(enum.IntEnum):
 
 
 class IPV6(enum.IntEnum):
-    """IPPROTO_IPV6 socket options (ipv6(7))."""
+    """IPPROTO_IPV6 socket options (ipv6(7)).  Their values hold no
+    addresses, so setsockopt and getsockopt take them."""
 
     V6ONLY = 26
+
+
+_define_options(IPPROTO.IPV6, IPV6)
 
 
 class SockaddrIn6(Sockaddr):
@@ -71,6 +75,7 @@ class SockaddrIn6(Sockaddr):
         self.addr = IPv6Address(addr)
         self.flowinfo = flowinfo
         self.scope_id = scope_id
+        check_fields(self, (("flowinfo", "I"), ("scope_id", "I")))
 
     def to_bytes(self) -> bytes:
         return self.layout.struct.pack(

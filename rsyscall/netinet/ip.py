@@ -6,9 +6,9 @@ import enum
 from ipaddress import IPv4Address
 from typing import ClassVar
 
-from rsyscall.netinet.in_ import _check_port
+from rsyscall.netinet.in_ import IPPROTO, _check_port
 from rsyscall.struct import Layout
-from rsyscall.sys.socket import AF, Sockaddr
+from rsyscall.sys.socket import AF, Sockaddr, _define_options
 
 __all__ = ["IP", "SockaddrIn"]
 
@@ -34,6 +34,10 @@ class IP(enum.IntEnum):
     MULTICAST_LOOP = 34
     ADD_MEMBERSHIP = 35
     DROP_MEMBERSHIP = 36
+
+
+# None of these options' values holds an address: setsockopt and getsockopt take them.
+_define_options(IPPROTO.IP, IP)
 
 
 class SockaddrIn(Sockaddr):

@@ -2,6 +2,9 @@
 
 import enum
 
+from rsyscall.netinet.in_ import IPPROTO
+from rsyscall.sys.socket import _define_options
+
 __all__ = ["TCP"]
 
 
@@ -23,3 +26,8 @@ class TCP(enum.IntEnum):
     CONGESTION = 13
     USER_TIMEOUT = 18
     FASTOPEN = 23
+
+
+# None of these options' values holds an address (TCP_ZEROCOPY_RECEIVE's
+# does, and is left out): setsockopt and getsockopt take them.
+_define_options(IPPROTO.TCP, TCP)

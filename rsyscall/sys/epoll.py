@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, Self
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.memory.pointer import Pointer, ReadablePointer, WrittenPointer, borrow, restore, take
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import HasSerializer, Layout, Serializer, Struct
+from rsyscall.struct import CInt, HasSerializer, Layout, Serializer, Struct, check_fields
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor
@@ -68,8 +68,10 @@ class EpollEvent(Struct):
     layout: ClassVar[Layout] = Layout("struct epoll_event", [("events", "I"), ("data", "Q")])
 
     def __init__(self, events: EPOLL, data: int) -> None:
-        self.events = EPOLL(events)
+        self.events = events
         self.data = data
+        check_fields(self, (("events", "I"), ("data", "Q")))
+        self.events = EPOLL(events)
 
     def to_bytes(self) -> bytes:
         return self.layout.struct.pack(self.events, self.data)
@@ -153,7 +155,7 @@ class EpollFileDescriptor(BaseFileDescriptor):
         await self.task.sysif.syscall(SYS.epoll_ctl, self.number, op, fd.number, address)
 
     async def epoll_wait(
-        self, events: Pointer[EpollEventList], timeout: int
+        self, events: Pointer[EpollEventList], timeout: CInt
     ) -> tuple[ReadablePointer[EpollEventList], Pointer[EpollEventList]]:
         """epoll_wait(2): wait up to `timeout` ms (-1: forever, 0: poll) for
         events; returns the part of `events` that was filled and the rest."""
@@ -162,7 +164,7 @@ class EpollFileDescriptor(BaseFileDescriptor):
     async def epoll_pwait(
         self,
         events: Pointer[EpollEventList],
-        timeout: int,
+        timeout: CInt,
         sigmask: WrittenPointer[Sigset] | None,
     ) -> tuple[ReadablePointer[EpollEventList], Pointer[EpollEventList]]:
         """epoll_pwait(2): epoll_wait with `sigmask` as the signal mask

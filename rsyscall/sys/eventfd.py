@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from rsyscall.base import BaseTask
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import C_INT, C_UINT, int_arg
+from rsyscall.struct import C_INT, C_UINT, CUInt, int_arg
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor
@@ -45,7 +45,7 @@ _EFD_CLOEXEC = int(EFD.CLOEXEC)
 class EventfdTask(BaseTask):
     __slots__ = ()
 
-    async def eventfd(self, initval: int = 0, flags: EFD = EFD.NONE) -> FileDescriptor:
+    async def eventfd(self, initval: CUInt = 0, flags: EFD = EFD.NONE) -> FileDescriptor:
         """eventfd(2) (the eventfd2 syscall): a new eventfd whose counter
         starts at `initval` (a C unsigned int).  `EFD.CLOEXEC` is always
         added to `flags`."""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.memory.pointer import PathPointer, Pointer, UseAfterConsumeError, path_address
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import Layout, Serializable
+from rsyscall.struct import Layout, Serializable, check_fields
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -134,10 +134,7 @@ class InotifyEvent(Serializable):
     )
 
     def __post_init__(self) -> None:
-        for field in ("wd", "mask", "cookie"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"InotifyEvent.{field} must be an int, not {type(value).__name__}")
+        check_fields(self, (("wd", "i"), ("mask", "I"), ("cookie", "I")))
         name = self.name
         if name is not None:
             if not isinstance(name, str):

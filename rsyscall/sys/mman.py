@@ -12,7 +12,17 @@ for reading and writing it or passing it to syscalls.  The pointer keeps
 the mapping alive; while it (or any part split from it) lives, the mapping
 cannot be unmapped or made inaccessible, since in the local process the
 bytes are copied with plain loads and stores, and a fault there would kill
-the Python process.
+the Python process.  For the same reason `pointer()` is only for memory
+that cannot fault: anonymous memory, or a memfd sealed with SEAL.SHRINK
+(a page of a file mapping past the file's end raises SIGBUS, and anyone
+may truncate an ordinary file); `unsafe_pointer()` is for the rest.
+Likewise `madvise` refuses advice that empties pages a live pointer
+covers (their contents would change under it) and advice that poisons
+pages (the next touch would kill the process), and `mmap` refuses
+MAP.FIXED, which would map over memory in use (MAP.FIXED_NOREPLACE is
+fine: it fails rather than replace anything).  The unchecked forms are
+`unsafe_pointer`, `unsafe_madvise` and `Task.unsafe_mmap`, whose callers
+vouch for the memory they affect.
 
 memfd_create(2) is documented with this header; its flags are `MFD`, from
 `rsyscall.linux.memfd`, re-exported here.
@@ -22,14 +32,17 @@ from __future__ import annotations
 
 import enum
 import weakref
+from bisect import bisect_right
 from typing import TYPE_CHECKING
 
 from rsyscall.base import BaseFileDescriptor, BaseTask
+from rsyscall.fcntl import SEAL, F
 from rsyscall.linux.memfd import MFD
 from rsyscall.memory.allocator import Allocation, Arena
 from rsyscall.memory.pointer import ReadablePointer, UseAfterConsumeError
 from rsyscall.near.sysnum import SYS
 from rsyscall.struct import BytesSerializer, int_arg
+from rsyscall.sys.stat import Stat
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor, Task
@@ -102,6 +115,23 @@ _SYS_mmap = int(SYS.mmap)
 _SYS_munmap = int(SYS.munmap)
 _READ_WRITE = PROT.READ | PROT.WRITE
 _BYTES = BytesSerializer()
+_FIXED = int(MAP.FIXED)
+_ANONYMOUS = int(MAP.ANONYMOUS)
+_HUGETLB = int(MAP.HUGETLB)
+_NORESERVE = int(MAP.NORESERVE)
+_SYS_fcntl = int(SYS.fcntl)
+_SYS_fstat = int(SYS.fstat)
+_ST_SIZE_OFFSET = Stat.layout.offsets["st_size"]
+# What proves a MemoryMapping is made by mmap (see its docstring).
+_MMAP_KEY = object()
+# Advice that replaces the contents of the pages, and advice that poisons them.
+_DESTRUCTIVE = frozenset({MADV.DONTNEED, MADV.DONTNEED_LOCKED, MADV.FREE, MADV.REMOVE})
+_POISON = frozenset({MADV.HWPOISON})
+_PAGE_SIZE = 4096
+
+
+def _page_round(length: int) -> int:
+    return (length + _PAGE_SIZE - 1) & ~(_PAGE_SIZE - 1)
 
 
 
@@ -116,19 +146,44 @@ class _MappingArena(Arena):
         super().__init__(mapping.task.space.allocator, address, mapping.length)
         self.mapping = mapping
 
+    def range_free(self, start: int, end: int) -> bool:
+        """Whether no pointer covers any byte of [start, end): the range is
+        inside one free range.  Frees still queued count as used."""
+        if self._pending:
+            return False
+        j = bisect_right(self._starts, start) - 1
+        return j >= 0 and self._ends[j] >= min(end, self.address + self.size)
+
 
 class MemoryMapping:
     """One mapping made by mmap(2) in `task`'s address space: `length`
     bytes at `address`, with protection `prot` (as last set through this
-    handle).  Unmapped when garbage collected or by `munmap()`."""
+    handle).  Unmapped when garbage collected or by `munmap()`.
 
-    __slots__ = ("__weakref__", "_address", "_arena", "length", "prot", "task")
+    Only `Task.mmap` makes these: a handle for an address that mmap did not
+    return would unmap (and hand out pointers to) whatever is there, so the
+    constructor refuses to be called otherwise (TypeError)."""
 
-    def __init__(self, task: Task, address: int, length: int, prot: PROT) -> None:
+    __slots__ = ("__weakref__", "_address", "_arena", "_pointable", "length", "prot", "task")
+
+    def __init__(
+        self,
+        task: Task,
+        address: int,
+        length: int,
+        prot: PROT,
+        *,
+        _key: object = None,
+        _pointable: bool = False,
+    ) -> None:
+        if _key is not _MMAP_KEY:
+            raise TypeError("MemoryMapping handles are made by Task.mmap, not constructed")
         self.task = task
         self._address: int | None = address
         self.length = length
         self.prot = prot
+        # Whether touching any byte of it is sure not to fault (see pointer()).
+        self._pointable = _pointable
         # The arena of the live pointers into this mapping, if any; weak,
         # since the arena holds the mapping.
         self._arena: weakref.ref[_MappingArena] | None = None
@@ -153,13 +208,18 @@ class MemoryMapping:
         arena = self._arena() if self._arena is not None else None
         return arena is not None and arena.used > 0
 
+    def _pointers_in(self, start: int, end: int) -> bool:
+        """Whether a live pointer covers any byte from `start` to `end`."""
+        arena = self._arena() if self._arena is not None else None
+        return arena is not None and arena.used > 0 and not arena.range_free(start, end)
+
     def __repr__(self) -> str:
         address = self._address
         where = "unmapped" if address is None else f"{address:#x}"
         return f"MemoryMapping({where}, length={self.length}, prot={self.prot!r})"
 
     def __del__(self) -> None:
-        address = self._address
+        address = getattr(self, "_address", None)  # None too if __init__ refused
         if address is not None:
             self._address = None
             try:
@@ -196,8 +256,56 @@ class MemoryMapping:
 
     async def madvise(self, advice: MADV, offset: int = 0, length: int | None = None) -> None:
         """madvise(2) on `length` bytes from `offset` (page-aligned) in the
-        mapping; by default the whole mapping."""
+        mapping; by default the whole mapping.
+
+        Only the advice of `MADV` is taken (ValueError for another number:
+        newer kernels have advice such as MADV_GUARD_INSTALL that makes
+        memory fault).  Advice that throws the contents away (DONTNEED,
+        DONTNEED_LOCKED, FREE, REMOVE) is refused while a pointer from
+        `pointer()` covers part of the range, since the pointer's contents
+        would change under it (a `WrittenPointer`'s `.value` would lie);
+        HWPOISON is refused always (the pages would kill the process at
+        their next touch): `unsafe_madvise` passes any advice."""
         address = self._live()
+        number, offset, length = self._advice_range(advice, offset, length)
+        try:
+            known = MADV(number)
+        except ValueError:
+            raise ValueError(
+                f"advice {number} is not one the library knows (a member of MADV): "
+                "use unsafe_madvise"
+            ) from None
+        if known in _POISON:
+            raise ValueError(
+                f"{known!r} makes the pages kill whoever touches them: use unsafe_madvise"
+            )
+        end = address + offset + _page_round(length)
+        if known in _DESTRUCTIVE and self._pointers_in(address + offset, end):
+            raise ValueError(
+                f"{known!r} would change memory that a live pointer into this mapping covers"
+            )
+        await self.task.sysif.syscall(SYS.madvise, address + offset, length, number)
+
+    async def unsafe_madvise(
+        self, advice: int, offset: int = 0, length: int | None = None
+    ) -> None:
+        """madvise(2) with any advice number, unchecked, on `length` bytes
+        from `offset` in the mapping (by default all of it).
+
+        Unsafe: the caller must make sure that nothing relies on memory the
+        advice changes: no live pointer from `pointer()` into pages it
+        empties (DONTNEED, FREE, REMOVE: they read back as zeroes or the
+        file's contents) and no touch of pages it poisons (HWPOISON, and
+        guard pages of newer kernels): such a touch raises SIGBUS or
+        SIGSEGV, which kills the process, the Python interpreter itself for
+        memory of the local address space."""
+        address = self._live()
+        number, offset, length = self._advice_range(advice, offset, length)
+        await self.task.sysif.syscall(SYS.madvise, address + offset, length, number)
+
+    def _advice_range(
+        self, advice: int, offset: int, length: int | None
+    ) -> tuple[int, int, int]:
         number = int_arg("advice", advice)
         offset = int_arg("offset", offset)
         if length is None:
@@ -205,7 +313,7 @@ class MemoryMapping:
         length = int_arg("length", length)
         if offset < 0 or length < 0 or offset + length > self.length:
             raise ValueError(f"range {offset}+{length} outside the mapping's {self.length} bytes")
-        await self.task.sysif.syscall(SYS.madvise, address + offset, length, number)
+        return number, offset, length
 
     def pointer(self) -> ReadablePointer[bytes]:
         """A pointer to the whole mapping's memory, which is always
@@ -213,9 +321,32 @@ class MemoryMapping:
 
         There is one such pointer at a time (split it for parts; a new one
         can be had once they are all gone), so that no two pointers alias.
-        The mapping must be readable and writable.  For a file mapping the
-        file must cover the whole mapping: touching a page past its end
-        raises SIGBUS, as in C."""
+        The mapping must be readable and writable.  It must also be memory
+        whose every byte can be touched without a fault: anonymous memory
+        (but not MAP.HUGETLB with MAP.NORESERVE, which faults when the huge
+        pages run out), or a memfd sealed with SEAL.SHRINK that was at
+        least offset + length bytes long at mmap time.  A page of any other
+        file mapping past the file's end (after anyone truncates it) raises
+        SIGBUS when touched, which would kill the Python process in the
+        middle of a copy: for those, ValueError, and `unsafe_pointer`."""
+        if not self._pointable:
+            self._live()
+            raise ValueError(
+                "this mapping's pages may fault (a file that can shrink, or huge pages "
+                "not reserved): seal a memfd with SEAL.SHRINK before mmap, or use "
+                "unsafe_pointer()"
+            )
+        return self.unsafe_pointer()
+
+    def unsafe_pointer(self) -> ReadablePointer[bytes]:
+        """`pointer()`, for a mapping whose pages might fault.
+
+        Unsafe: the caller must make sure that every page of the mapping
+        stays backed while the pointer (or a part of it) lives: the file
+        is not truncated below the mapping's end by any process, and no
+        I/O error or exhausted huge page pool can fail a fault.  A fault
+        during a copy in the local address space raises SIGBUS in the
+        Python process, which kills it."""
         address = self._live()
         if self.prot & _READ_WRITE != _READ_WRITE:
             raise ValueError(f"a pointer needs a READ|WRITE mapping, this one is {self.prot!r}")
@@ -254,18 +385,84 @@ class MmanTask(BaseTask):
         """mmap(2): map `length` bytes of `fd` from `offset` (page-aligned),
         or of anonymous memory (MAP.ANONYMOUS, fd None).
 
-        `addr` is a hint, or with MAP.FIXED_NOREPLACE the exact place.
-        MAP.FIXED replaces whatever was mapped there, including memory other
-        handles own: their finalizers would later unmap your mapping."""
+        `addr` is a hint, or with MAP.FIXED_NOREPLACE the exact place (if
+        anything is mapped there, OSError EEXIST).  MAP.FIXED is refused
+        (ValueError): it replaces whatever was mapped there, which may be
+        memory the Python interpreter or the library's pointers use; it is
+        `unsafe_mmap`'s."""
+        return await self._mmap(length, prot, flags, fd, offset, addr, allow_fixed=False)
+
+    async def unsafe_mmap(
+        self,
+        length: int,
+        prot: PROT,
+        flags: MAP,
+        fd: FileDescriptor | None = None,
+        offset: int = 0,
+        addr: int = 0,
+    ) -> MemoryMapping:
+        """mmap(2), allowing MAP.FIXED: as `mmap`, but with MAP.FIXED the
+        mapping goes at exactly `addr`, replacing anything mapped there.
+
+        Unsafe: the caller must make sure that nothing in the range
+        `addr` .. `addr + length` is in use: not the Python interpreter's
+        memory, nor the library's allocator arenas or any pointer's, nor
+        part of another live `MemoryMapping` (whose finalizer would later
+        unmap this one under its pointers).  A range the caller unmapped
+        itself, with nothing mapped there since, is safe; replacing
+        memory in use corrupts it or crashes the process."""
+        return await self._mmap(length, prot, flags, fd, offset, addr, allow_fixed=True)
+
+    async def _mmap(
+        self,
+        length: int,
+        prot: PROT,
+        flags: MAP,
+        fd: FileDescriptor | None,
+        offset: int,
+        addr: int,
+        allow_fixed: bool,
+    ) -> MemoryMapping:
         length = int_arg("length", length)
         if length < 0:
             raise ValueError(f"negative length {length}")
         protection = int_arg("prot", prot)
         flag_bits = int_arg("flags", flags)
+        if flag_bits & _FIXED and not allow_fixed:
+            raise ValueError(
+                "MAP.FIXED replaces what is mapped at addr, which may be memory in use: "
+                "use MAP.FIXED_NOREPLACE, or unsafe_mmap"
+            )
         offset = int_arg("offset", offset)
         hint = int_arg("addr", addr)
         number = _fd_number(self, fd)
+        if flag_bits & _ANONYMOUS:
+            pointable = not (flag_bits & _HUGETLB and flag_bits & _NORESERVE)
+        else:
+            # Checked before the mapping exists, so that nothing can leave it unowned.
+            pointable = await self._cannot_shrink_below(number, offset + length)
         address = await self.sysif.syscall(
             _SYS_mmap, hint, length, protection, flag_bits, number, offset
         )
-        return MemoryMapping(self, address, length, PROT(protection))  # type: ignore[arg-type]
+        return MemoryMapping(
+            self,  # type: ignore[arg-type]
+            address,
+            length,
+            PROT(protection),
+            _key=_MMAP_KEY,
+            _pointable=pointable,
+        )
+
+    async def _cannot_shrink_below(self, fd: int, size: int) -> bool:
+        """Whether file `fd` is sealed against shrinking (a memfd with
+        SEAL.SHRINK) and is at least `size` bytes long."""
+        try:
+            seals = await self.sysif.syscall(_SYS_fcntl, fd, F.GET_SEALS)
+        except OSError:
+            return False  # not a file that takes seals
+        if not seals & SEAL.SHRINK:
+            return False
+        stat = await self.space.stage(bytes(Stat.sizeof()))
+        await self.sysif.syscall(_SYS_fstat, fd, stat.address)
+        data = await self.space.transport.read(stat.address + _ST_SIZE_OFFSET, 8)
+        return int.from_bytes(data, "little", signed=True) >= size

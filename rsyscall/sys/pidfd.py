@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.near.sysnum import SYS
 from rsyscall.signal import SIG
+from rsyscall.struct import CInt, PidT
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor
@@ -32,7 +33,7 @@ class PIDFD(enum.IntFlag):
 class PidfdTask(BaseTask):
     __slots__ = ()
 
-    async def pidfd_open(self, pid: int, flags: PIDFD = PIDFD.NONE) -> FileDescriptor:
+    async def pidfd_open(self, pid: PidT, flags: PIDFD = PIDFD.NONE) -> FileDescriptor:
         """pidfd_open(2): a pidfd for process `pid` (as this task's pid
         namespace sees it); close-on-exec, as every pidfd is."""
         return self.make_fd(await self.sysif.syscall(SYS.pidfd_open, pid, flags))
@@ -46,7 +47,7 @@ class PidfdFileDescriptor(BaseFileDescriptor):
         (with no siginfo: as kill(2) would)."""
         await self.task.sysif.syscall(SYS.pidfd_send_signal, self.number, sig, 0, 0)
 
-    async def pidfd_getfd(self, targetfd: int) -> FileDescriptor:
+    async def pidfd_getfd(self, targetfd: CInt) -> FileDescriptor:
         """pidfd_getfd(2): a copy, in this task's table, of fd number
         `targetfd` of the process this pidfd names (close-on-exec)."""
         number = await self.task.sysif.syscall(SYS.pidfd_getfd, self.number, targetfd, 0)

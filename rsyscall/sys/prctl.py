@@ -1,17 +1,19 @@
 """<sys/prctl.h>: prctl(2), operations on the calling thread (or process).
 
 prctl takes an option and four unsigned longs whose meaning depends on the
-option: numbers for most, pointers for a few.  The library splits it by
-what happens to memory, so that no pointer is ever written behind its
-back (DESIGN.md rule 5):
+option: numbers for most, addresses for a few.  The library knows which
+arguments of which option are addresses, so that no integer is ever taken
+for one and no pointer is ever written behind its back (DESIGN.md rule 5):
 
-* `prctl(option, arg2, arg3, arg4, arg5) -> int` is the raw call.  Its
-  arguments are ints, or readable pointers for memory the kernel only
-  reads (PR.SET_NAME's string, PR.SET_MM's struct, PR.SET_SECCOMP's filter,
-  PR.SET_VMA's name): their address is passed.  A pointer is refused for
-  an option that writes memory (TypeError).  An int is passed as it is,
-  even where the kernel takes it for an address: that is the caller's
-  business.
+* `prctl(option, arg2, arg3, arg4, arg5) -> int` is the raw call, for the
+  options of `PR` (any other number is a ValueError: it might take an
+  address).  Arguments the option takes as numbers are ints (a pointer
+  there is a TypeError).  The arguments it reads memory from are readable
+  pointers, or 0 for NULL (any other int is a TypeError): PR.SET_NAME's
+  arg2 string, PR.SET_VMA's arg5 name.  The options that write memory
+  through arg2 (`OUT_SIZES`) are refused (TypeError): use `prctl_get`.
+  PR.SCHED_CORE's arg5 is where its GET command writes the cookie, so it
+  must be 0 here.
 * `prctl_get(option, buf) -> ReadablePointer` is for the options that
   write their result through arg2 (`OUT_SIZES` has them and how many
   bytes they write: PR.GET_NAME 16, PR.GET_TID_ADDRESS 8, the others an
@@ -21,6 +23,16 @@ back (DESIGN.md rule 5):
   `prctl_get_name`, `prctl_set_pdeathsig` / `prctl_get_pdeathsig`,
   `prctl_set_no_new_privs` / `prctl_get_no_new_privs`,
   `prctl_set_child_subreaper` / `prctl_get_child_subreaper`.
+* `unsafe_prctl(option, arg2, arg3, arg4, arg5)` passes any option and
+  integer arguments as they are.  It is the only way to PR.SET_MM (which
+  rewrites the address space's layout: its brk, its stack and argument
+  addresses, and with PR_SET_MM_MAP_SIZE writes through arg3), to
+  PR.SET_SECCOMP (its struct sock_fprog holds the filter's address as a
+  plain integer, and strict mode or a filter can kill the process at its
+  next syscall), to PR.SET_SYSCALL_USER_DISPATCH (whose selector byte the
+  kernel reads at every later syscall, and which turns syscalls into
+  SIGSYS), to PR.SCHED_CORE's GET, and to options the library does not
+  list.
 
 Most options act on the calling thread: for the local thread, the Python
 thread that runs the event loop; for a child thread, its one thread.  Those
@@ -42,6 +54,7 @@ from rsyscall.base import BaseTask
 from rsyscall.memory.pointer import Pointer, ReadablePointer, borrow, restore, take
 from rsyscall.near.sysnum import SYS
 from rsyscall.signal import SIG
+from rsyscall.struct import int_arg
 
 __all__ = ["OUT_SIZES", "PR", "PR_CAP_AMBIENT", "PrctlTask"]
 
@@ -144,9 +157,20 @@ OUT_SIZES: Mapping[int, int] = MappingProxyType({
 """The options that write their result through arg2, and how many bytes
 they write: `prctl_get` takes these."""
 
-# Options that write memory through some argument in some of their
-# sub-commands (PR_SET_MM_MAP_SIZE, PR_SCHED_CORE_GET), besides OUT_SIZES.
-_WRITE_SOMETIMES = frozenset({PR.SET_MM, PR.SCHED_CORE})
+# The arguments (by position, 2 to 5) that options read memory from: a
+# readable pointer there, or 0 for NULL.  Every other argument of an option
+# in PR is a number.
+_READ_ARGS: Mapping[int, frozenset[int]] = MappingProxyType({
+    PR.SET_NAME: frozenset({2}),
+    PR.SET_VMA: frozenset({5}),
+})
+# Options only unsafe_prctl makes (see the module docstring).
+_UNSAFE_ONLY = frozenset({PR.SET_MM, PR.SET_SECCOMP, PR.SET_SYSCALL_USER_DISPATCH})
+# Arguments that must be 0 in the raw call: PR_SCHED_CORE_GET writes the
+# cookie through arg5.
+_MUST_BE_ZERO: Mapping[int, frozenset[int]] = MappingProxyType({
+    PR.SCHED_CORE: frozenset({5}),
+})
 
 _SYS_prctl = int(SYS.prctl)
 _U64 = (1 << 64) - 1
@@ -156,25 +180,43 @@ _INT = struct.Struct("<i")
 def _option(option: object) -> int:
     if not isinstance(option, int) or isinstance(option, bool):
         raise TypeError(f"option must be a PR, not {type(option).__name__}")
-    return option
+    try:
+        return PR(option)
+    except ValueError:
+        raise ValueError(
+            f"{option} is not a prctl option the library knows (a member of PR), so it "
+            "cannot tell which arguments are addresses: use unsafe_prctl"
+        ) from None
 
 
-def _argument(task: BaseTask, option: int, name: str, value: object) -> int:
-    if isinstance(value, Pointer):
-        if option in OUT_SIZES:
-            raise TypeError(
-                f"{PR(option)!r} writes memory: use prctl_get, which consumes the pointer"
-            )
-        if option in _WRITE_SOMETIMES:
-            raise TypeError(
-                f"{PR(option)!r} may write memory: pass an address as an int, at your own risk"
-            )
-        return borrow(value, task).address  # type: ignore[arg-type]  # borrow checks
+def _number(name: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or a pointer, not {type(value).__name__}")
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if not -(1 << 63) <= value <= _U64:
         raise ValueError(f"{name} {value} does not fit in 64 bits")
     return value
+
+
+def _argument(task: BaseTask, option: PR, position: int, value: object) -> int:
+    name = f"arg{position}"
+    if position in _READ_ARGS.get(option, ()):
+        if isinstance(value, Pointer):
+            return borrow(value, task).address  # type: ignore[arg-type]  # borrow checks
+        if value != 0 or not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(
+                f"{option!r} reads memory at {name}: pass a readable pointer, or 0 for NULL, "
+                f"not {value!r} (an integer would be taken as an address)"
+            )
+        return 0
+    if isinstance(value, Pointer):
+        raise TypeError(f"{option!r} takes a number as {name}, not a pointer")
+    number = _number(name, value)
+    if number != 0 and position in _MUST_BE_ZERO.get(option, ()):
+        raise TypeError(
+            f"{option!r} may write memory at {name}, so it must be 0 here "
+            "(an integer would be taken as an address): use unsafe_prctl"
+        )
+    return number
 
 
 def _signal(sig: object) -> int:
@@ -196,13 +238,52 @@ class PrctlTask(BaseTask):
     ) -> int:
         """prctl(2), raw: returns what the option returns (0 for most).
 
-        Arguments are ints, or readable pointers for memory the kernel
-        reads; an option that writes memory refuses pointers (TypeError):
-        use `prctl_get` for those that write through arg2.  See the module
-        docstring."""
+        Arguments are ints where the option takes a number, readable
+        pointers (or 0) where it reads memory; an option that writes
+        memory through arg2 is refused (TypeError: use `prctl_get`), and
+        so are PR.SET_MM, PR.SET_SECCOMP and PR.SET_SYSCALL_USER_DISPATCH
+        (ValueError: use `unsafe_prctl`).  See the module docstring."""
         number = _option(option)
+        if number in OUT_SIZES:
+            raise TypeError(
+                f"{PR(number)!r} writes memory through arg2: use prctl_get, which "
+                "consumes the pointer"
+            )
+        if number in _UNSAFE_ONLY:
+            raise ValueError(
+                f"{PR(number)!r} can corrupt the address space or kill the process: "
+                "use unsafe_prctl, if you must"
+            )
         args = [
-            _argument(self, number, name, value)
+            _argument(self, PR(number), position, value)
+            for position, value in ((2, arg2), (3, arg3), (4, arg4), (5, arg5))
+        ]
+        return await self.sysif.syscall(_SYS_prctl, number, *args)
+
+    async def unsafe_prctl(
+        self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0
+    ) -> int:
+        """prctl(2), raw and unchecked: any option number, every argument an
+        integer passed as it is.  Returns what the option returns.
+
+        Unsafe: for the options that take addresses (PR.SET_MM and its
+        PR_SET_MM_* commands, PR.SET_SECCOMP's struct sock_fprog and the
+        filter it points to, PR.SET_SYSCALL_USER_DISPATCH's selector,
+        PR.SCHED_CORE's cookie, those of `OUT_SIZES`, any option not in
+        `PR`) the caller must pass the addresses of memory of the right
+        size in this task's address space, kept alive as long as the
+        kernel uses them (for PR.SET_SYSCALL_USER_DISPATCH, until it is
+        turned off), whose contents nothing else relies on when the kernel
+        writes them.  PR.SET_MM can move the heap's end (a wrong brk
+        crashes the Python interpreter's allocator) and
+        PR.SET_SYSCALL_USER_DISPATCH turns syscalls into SIGSYS, and a
+        seccomp filter (or strict mode) makes them fail or kill, either of
+        which kills a process that is not ready for it: the Python process
+        itself, from the local thread (and the address space is shared by
+        child threads, for SET_MM)."""
+        number = int_arg("option", option, (-(1 << 31), (1 << 32) - 1))
+        args = [
+            _number(name, value)
             for name, value in (("arg2", arg2), ("arg3", arg3), ("arg4", arg4), ("arg5", arg5))
         ]
         return await self.sysif.syscall(_SYS_prctl, number, *args)

@@ -24,7 +24,7 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import Layout, Struct, int_arg
+from rsyscall.struct import CInt, Layout, Struct, int_arg
 
 __all__ = [
     "PRIO",
@@ -147,7 +147,7 @@ async def _prlimit(
 class ResourceTask(BaseTask):
     __slots__ = ()
 
-    async def setpriority(self, which: PRIO, prio: int) -> None:
+    async def setpriority(self, which: PRIO, prio: CInt) -> None:
         """setpriority(2) with `who` 0: set the nice value of this process
         (PRIO.PROCESS), its process group (PGRP) or its real user (USER)."""
         await self.sysif.syscall(SYS.setpriority, int_arg("which", which), 0, int_arg("prio", prio))
@@ -210,7 +210,7 @@ class ResourceTask(BaseTask):
 class ResourceProcess(BaseProcess):
     __slots__ = ()
 
-    async def setpriority(self, prio: int) -> None:
+    async def setpriority(self, prio: CInt) -> None:
         """setpriority(2) with PRIO_PROCESS: set this process's nice value."""
         prio = int_arg("prio", prio)
         await self.task.sysif.syscall(SYS.setpriority, PRIO.PROCESS, self.pid, prio)

@@ -12,6 +12,11 @@ thread's epoll.
     info = await queue.read()          # waits for a SIGUSR1
     await queue.close()                # unblocks SIGUSR1 again
 
+On `rsyscall.local_thread`, a queue also forwards its signals from the
+process's other OS threads to the thread that reads it: see
+`AsyncSignalQueue` for how, and for what that means for Python's own
+signal handlers.
+
 Deviation from glibc: the mask is the kernel's 8-byte signal set (`Sigset`,
 see rsyscall.signal), which is what the signalfd4 syscall takes.
 """
@@ -22,12 +27,14 @@ import builtins
 import dataclasses
 import enum
 import struct
+import threading
 import weakref
 from collections import Counter
 from typing import TYPE_CHECKING, ClassVar, Self
 
 import anyio
 
+from rsyscall._native import _raw
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.memory.pointer import (
     Pointer,
@@ -38,7 +45,8 @@ from rsyscall.memory.pointer import (
 )
 from rsyscall.near.sysnum import SYS
 from rsyscall.signal import SIG, HowSIG, Sigset
-from rsyscall.struct import Layout, Struct, int_arg
+from rsyscall.struct import Layout, Struct, check_fields, int_arg
+from rsyscall.tasks.local import LocalSyscall
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -88,6 +96,7 @@ _FIELDS = (
     ("arch", "ssi_arch", "I"),
 )
 _NAMES = tuple(name for name, _, _ in _FIELDS)
+_FIELD_CODES = tuple((name, code) for name, _, code in _FIELDS)
 
 
 def _layout() -> Layout:
@@ -139,12 +148,8 @@ class SignalfdSiginfo(Struct):
     layout: ClassVar[Layout] = _layout()
 
     def __post_init__(self) -> None:
-        for name in _NAMES:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(
-                    f"SignalfdSiginfo.{name} must be an int, not {type(value).__name__}"
-                )
+        # An int of the right type and in its C field's range, or raise.
+        check_fields(self, _FIELD_CODES)
         object.__setattr__(self, "signo", _signal(self.signo))
 
     def to_bytes(self) -> bytes:
@@ -220,6 +225,24 @@ class _Blocked:
 
 _blocked: weakref.WeakKeyDictionary[BaseTask, _Blocked] = weakref.WeakKeyDictionary()
 
+# What the local thread's queues forward (see AsyncSignalQueue): every
+# signal but the two that cannot be caught.
+_FORWARDABLE = frozenset(range(1, 65)) - {SIG.KILL, SIG.STOP}
+
+
+def _check_reader(mask: Sigset) -> None:
+    """Refuse a local queue in another OS thread than the open queues for
+    the same signals: there is one reader thread per signal."""
+    tid = threading.get_native_id()
+    for sig in sorted(mask):
+        if sig in _FORWARDABLE:
+            reader = _raw.forwarding_thread(sig)
+            if reader not in (0, tid):
+                raise RuntimeError(
+                    f"a queue for signal {sig!r} is open in OS thread {reader}; "
+                    "every queue for it must be made in that thread"
+                )
+
 
 class AsyncSignalQueue:
     """Signals of a thread, read one at a time without blocking its process.
@@ -229,20 +252,66 @@ class AsyncSignalQueue:
     waits for the next one; `close` closes the signalfd and unblocks the
     signals that `make` blocked, putting back the mask from before.
 
-    On `rsyscall.local_thread` this changes the Python process's own signal
-    mask: that of the OS thread making the syscalls, the one running the
-    event loop.  While the queue is open, Python signal handlers for those
-    signals do not run (SIGINT would not raise KeyboardInterrupt).  Other
-    OS threads keep their masks, and a signal sent to the whole process
-    (kill(2)) goes to a thread that does not block it, if there is one.
-
     Queues may overlap: a signal blocked by several queues stays blocked
     until the last of them closes (each signal is read by only one of
     them), and a signal that was blocked before any queue is never
     unblocked by one.  Signals still pending at `close` are delivered when
     unblocked, by their dispositions.  A queue that is garbage collected
-    without `close` closes its fd but leaves the signals blocked.  Closing
-    a queue ends reads in progress with UseAfterConsumeError."""
+    without `close` closes its fd but leaves the signals blocked (and, on
+    the local thread, forwarded).  Closing a queue ends reads in progress
+    with UseAfterConsumeError.
+
+    **On `rsyscall.local_thread`** the Python process may have other OS
+    threads (anyio's and trio's worker threads, any `threading.Thread`),
+    and a signal sent to the process (kill(2)) goes to a thread that does
+    not block it.  So while a queue for a signal is open, a small C handler
+    is that signal's disposition (sigaction(2)), for the whole process:
+
+    * The OS thread that called `make` is the queue's reader: the signal
+      is blocked there, and the signalfd, read there, takes it.  Every
+      queue for a signal must be made in the same OS thread (RuntimeError
+      otherwise); the event loop's thread, as usual.
+    * In any other thread (those that existed before `make`, those started
+      after it from a thread that does not block the signal), the handler
+      re-queues the signal to the reader with rt_tgsigqueueinfo(2), so it
+      is read from the queue too, and never takes its old action.  (A
+      real-time signal past RLIMIT_SIGPENDING cannot be queued again, as
+      sigqueue(3) cannot, and is lost.)  Threads started from the reader
+      while the queue is open inherit its mask (pthread_sigmask(3)), and
+      keep the signal blocked after `close`; one sent to such a thread
+      alone (tgkill(2)) stays pending there, out of the queue's reach.
+    * A forwarded signal reads differently: the kernel takes only a
+      negative `si_code` other than SI_TKILL from another thread, so the
+      `code` of a signal sent by kill(2), tgkill(2) or the kernel (0, -6,
+      or positive) reads as SI_QUEUE (-1); `signo`, `errno`, `pid` and
+      `uid` are kept, and `int`/`ptr` are the siginfo's first union word
+      (0 after kill(2); the exit status, for SIGCHLD; utime and stime are
+      lost).  Other negative codes (sigqueue(3)'s SI_QUEUE, timers,
+      SIGIO) are kept with all their fields.  Which signals go through
+      another thread is the kernel's choice, so do not count on `code`
+      saying SI_USER.
+    * If the signal reaches the reader unblocked (someone unblocked it
+      there), the handler blocks it again and queues it to the reader.
+    * A fault (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS sent by
+      the kernel) is not forwarded: the action from before is put back,
+      and the faulting instruction runs again under it.  If the reader
+      thread is gone (or in a fork(2)ed child) the action from before is
+      put back too, and takes the signal.  SIGKILL and SIGSTOP are never
+      forwarded (signalfd(2) ignores them too).
+    * The last `close` for a signal puts back the action from before (if
+      the handler is still the disposition), then unblocks it.
+
+    Python signal handlers (`signal.signal`) and a queue for the same
+    signal do not mix.  A handler set before `make` does not run while the
+    queue is open (`signal.getsignal` still names it, and it is back after
+    `close`).  One set while the queue is open replaces the forwarding:
+    the signals that reach other threads then go to it (run in the main
+    thread, as Python does), those that reach the reader still go to the
+    queue, and `close` leaves that handler in place.  SIGINT is such a
+    signal: a queue for it means no KeyboardInterrupt while it is open.
+
+    In other threads (a ChildThread is a process of one thread), only the
+    signal mask changes."""
 
     def __init__(self, thread: Thread, afd: AsyncFileDescriptor, mask: Sigset) -> None:
         self.thread = thread
@@ -261,13 +330,33 @@ class AsyncSignalQueue:
         if not isinstance(mask, Sigset):
             raise TypeError(f"mask must be a Sigset, not {type(mask).__name__}")
         task = thread.task
+        local = isinstance(task.sysif, LocalSyscall)
+        if local:
+            _check_reader(mask)
         mask_ptr = await thread.ptr(mask)
         old_ptr = await thread.malloc(Sigset)
         # Once blocked, the bookkeeping must happen, or close could not unblock.
         with anyio.CancelScope(shield=True):
-            old_ptr = await task.sigprocmask(HowSIG.BLOCK, mask_ptr, old_ptr)
-            before = await old_ptr.read()
             state = _blocked.setdefault(task, _Blocked())
+            if local:
+                # The mask from before, then the forwarding, then the block:
+                # a signal arriving in between is forwarded (or, reaching
+                # this thread, blocked by the handler), never lost.
+                old_ptr = await task.sigprocmask(HowSIG.BLOCK, None, old_ptr)
+                forwarded: list[int] = []
+                try:
+                    for sig in mask:
+                        if state.counts[sig] == 0 and sig in _FORWARDABLE:
+                            _raw.forward_signal(sig)
+                            forwarded.append(sig)
+                except BaseException:
+                    for sig in forwarded:
+                        _raw.unforward_signal(sig)
+                    raise
+                await task.sigprocmask(HowSIG.BLOCK, mask_ptr)
+            else:
+                old_ptr = await task.sigprocmask(HowSIG.BLOCK, mask_ptr, old_ptr)
+            before = await old_ptr.read()
             for sig in mask:
                 if state.counts[sig] == 0 and sig not in before:
                     state.ours.add(sig)
@@ -322,14 +411,19 @@ class AsyncSignalQueue:
 
 
 async def _release(thread: Thread, mask: Sigset) -> None:
-    """One queue for `mask` is gone: unblock what no queue needs any more."""
+    """One queue for `mask` is gone: stop forwarding and unblock what no
+    queue needs any more (in that order: a signal unblocked first would
+    reach the handler in the reader, which would block it again)."""
     task = thread.task
+    local = isinstance(task.sysif, LocalSyscall)
     state = _blocked[task]
     unblock: list[int] = []
     for sig in mask:
         state.counts[sig] -= 1
         if state.counts[sig] == 0:
             del state.counts[sig]
+            if local and sig in _FORWARDABLE:
+                _raw.unforward_signal(sig)
             if sig in state.ours:
                 state.ours.discard(sig)
                 unblock.append(sig)

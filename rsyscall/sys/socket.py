@@ -14,6 +14,11 @@ inside, which then split the address buffer into `(valid, rest)`.
 `struct msghdr` is three classes, the one deviation from the headers the
 library makes (see the seed document): `SendMsghdr` for sendmsg,
 `RecvMsghdr` for recvmsg, and `RecvMsghdrOut` for what recvmsg writes back.
+
+setsockopt(2) and getsockopt(2) take the options of `SO` (and of IP, TCP
+and IPV6 in rsyscall.netinet), whose values hold no addresses.  Options
+whose values do (SO_ATTACH_FILTER, TCP_ZEROCOPY_RECEIVE, the netfilter
+and AF_XDP ones) go through `unsafe_setsockopt` / `unsafe_getsockopt`.
 """
 
 from __future__ import annotations
@@ -36,7 +41,15 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import FixedSize, HasSerializer, Layout, Serializer, Struct
+from rsyscall.struct import (
+    CInt,
+    FixedSize,
+    HasSerializer,
+    Layout,
+    Serializer,
+    Struct,
+    check_fields,
+)
 from rsyscall.sys.uio import IovecList, restore_buffers, split_buffers, take_buffers
 
 if TYPE_CHECKING:
@@ -171,6 +184,7 @@ class SCM(enum.IntEnum):
 
 
 _FAMILY = struct.Struct("<H")
+_SOCKADDR_DATA = 126  # sockaddr_storage after the family
 
 
 class Sockaddr(Struct):
@@ -183,6 +197,11 @@ class Sockaddr(Struct):
     )
     family: ClassVar[AF] = AF.UNSPEC
     _families: ClassVar[dict[int, type[Sockaddr]]] = {}
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        if cls is Sockaddr:
+            raise TypeError("Sockaddr is abstract; make a subclass such as SockaddrIn")
+        return super().__new__(cls)
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -216,6 +235,11 @@ class GenericSockaddr(Sockaddr):
 
     def __init__(self, family: int, data: bytes = b"") -> None:
         self.generic_family = family
+        check_fields(self, (("generic_family", "H"),))
+        if not isinstance(data, bytes):
+            raise TypeError(f"GenericSockaddr.data must be bytes, not {type(data).__name__}")
+        if len(data) > _SOCKADDR_DATA:
+            raise ValueError(f"GenericSockaddr.data of {len(data)} bytes: at most {_SOCKADDR_DATA}")
         self.data = data
 
     # The class-level family of the other subclasses is per address here.
@@ -404,6 +428,20 @@ def _iov_address_count(iov: WrittenPointer[IovecList]) -> tuple[int, int]:
     return iov._live().address, len(iov.value)
 
 
+def _check_msghdr(
+    owner: str, name: object, iov: object, control: object, kind: type[Pointer[Any]]
+) -> None:
+    for field, value in (("name", name), ("control", control)):
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(
+                f"{owner}.{field} must be a {kind.__name__} or None, not {type(value).__name__}"
+            )
+    if not isinstance(iov, WrittenPointer) or not isinstance(iov.value, IovecList):
+        raise TypeError(
+            f"{owner}.iov must be a pointer to an IovecList, from thread.ptr(IovecList([...]))"
+        )
+
+
 def _msghdr_bytes(
     name: Pointer[Any] | None, iov: WrittenPointer[IovecList], control: Pointer[Any] | None
 ) -> bytes:
@@ -415,12 +453,21 @@ def _msghdr_bytes(
     )
 
 
+# The msghdr classes are immutable: sendmsg and recvmsg take the buffers
+# the Python value names, and the kernel uses the addresses written to
+# memory, which must stay the same ones.
+_FROZEN_MSGHDR = "a msghdr is immutable once made: make a new one (and write it)"
+
+
 class SendMsghdr(Struct):
     """`struct msghdr` for sendmsg(2): an optional destination address, the
     buffers to send, and optional ancillary messages."""
 
     __slots__ = ("control", "iov", "name")
     layout: ClassVar[Layout] = _MSGHDR_LAYOUT
+    name: WrittenPointer[Any] | None
+    iov: WrittenPointer[IovecList]
+    control: WrittenPointer[CmsgList] | None
 
     def __init__(
         self,
@@ -428,9 +475,13 @@ class SendMsghdr(Struct):
         iov: WrittenPointer[IovecList],
         control: WrittenPointer[CmsgList] | None = None,
     ) -> None:
-        self.name = name
-        self.iov = iov
-        self.control = control
+        _check_msghdr("SendMsghdr", name, iov, control, WrittenPointer)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "iov", iov)
+        object.__setattr__(self, "control", control)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(_FROZEN_MSGHDR)
 
     def to_bytes(self) -> bytes:
         return _msghdr_bytes(self.name, self.iov, self.control)
@@ -446,6 +497,9 @@ class RecvMsghdr(Struct):
 
     __slots__ = ("control", "iov", "name")
     layout: ClassVar[Layout] = _MSGHDR_LAYOUT
+    name: Pointer[Any] | None
+    iov: WrittenPointer[IovecList]
+    control: Pointer[CmsgList] | None
 
     def __init__(
         self,
@@ -453,9 +507,13 @@ class RecvMsghdr(Struct):
         iov: WrittenPointer[IovecList],
         control: Pointer[CmsgList] | None = None,
     ) -> None:
-        self.name = name
-        self.iov = iov
-        self.control = control
+        _check_msghdr("RecvMsghdr", name, iov, control, Pointer)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "iov", iov)
+        object.__setattr__(self, "control", control)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(_FROZEN_MSGHDR)
 
     def to_bytes(self) -> bytes:
         return _msghdr_bytes(self.name, self.iov, self.control)
@@ -557,16 +615,43 @@ _MSG_CMSG_CLOEXEC = int(MSG.CMSG_CLOEXEC)
 _SOCKLEN = struct.Struct("<I")
 
 
+# The socket options `setsockopt` and `getsockopt` take, by level: those
+# whose value holds no address.  Each header module adds its own (SO here;
+# IP, TCP and IPV6 in rsyscall.netinet, which the package imports).
+_OPTIONS: dict[int, set[int]] = {}
+
+
+def _define_options(level: int, options: Iterable[int]) -> None:
+    """For header modules: the options of `level` whose values hold no
+    addresses (a wrong entry would let the kernel write anywhere)."""
+    _OPTIONS.setdefault(int(level), set()).update(int(option) for option in options)
+
+
+_define_options(SOL.SOCKET, SO)
+
+
+def _check_option(call: str, level: object, optname: object) -> None:
+    for name, value in (("level", level), ("optname", optname)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if optname not in _OPTIONS.get(level, ()):  # type: ignore[call-overload]
+        raise ValueError(
+            f"socket option {optname} at level {level} is not one the library knows to "
+            f"hold no addresses: use unsafe_{call} if its value holds none, or only "
+            "addresses of memory you own"
+        )
+
+
 class SocketTask(BaseTask):
     __slots__ = ()
 
-    async def socket(self, domain: AF, type: SOCK, protocol: int = 0) -> FileDescriptor:
+    async def socket(self, domain: AF, type: SOCK, protocol: CInt = 0) -> FileDescriptor:
         """socket(2): a new socket; SOCK.CLOEXEC is always added to `type`."""
         number = await self.sysif.syscall(SYS.socket, domain, int(type) | _SOCK_CLOEXEC, protocol)
         return self.make_fd(number)
 
     async def socketpair(
-        self, domain: AF, type: SOCK, protocol: int, sv: Pointer[Socketpair]
+        self, domain: AF, type: SOCK, protocol: CInt, sv: Pointer[Socketpair]
     ) -> ReadablePointer[Socketpair]:
         """socketpair(2): fill `sv` with two connected sockets (close-on-exec)."""
         alloc = take(sv, self, 8)
@@ -593,7 +678,7 @@ class SocketFileDescriptor(BaseFileDescriptor):
         alloc = borrow(addr, self.task)
         await self.task.sysif.syscall(SYS.connect, self.number, alloc.address, alloc.size)
 
-    async def listen(self, backlog: int) -> None:
+    async def listen(self, backlog: CInt) -> None:
         """listen(2) with queue length `backlog`."""
         await self.task.sysif.syscall(SYS.listen, self.number, backlog)
 
@@ -649,19 +734,58 @@ class SocketFileDescriptor(BaseFileDescriptor):
         _, valid, rest = await self._addr_call(SYS.getpeername, (), addr, ())
         return valid, rest
 
-    async def setsockopt(self, level: int, optname: int, optval: ReadablePointer[Any]) -> None:
+    async def setsockopt(self, level: CInt, optname: CInt, optval: ReadablePointer[Any]) -> None:
         """setsockopt(2): set option `optname` at `level` (SOL.SOCKET or an
-        IPPROTO) to the value at `optval`."""
+        IPPROTO) to the value at `optval`, which is only read.
+
+        Only the options the library lists are taken (ValueError for the
+        rest): those of `SO` at SOL.SOCKET and of IP, TCP and IPV6
+        (rsyscall.netinet) at their IPPROTO levels, whose values hold no
+        addresses.  Others, such as SO_ATTACH_FILTER, whose struct holds
+        the address of the filter, are `unsafe_setsockopt`'s."""
+        _check_option("setsockopt", level, optname)
+        await self.unsafe_setsockopt(level, optname, optval)
+
+    async def unsafe_setsockopt(
+        self, level: CInt, optname: CInt, optval: ReadablePointer[Any]
+    ) -> None:
+        """setsockopt(2) with any option, unchecked: as `setsockopt`.
+
+        Unsafe: the value of some options holds addresses the kernel reads
+        or writes (SO_ATTACH_FILTER's filter, the netfilter tables' counters,
+        AF_XDP's packet memory, which the kernel keeps and fills later).
+        The caller must make sure every address in `optval` is of live
+        memory in this task's address space, of the size the option
+        uses, kept as long as the kernel uses it, that nothing else relies
+        on the bytes the kernel writes there."""
         alloc = borrow(optval, self.task)
         await self.task.sysif.syscall(
             SYS.setsockopt, self.number, level, optname, alloc.address, alloc.size
         )
 
     async def getsockopt(
-        self, level: int, optname: int, optval: Pointer[T]
+        self, level: CInt, optname: CInt, optval: Pointer[T]
     ) -> tuple[ReadablePointer[T], Pointer[T]]:
-        """getsockopt(2): read option `optname` at `level` into `optval`;
-        returns the part holding the value and the rest."""
+        """getsockopt(2): read option `optname` at `level` into `optval`
+        (consumed); returns the part holding the value and the rest.
+
+        Only the options the library lists are taken, as for `setsockopt`
+        (ValueError for the rest): some others read addresses from the
+        buffer and write there (TCP_ZEROCOPY_RECEIVE's copy buffer); they
+        are `unsafe_getsockopt`'s."""
+        _check_option("getsockopt", level, optname)
+        return await self.unsafe_getsockopt(level, optname, optval)
+
+    async def unsafe_getsockopt(
+        self, level: CInt, optname: CInt, optval: Pointer[T]
+    ) -> tuple[ReadablePointer[T], Pointer[T]]:
+        """getsockopt(2) with any option, unchecked: as `getsockopt`.
+
+        Unsafe: for options whose buffer holds addresses (which it must
+        then hold on input: pass an initialized pointer) the caller must
+        make sure each is of live memory in this task's address space with
+        room for what the kernel writes there, and that nothing else relies
+        on those bytes."""
         task = self.task
         fd = self.number
         alloc = take(optval, task)

@@ -26,7 +26,7 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import Layout, Struct
+from rsyscall.struct import Layout, Struct, check_fields
 from rsyscall.time import Timespec
 
 if TYPE_CHECKING:
@@ -139,6 +139,7 @@ def _unpack(cls: type[Struct], data: bytes) -> tuple[Any, ...]:
 
 
 _STAT_INTS = ("dev", "ino", "nlink", "mode", "uid", "gid", "rdev", "size", "blksize", "blocks")
+_STAT_FIELDS = tuple(zip(_STAT_INTS, "QQQIIIQqqq", strict=True))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +186,7 @@ class Stat(Struct):
     )
 
     def __post_init__(self) -> None:
-        _check_types(self, int, _STAT_INTS)
+        check_fields(self, _STAT_FIELDS)
         _check_types(self, Timespec, ("atime", "mtime", "ctime"))
 
     def to_bytes(self) -> bytes:
@@ -227,7 +228,7 @@ class StatxTimestamp(Struct):
     )
 
     def __post_init__(self) -> None:
-        _check_types(self, int, ("sec", "nsec"))
+        check_fields(self, (("sec", "q"), ("nsec", "I")))
 
     def to_bytes(self) -> bytes:
         return _pack(self, self.sec, self.nsec)
@@ -256,6 +257,10 @@ _STATX_INTS = (
     "dio_offset_align",
 )
 _STATX_TIMES = ("atime", "btime", "ctime", "mtime")
+_STATX_FIELDS = (
+    ("mask", "I"), ("attributes", "Q"), ("attributes_mask", "Q"),
+    *zip(_STATX_INTS, "IIIIHQQQIIIIQII", strict=True),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,7 +327,7 @@ class Statx(Struct):
     )
 
     def __post_init__(self) -> None:
-        _check_types(self, int, ("mask", "attributes", "attributes_mask", *_STATX_INTS))
+        check_fields(self, _STATX_FIELDS)
         _check_types(self, StatxTimestamp, _STATX_TIMES)
 
     def to_bytes(self) -> bytes:
@@ -362,13 +367,8 @@ class Statx(Struct):
         return cls(*v)
 
 
-def _mode(mode: int) -> int:
-    if not isinstance(mode, int):
-        raise TypeError(f"mode must be an int, not {type(mode).__name__}")
-    return mode
-
-
 _SYS_fstat = int(SYS.fstat)
+_MODE_755 = S(0o755)
 _SYS_newfstatat = int(SYS.newfstatat)
 _STAT_SIZE = Stat.sizeof()
 _STATX_SIZE = Statx.sizeof()
@@ -419,29 +419,30 @@ class StatTask(BaseTask):
         return statxbuf._readable(alloc, self)
 
     async def mkdirat(
-        self, dirfd: FileDescriptor | None, path: PathPointer, mode: int = 0o755
+        self, dirfd: FileDescriptor | None, path: PathPointer, mode: S = _MODE_755
     ) -> None:
         """mkdirat(2): create directory `path` (relative to `dirfd`) with
-        permissions `mode`, less the umask."""
+        permissions `mode` (`S` bits), less the umask."""
         await self.sysif.syscall(
-            SYS.mkdirat, dirfd_number(self, dirfd), path_address(self, path), _mode(mode)
+            SYS.mkdirat, dirfd_number(self, dirfd), path_address(self, path), mode
         )
 
-    async def mkdir(self, path: PathPointer, mode: int = 0o755) -> None:
+    async def mkdir(self, path: PathPointer, mode: S = _MODE_755) -> None:
         """mkdir(2), as mkdirat(2) relative to the working directory."""
         await self.mkdirat(None, path, mode)
 
-    async def fchmodat(self, dirfd: FileDescriptor | None, path: PathPointer, mode: int) -> None:
+    async def fchmodat(self, dirfd: FileDescriptor | None, path: PathPointer, mode: S) -> None:
         """fchmodat(2): set the permission bits of `path` (relative to
-        `dirfd`) to `mode`.  Symlinks are followed: the raw syscall has no
-        flags argument."""
+        `dirfd`) to `mode` (`S` bits).  Symlinks are followed: the raw
+        syscall has no flags argument."""
         await self.sysif.syscall(
-            SYS.fchmodat, dirfd_number(self, dirfd), path_address(self, path), _mode(mode)
+            SYS.fchmodat, dirfd_number(self, dirfd), path_address(self, path), mode
         )
 
-    async def umask(self, mask: int) -> int:
-        """umask(2): set the file mode creation mask; returns the old one."""
-        return await self.sysif.syscall(SYS.umask, _mode(mask))
+    async def umask(self, mask: S) -> S:
+        """umask(2): set the file mode creation mask (`S` permission bits;
+        a plain int such as 0o022 is fine); returns the old one."""
+        return S(await self.sysif.syscall(SYS.umask, mask))
 
 
 class StatFileDescriptor(BaseFileDescriptor):
@@ -459,6 +460,6 @@ class StatFileDescriptor(BaseFileDescriptor):
             raise
         return statbuf._readable(alloc, task)
 
-    async def fchmod(self, mode: int) -> None:
-        """fchmod(2): set this file's permission bits to `mode`."""
-        await self.task.sysif.syscall(SYS.fchmod, self.number, _mode(mode))
+    async def fchmod(self, mode: S) -> None:
+        """fchmod(2): set this file's permission bits to `mode` (`S` bits)."""
+        await self.task.sysif.syscall(SYS.fchmod, self.number, mode)

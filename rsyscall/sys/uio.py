@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.memory.allocator import Allocation
@@ -73,19 +73,26 @@ class _IovecSerializer(Serializer["IovecList"]):
         )
 
 
-class IovecList(list[Pointer[bytes]], HasSerializer):
+class IovecList(tuple[Pointer[bytes], ...], HasSerializer):
     """An array of `struct iovec`, one per buffer pointer, in order.
 
     `thread.ptr(IovecList([buf1, buf2]))` writes the array; the list keeps
-    the buffers alive for as long as the array pointer lives."""
+    the buffers alive for as long as the array pointer lives.  It is a
+    tuple, immutable: the syscalls take the buffers it names for the
+    kernel to fill, so it must name exactly the buffers whose addresses
+    were written (a list changed after writing would leave the kernel
+    writing into a buffer nothing holds any more)."""
 
-    def __init__(self, buffers: Iterable[Pointer[bytes]] = ()) -> None:
-        super().__init__(buffers)
+    __slots__ = ()
+
+    def __new__(cls, buffers: Iterable[Pointer[bytes]] = ()) -> Self:
+        self = super().__new__(cls, buffers)
         if len(self) > UIO_MAXIOV:
             raise ValueError(f"at most {UIO_MAXIOV} buffers, got {len(self)}")
         for ptr in self:
             if not isinstance(ptr, Pointer):
                 raise TypeError(f"an IovecList holds Pointers, not {type(ptr).__name__}")
+        return self
 
     @classmethod
     def get_serializer(cls, task: BaseTask) -> Serializer[IovecList]:

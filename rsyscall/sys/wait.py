@@ -10,11 +10,11 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, ClassVar, Self
 
-from rsyscall.base import BaseProcess, BaseTask
+from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.memory.pointer import Pointer, ReadablePointer, restore, take
 from rsyscall.near.sysnum import SYS
 from rsyscall.signal import SIG
-from rsyscall.struct import Layout, Struct
+from rsyscall.struct import Layout, PidT, Struct, check_fields
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor
@@ -56,6 +56,12 @@ class CLD(enum.IntEnum):
     CONTINUED = 6
 
 
+_SIGINFO_FIELDS = (
+    ("signo", "i"), ("errno", "i"), ("code", "i"), ("pid", "i"), ("uid", "I"), ("status", "i"),
+    ("utime", "q"), ("stime", "q"),
+)
+
+
 class Siginfo(Struct):
     """`siginfo_t` as waitid(2) fills it for a child: the fields that
     SIGCHLD defines (signo, errno, code, pid, uid, status, utime, stime)."""
@@ -90,6 +96,7 @@ class Siginfo(Struct):
         self.status = status
         self.utime = utime
         self.stime = stime
+        check_fields(self, _SIGINFO_FIELDS)
 
     def to_bytes(self) -> bytes:
         return self.layout.struct.pack(
@@ -185,13 +192,18 @@ class WaitTask(BaseTask):
     __slots__ = ()
 
     async def waitid(
-        self, idtype: P, id: int | FileDescriptor, infop: Pointer[Siginfo], options: W
+        self, idtype: P, id: PidT | FileDescriptor, infop: Pointer[Siginfo], options: W
     ) -> ReadablePointer[Siginfo]:
         """waitid(2): wait for a child (`idtype` and `id` say which; for
         P.PIDFD, `id` is the pidfd) to change state, and fill `infop`.
 
         With W.NOHANG and no child ready, the siginfo read back has pid 0."""
-        number = id if isinstance(id, int) else id.number
+        if isinstance(id, BaseFileDescriptor):
+            number = id.number
+        elif isinstance(id, int) and not isinstance(id, bool):
+            number = id
+        else:
+            raise TypeError(f"id must be an int or a FileDescriptor, not {type(id).__name__}")
         alloc = take(infop, self, Siginfo.sizeof())
         try:
             # With WNOHANG and nothing to report the kernel leaves the

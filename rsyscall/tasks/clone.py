@@ -113,7 +113,7 @@ async def clone_process(
         stack=stack.address,
         stack_size=sp - stack.address,
     )
-    pid = await thread.task.clone3(await thread.ptr(clone_args))
+    pid = await thread.task.unsafe_clone3(await thread.ptr(clone_args))
     (pidfd,) = struct.unpack("<i", await space.transport.read(pidfd_out.address, 4))
     return pid, pidfd, stack
 

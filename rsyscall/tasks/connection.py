@@ -36,7 +36,7 @@ import anyio.lowlevel
 
 from rsyscall._native import _raw
 from rsyscall.epoller import Epoller, FDClosedWhileWaiting
-from rsyscall.near.interface import SyscallHangup, SyscallInterface
+from rsyscall.near.interface import SyscallHangup, SyscallInterface, syscall_error
 from rsyscall.near.sysnum import SYS
 from rsyscall.sys.epoll import EpollEvent
 
@@ -91,7 +91,7 @@ def _register(value: int) -> int:
     checks the local C entry makes (ints only, -2**63 to 2**64-1)."""
     value = operator.index(value)
     if not -(1 << 63) <= value <= _MASK:
-        raise OverflowError(f"syscall argument {value} does not fit in 64 bits")
+        raise ValueError(f"syscall argument {value} does not fit in 64 bits")
     return value & _MASK
 
 
@@ -100,7 +100,9 @@ def _outcome(slot: _Slot) -> int:
         raise slot.error
     result = slot.result
     if -4096 < result < 0:
-        raise OSError(-result, os.strerror(-result))
+        # The error names the syscall (rsyscall.near.interface), once the
+        # slot remembers its number.
+        raise syscall_error(getattr(slot, "number", -1), -result)
     return result
 
 
