@@ -490,7 +490,7 @@ class UnistdFileDescriptor(BaseFileDescriptor):
         handle can no longer be used."""
         number, last = self._release()
         if last:
-            await self.task.sysif.syscall(_SYS_close, number)
+            await self.task.sysif.syscall_to_completion(_SYS_close, number)
 
     async def read(self, buf: Pointer[T]) -> tuple[ReadablePointer[T], Pointer[T]]:
         """read(2) into `buf`; returns the part read into and the rest."""

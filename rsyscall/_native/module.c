@@ -7,9 +7,23 @@
  * the cost of a Python coroutine. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <signal.h>
+#include <stddef.h>
 #include <string.h>
+#include <ucontext.h>
 
 #include "rsys.h"
+
+/* The interrupt handler (server.c) has no libc headers; check the offsets
+ * it uses against them here. */
+_Static_assert(offsetof(ucontext_t, uc_mcontext.gregs) == RSYS_UC_GREGS_OFFSET,
+               "ucontext_t gregs offset");
+_Static_assert(REG_R12 == RSYS_REG_R12 && REG_RBX == RSYS_REG_RBX &&
+               REG_RAX == RSYS_REG_RAX && REG_RIP == RSYS_REG_RIP,
+               "gregs indexes");
+_Static_assert(offsetof(siginfo_t, si_code) == RSYS_SI_CODE_OFFSET, "si_code offset");
+_Static_assert(offsetof(siginfo_t, si_value) == RSYS_SI_VALUE_OFFSET, "si_value offset");
+_Static_assert(SI_QUEUE == RSYS_SI_QUEUE && SIGURG == RSYS_INTERRUPT_SIGNAL, "signal constants");
 
 /* Convert a Python int (or int-like enum) to a register value.  Values from
  * -2**63 to 2**64-1 are accepted: registers carry both signed and unsigned
@@ -253,6 +267,41 @@ static PyObject *raw_write_memory(PyObject *self, PyObject *const *args,
     Py_RETURN_NONE;
 }
 
+/* ---- the state of a server in our address space (a CLONE_VM child) ---- */
+
+static int to_state(PyObject *obj, struct rsys_server_state **out)
+{
+    char *addr;
+    if (to_address(obj, &addr) < 0)
+        return -1;
+    *out = (struct rsys_server_state *)addr;
+    return 0;
+}
+
+static PyObject *raw_request_skip(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    struct rsys_server_state *state;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "request_skip(state_address, seq)");
+        return NULL;
+    }
+    if (to_state(args[0], &state) < 0)
+        return NULL;
+    unsigned long long seq = PyLong_AsUnsignedLongLong(args[1]);
+    if (seq == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    return PyBool_FromLong(rsys_request_skip(state, seq));
+}
+
+static PyObject *raw_server_current(PyObject *self, PyObject *arg)
+{
+    struct rsys_server_state *state;
+    if (to_state(arg, &state) < 0)
+        return NULL;
+    uint64_t current = state->current;
+    return PyLong_FromUnsignedLongLong(current);
+}
+
 static PyMethodDef raw_methods[] = {
     {"syscall", (PyCFunction)(void (*)(void))raw_syscall, METH_FASTCALL,
      "syscall(number, *args) -> int\n\n"
@@ -266,6 +315,12 @@ static PyMethodDef raw_methods[] = {
      METH_FASTCALL, "read_memory(address, size) -> bytes"},
     {"write_memory", (PyCFunction)(void (*)(void))raw_write_memory,
      METH_FASTCALL, "write_memory(address, data) -> None"},
+    {"request_skip", (PyCFunction)(void (*)(void))raw_request_skip, METH_FASTCALL,
+     "request_skip(state_address, seq) -> bool\n\n"
+     "Ask the server whose state is at state_address to skip request seq;\n"
+     "True if it certainly will (it had not started it)."},
+    {"server_current", (PyCFunction)raw_server_current, METH_O,
+     "server_current(state_address) -> int: the request it runs or last ran."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -289,11 +344,11 @@ PyMODINIT_FUNC PyInit__raw(void)
                                 (long)&rsys_server) < 0 ||
         PyModule_AddIntConstant(module, "CHILD_MAIN_FUNCTION",
                                 (long)&rsys_child_main) < 0 ||
-        PyModule_AddIntConstant(module, "EXEC_WATCHER_FUNCTION",
-                                (long)&rsys_exec_watcher) < 0 ||
-        PyModule_AddIntConstant(module, "EXEC_MARKER", RSYS_EXEC_MARKER) < 0 ||
         PyModule_AddIntConstant(module, "FUTEX_WAITER_FUNCTION",
                                 (long)&rsys_futex_waiter) < 0 ||
+        PyModule_AddIntConstant(module, "SERVER_STATE_SIZE",
+                                sizeof(struct rsys_server_state)) < 0 ||
+        PyModule_AddIntConstant(module, "INTERRUPT_SIGNAL", RSYS_INTERRUPT_SIGNAL) < 0 ||
         PyModule_AddIntConstant(module, "STACK_WORDS", RSYS_STACK_WORDS) < 0 ||
         PyModule_AddIntConstant(module, "REQUEST_SIZE",
                                 sizeof(struct rsys_request)) < 0 ||
