@@ -32,6 +32,7 @@ __all__ = [
     "BytesSerializer",
     "FixedSize",
     "HasSerializer",
+    "Immutable",
     "Int32",
     "Int64",
     "Layout",
@@ -63,6 +64,21 @@ def int_arg(name: str, value: object, limits: tuple[int, int] | None = None) -> 
     if limits is not None and not limits[0] <= value <= limits[1]:
         raise ValueError(f"{name} {value} outside {limits[0]}..{limits[1]}")
     return int(value)
+
+
+class Immutable:
+    """A value whose attributes are set once, in its constructor (with
+    `object.__setattr__`), and never again.  The library reads some values
+    of `WrittenPointer`s (an IovecList's buffers, a msghdr's parts) instead
+    of the memory they were written to; immutability keeps the two equal."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; make a new one")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
 
 
 class Serializer(Generic[T], abc.ABC):

@@ -173,6 +173,8 @@ class Thread:
         data = serializer.to_bytes(value)
         alloc = await self._allocate(len(data))
         await self.task.space.transport.write(alloc.address, data)
+        if serializer is _BYTES:
+            value = data  # bytes, never a bytearray that could change later
         return WrittenPointer(self.task, serializer, kind, alloc, value)
 
     @overload

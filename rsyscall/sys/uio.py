@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.memory.allocator import Allocation
@@ -73,19 +73,29 @@ class _IovecSerializer(Serializer["IovecList"]):
         )
 
 
-class IovecList(list[Pointer[bytes]], HasSerializer):
+class IovecList(tuple[Pointer[bytes], ...], HasSerializer):
     """An array of `struct iovec`, one per buffer pointer, in order.
 
-    `thread.ptr(IovecList([buf1, buf2]))` writes the array; the list keeps
-    the buffers alive for as long as the array pointer lives."""
+    `thread.ptr(IovecList([buf1, buf2]))` writes the array; the tuple keeps
+    the buffers alive for as long as the array pointer lives.  It is
+    immutable, so what a syscall takes from a WrittenPointer's `.value`
+    (how many buffers, which ones) is what was written to memory."""
 
-    def __init__(self, buffers: Iterable[Pointer[bytes]] = ()) -> None:
-        super().__init__(buffers)
+    __slots__ = ()
+
+    def __new__(cls, buffers: Iterable[Pointer[bytes]] = ()) -> Self:
+        if isinstance(buffers, Pointer):
+            raise TypeError("an IovecList is made from an iterable of Pointers, not one Pointer")
+        self = super().__new__(cls, buffers)
         if len(self) > UIO_MAXIOV:
             raise ValueError(f"at most {UIO_MAXIOV} buffers, got {len(self)}")
         for ptr in self:
             if not isinstance(ptr, Pointer):
                 raise TypeError(f"an IovecList holds Pointers, not {type(ptr).__name__}")
+        return self
+
+    def __repr__(self) -> str:
+        return f"IovecList({list(self)!r})"
 
     @classmethod
     def get_serializer(cls, task: BaseTask) -> Serializer[IovecList]:
@@ -93,6 +103,8 @@ class IovecList(list[Pointer[bytes]], HasSerializer):
 
 
 def _iov_buffers(iov: WrittenPointer[IovecList], task: Task) -> tuple[int, IovecList]:
+    if not isinstance(iov, WrittenPointer):
+        raise TypeError("expected a pointer to an IovecList, from thread.ptr(IovecList([...]))")
     alloc = borrow(iov, task)
     value = iov.value
     if not isinstance(value, IovecList):
