@@ -48,9 +48,10 @@ _PIDFD_INFO = struct.Struct("<QQ11Ii")
 _SYS_ioctl = int(SYS.ioctl)
 
 
-def _exit_status(pidfd: int) -> ChildState | None:
+def _exit_status(pidfd: int, pid: int) -> ChildState | None:
     """The exit status of the reaped process `pidfd` (in the local process)
-    names, or None if it has not been reaped yet."""
+    names, as a ChildState of `pid`, or None if it has not been reaped yet.
+    (The kernel reports no pid and no credentials for a reaped process.)"""
     buffer = bytearray(_PIDFD_INFO.size)
     buffer[:8] = _PIDFD_INFO_EXIT.to_bytes(8, "little")
     address = _address_of(buffer)
@@ -59,13 +60,13 @@ def _exit_status(pidfd: int) -> ChildState | None:
     except OSError:
         return None  # ESRCH: exited but not reaped
     fields = _PIDFD_INFO.unpack(_raw.read_memory(address, _PIDFD_INFO.size))
-    mask, pid, status = fields[0], fields[2], fields[-1]
+    mask, uid, status = fields[0], fields[5], fields[-1]
     if not mask & _PIDFD_INFO_EXIT:
         return None
     if status & 0x7F:
         code = CLD.DUMPED if status & 0x80 else CLD.KILLED
-        return ChildState(code, pid, fields[5], status & 0x7F)
-    return ChildState(CLD.EXITED, pid, fields[5], (status >> 8) & 0xFF)
+        return ChildState(code, pid, uid, status & 0x7F)
+    return ChildState(CLD.EXITED, pid, uid, (status >> 8) & 0xFF)
 
 
 def _address_of(buffer: bytearray) -> int:
@@ -194,7 +195,7 @@ class AsyncChildProcess:
         assert local is not None
         delay = 0.001
         while True:
-            state = _exit_status(local.number)
+            state = _exit_status(local.number, self.pid)
             if state is not None:
                 return state
             # Exit is an edge of the pidfd, but being reaped need not be:
