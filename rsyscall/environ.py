@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,9 @@ class Environment(Mapping[str, str]):
     _owned: bool
 
     def __init__(self, thread: Thread, variables: Mapping[str, str]) -> None:
-        self._thread = thread
+        # Weak: the thread holds its environment, and a cycle would leave
+        # both (and the thread's fds) to the cyclic garbage collector.
+        self._thread_ref = weakref.ref(thread)
         if isinstance(variables, Environment):
             # A child's environment starts as its parent's: share the dict
             # (and its encoding) until either side changes it.
@@ -96,9 +99,17 @@ class Environment(Mapping[str, str]):
             return Command(candidate, [name])
         raise FileNotFoundError(errno.ENOENT, f"executable not found on PATH: {name}")
 
+    @property
+    def _thread(self) -> Thread:
+        thread = self._thread_ref()
+        if thread is None:
+            raise RuntimeError("the environment's thread is gone")
+        return thread
+
     async def _accessible(self, path: str, mode: OK) -> bool:
+        thread = self._thread
         try:
-            await self._thread.task.faccessat(None, await self._thread.ptr(path), mode)
+            await thread.task.faccessat(None, await thread.ptr(path), mode)
         except OSError:
             return False
         return True

@@ -35,6 +35,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -121,7 +122,10 @@ class Epoller:
         epfd: FileDescriptor,
         wait_for_events: Callable[[Epoller], Awaitable[None]],
     ) -> None:
-        self.thread = thread
+        # Weak: a thread holds its epoller, and a cycle would leave both
+        # (and their fds) to the cyclic garbage collector.
+        self._thread = weakref.ref(thread)
+        self.task = thread.task
         self.epfd = epfd
         self._wait_for_events = wait_for_events
         self._statuses: dict[int, _Status] = {}
@@ -134,6 +138,14 @@ class Epoller:
         self.interrupt: Callable[[], None] = _no_interrupt
         self._buffer: Allocation | None = None
 
+    @property
+    def thread(self) -> Thread:
+        """The thread this epoller belongs to."""
+        thread = self._thread()
+        if thread is None:
+            raise RuntimeError("the epoller's thread is gone")
+        return thread
+
     async def register(
         self, fd: FileDescriptor, callback: Callable[[], None] | None = None,
         events: EPOLL = _REGISTER,
@@ -143,7 +155,7 @@ class Epoller:
         ident = next(self._ids)
         status = _Status(callback)
         self._statuses[ident] = status
-        task = self.thread.task
+        task = self.task
         try:
             if fd.task.fd_table is not task.fd_table:
                 raise ValueError("fd belongs to a different fd table than this epoller")
@@ -168,7 +180,7 @@ class Epoller:
     async def event_buffer(self) -> Allocation:
         """The memory epoll_wait fills, allocated once."""
         if self._buffer is None:
-            space = self.thread.task.space
+            space = self.task.space
             self._buffer = await space.allocator.allocate(_MAX_EVENTS * _EVENT_SIZE)
         return self._buffer
 
@@ -193,6 +205,14 @@ class Epoller:
         if status is self._driver_status:
             # The driver waits for events on this fd, which will never come.
             self.interrupt()
+
+    def poke(self, status: _Status) -> None:
+        """Count a read edge for `status` that epoll cannot report, and wake
+        its waiters (they retry their syscall)."""
+        status.reads += 1
+        for waiter in status.waiters:
+            if waiter.event is not None and waiter.ready():
+                waiter.event.set()
 
     async def wait(self, status: _Status, write: bool, seen: int) -> None:
         """Wait until `status` shows a new edge in the given direction since
@@ -237,7 +257,7 @@ class Epoller:
     async def collect(self, timeout: int) -> None:
         """Call epoll_wait with `timeout` and dispatch what it returns; with
         a zero timeout, repeat while the buffer comes back full."""
-        task = self.thread.task
+        task = self.task
         buffer = await self.event_buffer()
         # This runs on every wakeup, so it makes the syscall on a raw
         # buffer rather than through pointer objects.
@@ -301,6 +321,9 @@ class AsyncFileDescriptor:
         self._status = status
         self._scratch_alloc: Allocation | None = None
         self._local = isinstance(handle.task.sysif, LocalSyscall)
+        # However the handle gets closed, waiters wake (FDClosedWhileWaiting)
+        # and the fd leaves the epoll set before the close.
+        handle.on_close(_closing_callback(epoller, ident, handle.number))
 
     def __repr__(self) -> str:
         return f"AsyncFileDescriptor({self.handle!r})"
@@ -459,4 +482,21 @@ class AsyncFileDescriptor:
             return
         await self.epoller.unregister(self._ident, self.handle)
         await self.handle.close()
+
+
+def _closing_callback(epoller: Epoller, ident: int, number: int) -> Callable[[], None]:
+    """What closing an AsyncFileDescriptor's handle does first: wake the
+    waiters and take the fd out of the epoll set (unless `unregister`
+    already did), queued before the close itself."""
+    # Weak: the handle must not keep the epoller alive.
+    epoller_ref = weakref.ref(epoller)
+
+    def closing() -> None:
+        live = epoller_ref()
+        if live is None or ident not in live._statuses:
+            return
+        live.forget(ident)
+        live.task.sysif.syscall_later(_SYS_epoll_ctl, live.epfd.number, EPOLL_CTL.DEL, number, 0)
+
+    return closing
 

@@ -464,6 +464,16 @@ class FcntlFileDescriptor(BaseFileDescriptor):
             value = int_arg("arg", arg, _VALUE_RANGE)
             if kind == _NONE and value != 0:
                 raise ValueError(f"{command!r} takes no argument")
+            if command == F.GETOWN:
+                # A process group owner comes back as -pgid, which for a
+                # pgid below 4096 looks like an error: ask F_GETOWN_EX and
+                # answer as F_GETOWN would (what glibc does too).
+                out = await task.space.stage(bytes(FOwnerEx.sizeof()))
+                await task.sysif.syscall(_SYS_fcntl, number, F.GETOWN_EX, out.address)
+                owner = FOwnerEx.from_bytes(
+                    await task.space.transport.read(out.address, FOwnerEx.sizeof())
+                )
+                return -owner.pid if owner.type == F_OWNER.PGRP else owner.pid
             result = await task.sysif.syscall(_SYS_fcntl, number, command, value)
             cls = _RESULT.get(command)
             return result if cls is None else cls(result)

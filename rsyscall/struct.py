@@ -37,6 +37,7 @@ __all__ = [
     "BytesSerializer",
     "FixedSize",
     "HasSerializer",
+    "Immutable",
     "Int32",
     "Int64",
     "Layout",
@@ -114,6 +115,19 @@ def check_fields(obj: object, fields: Sequence[tuple[str, str]]) -> None:
     owner = type(obj).__name__
     for name, code in fields:
         int_arg(f"{owner}.{name}", getattr(obj, name), _CODE_LIMITS[code])
+class Immutable:
+    """A value whose attributes are set once, in its constructor (with
+    `object.__setattr__`), and never again.  The library reads some values
+    of `WrittenPointer`s (an IovecList's buffers, a msghdr's parts) instead
+    of the memory they were written to; immutability keeps the two equal."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; make a new one")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
 
 
 class Serializer(Generic[T], abc.ABC):

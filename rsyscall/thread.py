@@ -15,7 +15,10 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from rsyscall.base import BaseFileDescriptor, FDTable
+import anyio
+
+from rsyscall._native import _raw
+from rsyscall.base import BaseFileDescriptor
 from rsyscall.blockingio import read_to_eof as _local_read_to_eof
 from rsyscall.blockingio import write_file as _local_write_file
 from rsyscall.command import Command
@@ -29,6 +32,7 @@ from rsyscall.monitor import AsyncChildProcess
 from rsyscall.near.interface import SyscallHangup
 from rsyscall.near.sysnum import SYS
 from rsyscall.sched import CLONE
+from rsyscall.signal import SIG
 from rsyscall.struct import (
     BytesSerializer,
     CInt,
@@ -55,10 +59,15 @@ from rsyscall.sys.wait import ChildState, P, W
 from rsyscall.tasks.clone import (
     CHILD_MAIN,
     CHILD_STACK_SIZE,
+    EXEC_WORD_OFFSET,
+    SIGINFO_SIZE,
     USER_FLAGS,
-    ExecWatcher,
+    RunningMemory,
+    ServerInterrupter,
+    allocate_stack,
     clone_process,
     spawn_futex_waiter,
+    sweep,
 )
 from rsyscall.tasks.connection import EXEC_OR_EXIT, ConnectionSyscall, wait_remote
 from rsyscall.tasks.local import LocalSyscall, local_fd_table
@@ -74,6 +83,13 @@ _SYS_exit = int(SYS.exit)
 _SYS_waitid = int(SYS.waitid)
 _SYS_write = int(SYS.write)
 _SYS_getpid = int(SYS.getpid)
+_SYS_close_range = int(SYS.close_range)
+_SYS_set_tid_address = int(SYS.set_tid_address)
+_SYS_rt_sigaction = int(SYS.rt_sigaction)
+_SYS_pidfd_send_signal = int(SYS.pidfd_send_signal)
+_FD_MAX = (1 << 32) - 1  # close_range takes unsigned ints
+_ONE = struct.pack("<i", 1)
+_SIGACTION_SIZE = 32  # the kernel's struct sigaction: all zero is SIG_DFL
 
 T = TypeVar("T")
 StrPath = str | os.PathLike[str]
@@ -164,6 +180,8 @@ class Thread:
         data = serializer.to_bytes(value)
         alloc = await self._allocate(len(data))
         await self.task.space.transport.write(alloc.address, data)
+        if serializer is _BYTES:
+            value = data  # bytes, never a bytearray that could change later
         return WrittenPointer(self.task, serializer, kind, alloc, value)
 
     @overload
@@ -314,6 +332,12 @@ class Thread:
         NEWUSER the child's uid and gid maps are written so that it keeps
         our ids (only those are mapped, and setgroups is denied).
 
+        A child that gets a copy of the fd table keeps only the copies of
+        fds this thread has handles for (the rest it closes at once), and
+        closes each of those as soon as this thread's last handle for it
+        goes away, unless `inherit_fd` claimed it first: so a child never
+        keeps a pipe open behind everyone's back.
+
         Sharing memory means sharing what belongs to the address space:
         prctl options such as PR_SET_DUMPABLE or PR_SET_MM, and mmap and
         munmap, act on ours too.  Exec gives the child memory of its own."""
@@ -325,58 +349,67 @@ class Thread:
                 f"{CLONE(flags & ~USER_FLAGS)!r} are managed by the library, not passed to clone"
             )
         local = self.local
+        # Memory of children that have exited since the last clone goes now.
+        sweep()
         # Both ends non-blocking: ours for the epoller; the child's main
         # makes its end blocking again (rsys_child_main).
         connection = await local.socketpair(AF.UNIX, SOCK.STREAM | SOCK.NONBLOCK)
+        local_table = local.task.fd_table
+        local_table.mark_private(connection.first.number)
+        local_table.mark_private(connection.second.number)
         request_fd = await self._fd_from_local(connection.second)
+        table = self.task.fd_table
+        table.mark_private(request_fd.number)
         space = self.task.space
-        # The word CLONE_CHILD_CLEARTID clears at exec or exit (nonzero till
-        # then), and the stack of the exec watcher that sleeps on it.  An
-        # init of a new pid namespace cannot start a sibling, so its exec is
-        # watched from here instead (see ChildThread.exec).
-        ctid, watcher_stack, watcher_args = await ExecWatcher.prepare(space, request_fd.number)
-        if flags & CLONE.NEWPID:
-            watcher_args = [0, 0, 0]
-        # rsys_child_main(infd, outfd, watcher..., the pid the child will see
-        # as its parent's: 0 from a new pid namespace, the parent is outside).
-        main_args = [
-            request_fd.number, request_fd.number, *watcher_args,
-            0 if flags & CLONE.NEWPID else self.task.pid,
-        ]
-        pid, pidfd_number, stack = await clone_process(
-            self, flags, CHILD_MAIN, main_args, CHILD_STACK_SIZE, ctid.address
+        new_pid_namespace = bool(flags & CLONE.NEWPID)
+        # rsys_child_main(fd, state, the pid the child will see as its
+        # parent's: 0 from a new pid namespace, where the parent is outside).
+        parent_pid = 0 if new_pid_namespace else self.task.pid
+        request_number = request_fd.number
+        stack, sp = await allocate_stack(
+            space, CHILD_STACK_SIZE, CHILD_MAIN, lambda base: [request_number, base, parent_pid]
         )
+        pid, pidfd_number = await clone_process(self, flags, stack, sp)
         pidfd = self.task.make_fd(pidfd_number)
-        watcher = (
-            None if flags & CLONE.NEWPID else ExecWatcher(self.task.sysif, ctid, watcher_stack)
-        )
-        # The stack and the cleared word must outlive the child: they go
-        # with its process handle, released when it is reaped (and with
-        # them the watcher's record, which reaps it if nothing did).
-        process = ChildProcess(self.task, pid, pidfd, keep=(stack, ctid, watcher))
+        table.mark_private(pidfd_number)
+        if self is local:
+            local_pidfd = pidfd
+        else:
+            local_pidfd = await self._fd_to_local(pidfd)
+            local_table.mark_private(local_pidfd.number)
+        memory = RunningMemory(local_pidfd, stack)
+        process = ChildProcess(self.task, pid, pidfd, local_pidfd, memory)
         sysif = ConnectionSyscall(await local.make_afd(connection.first), f"pid {pid}")
-        table = (
-            self.task.fd_table if flags & CLONE.FILES
-            else FDTable(f"pid {pid}", sysif.close_later)
-        )
-        task = Task(sysif, space, table, 1 if flags & CLONE.NEWPID else pid)
+        info = await local.task.space.allocator.allocate(SIGINFO_SIZE)
+        sysif.interrupter = ServerInterrupter(stack, local_pidfd, info)
+        keep: list[int] | None = None
+        if flags & CLONE.FILES:
+            child_table = table
+            table.add_closer(sysif.close_later)
+        else:
+            child_table, keep = table.copy_for_child(
+                f"pid {pid}", sysif.close_later, request_fd.number
+            )
+        task = Task(sysif, space, child_table, 1 if new_pid_namespace else pid)
+        if keep is not None:
+            # What the child got but no handle of ours names (the Python
+            # process's own fds, the library's machinery): close it there
+            # before anything else runs.
+            for low, high in _gaps(keep):
+                sysif.submit_discard(_SYS_close_range, low, high, 0)
         child = ChildThread(
             task, self.environ, task.make_fd(0), task.make_fd(1), task.make_fd(2),
             local=local, parent=self, process=AsyncChildProcess(process, self),
-            request_fd=task.make_fd(request_fd.number), pidfd=pidfd, ctid=ctid,
-            watcher=watcher,
+            request_fd=task.make_fd(request_fd.number),
         )
-        # Our copy of the child's end goes now (unless the table is shared).
+        child_table.mark_private(request_fd.number)
+        # Our copies of the child's end go now (unless the table is shared,
+        # where the child's is the same fd).
         del request_fd, connection
-        if watcher is not None:
-            # Its marker hangs up the connection when the child exits or
-            # execs; then it is reaped at once.
-            sysif.on_hangup(_reap_on_marker(watcher))
-        else:
-            # No watcher: watch the child's pidfd in the local epoller, to
-            # hang up the connection when the child dies.
-            watch_fd = await pidfd.dup() if self is local else await child._local_pidfd()
-            await child._watch(watch_fd, "the process exited")
+        # The process watch: when it exits, the connection hangs up (if EOF
+        # has not said so already) and its memory is released.
+        await child.process.watch()
+        child.process.on_exit(_hangup_later(sysif, "the process exited"))
         if flags & CLONE.NEWUSER:
             await self._write_id_maps(f"/proc/{pid}", await self.task.geteuid(),
                                       await self.task.getegid())
@@ -419,9 +452,15 @@ class Thread:
 
     async def run(self, command: Command, check: bool = True) -> ChildState:
         """Clone, exec `command`, wait for it; its state.  With `check`,
-        raise CalledProcessError unless it exited 0."""
+        raise CalledProcessError unless it exited 0.  Cancelled, the child
+        is killed and reaped before the cancellation goes on."""
         child = await self.clone()
-        process = await child.exec(command)
+        try:
+            process = await child.exec(command)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await child.process._kill_and_reap()
+            raise
         return await (process.check() if check else process.waitpid(W.EXITED))
 
     # fds move between the local thread and a child over the child's
@@ -454,30 +493,15 @@ class ChildThread(Thread):
         parent: Thread,
         process: AsyncChildProcess,
         request_fd: FileDescriptor,
-        pidfd: FileDescriptor,
-        ctid: Allocation,
-        watcher: ExecWatcher | None,
     ) -> None:
         super().__init__(task, environ, stdin, stdout, stderr, local)
         self.parent = parent
         self.process = process
         self._request_fd = request_fd
-        # Our pidfd for this child, in the parent thread's table, and a copy
-        # in the local thread's table if that is another (made when needed).
-        self._pidfd = pidfd
-        self._pidfd_here: FileDescriptor | None = pidfd if parent is local else None
         # Made when first needed: our end in the local thread, and the child's.
         self._transfer: tuple[FileDescriptor, FileDescriptor] | None = None
-        self._ctid = ctid
-        self._watcher = watcher
-        self._watches: list[tuple[Epoller, int, FileDescriptor]] = []
-        self._exec_helper: ChildProcess | None = None
 
     _wait_for_events = staticmethod(wait_remote)
-
-    def __del__(self) -> None:
-        for epoller, ident, _ in getattr(self, "_watches", ()):
-            epoller.forget(ident)
 
     @property
     def connection(self) -> ConnectionSyscall:
@@ -485,37 +509,20 @@ class ChildThread(Thread):
         assert isinstance(sysif, ConnectionSyscall)
         return sysif
 
-    def _hangup_callback(self, reason: str) -> Callable[[], None]:
-        # Weak: the epoller must not keep a dropped thread's connection alive.
-        connection = weakref.ref(self.connection)
-
-        def hangup() -> None:
-            live = connection()
-            if live is not None:
-                live.hangup(reason)
-
-        return hangup
-
-    async def _watch(
-        self, local_fd: FileDescriptor, reason: str, then: Callable[[], None] | None = None
-    ) -> None:
-        """Hang up the connection (and call `then`) when `local_fd`, a pidfd
-        in the local thread, shows its process exited."""
-        hangup = self._hangup_callback(reason)
-
-        def callback() -> None:
-            hangup()
-            if then is not None:
-                then()
-
-        epoller = await self.local.epoller()
-        self._watches.append((epoller, await epoller.watch(local_fd, callback), local_fd))
+    @property
+    def local_pidfd(self) -> FileDescriptor:
+        """A pidfd for this child in the local thread's fd table."""
+        pidfd = self.process.process.local_pidfd
+        if pidfd is None:
+            raise SyscallHangup(f"{self.connection.name}: the process was reaped")
+        return pidfd
 
     async def epoller(self) -> Epoller:
         """This thread's epoll instance: epoll_wait blocks in the child, with
         the request fd registered so that a new syscall request wakes it."""
         if self._epoller is None:
             epfd = await self.task.epoll_create1()
+            self.task.fd_table.mark_private(epfd.number)
             event = await self.ptr(EpollEvent(EPOLL.IN, REQUEST_FD_ID))
             await epfd.epoll_ctl(EPOLL_CTL.ADD, self._request_fd, event)
             if self._epoller is None:
@@ -528,19 +535,39 @@ class ChildThread(Thread):
 
     def inherit_fd(self, fd: FileDescriptor) -> FileDescriptor:
         """Our handle for the copy of the parent's `fd` that this child got
-        at clone time (or, with CLONE.FILES, for the same fd).  Only fds
-        that were open in the parent when it cloned us exist here."""
+        at clone time (or, with CLONE.FILES, for the same fd).
+
+        Only fds the parent had handles for when it cloned us, and still
+        has, exist here: anything else (an fd opened after the clone, or
+        one whose copy was closed here when the parent let it go) is a
+        ValueError.  Claiming the same fd twice gives handles that share
+        ownership of the child's copy, as any two handles for one fd do."""
         if not isinstance(fd, BaseFileDescriptor):
             raise TypeError(f"inherit_fd needs a FileDescriptor, not {type(fd).__name__}")
-        if fd.task.fd_table is not self.parent.task.fd_table:
+        parent_table = self.parent.task.fd_table
+        if fd.task.fd_table is not parent_table:
             raise ValueError("inherit_fd takes an fd of this child's parent thread")
-        return self.task.make_fd(fd.number)
+        number = fd.number
+        table = self.task.fd_table
+        if table is not parent_table and not table.inherits(number):
+            raise ValueError(
+                f"fd {number} was not inherited by this child: it was opened after the "
+                "clone, or this child's copy was already closed"
+            )
+        return self.task.make_fd(number)
 
     async def exec(self, command: Command) -> AsyncChildProcess:
         """execve(2) `command` in this child; returns its AsyncChildProcess
         (the same as `self.process`).  A failed exec raises OSError and
         leaves the child usable; after a successful one, this thread's
-        syscalls fail with SyscallHangup."""
+        syscalls fail with SyscallHangup.
+
+        As with subprocess's defaults (close_fds, restore_signals), the
+        program gets only the fds this child has handles for (the rest are
+        closed first; close-on-exec closes the library's own), and SIGPIPE
+        and SIGXFSZ, which Python ignores, are back to their default.  With
+        CLONE.FILES, the fd table is shared with the parent, and exec can
+        only close its close-on-exec fds."""
         if not isinstance(command, Command):
             raise TypeError(f"exec needs a Command, not {type(command).__name__}")
         strings = [os.fsencode(command.executable_path)]
@@ -553,81 +580,170 @@ class ChildThread(Thread):
         for string in strings:
             if b"\0" in string:
                 raise ValueError(f"embedded null byte in {string!r}")
+        space = self.task.space
         memory, path, argv, envp = await _stage_exec_arguments(
-            self.task.space, strings, len(command.arguments)
+            space, strings, len(command.arguments)
         )
         connection = self.connection
-        watcher = self._watcher
-        # The child starts its watcher before it serves; an answer to this
-        # tells us it has (and whether that worked) before we rely on it.
-        started = (
-            connection.start(_SYS_getpid) if watcher is not None and watcher.pid() == 0 else None
-        )
+        table = self.task.fd_table
+        shared = table.sharers() > 1 or table is self.local.task.fd_table
+        helper: _ExecWatch | None = None
+        if shared:
+            # Exec gives the child a copy of the table and closes its
+            # close-on-exec fds there, but our connection's other copy stays
+            # in the shared table: no EOF will come.  The kernel zeroes the
+            # word set_tid_address names when the child leaves our memory
+            # instead, and a helper that sleeps on it says so by exiting.
+            word_address = self._stack_address() + EXEC_WORD_OFFSET
+            await space.transport.write(word_address, _ONE)
+            connection.submit_discard(_SYS_set_tid_address, word_address)
+        else:
+            for low, high in _gaps([*table.numbers(), self._request_fd.number]):
+                connection.submit_discard(_SYS_close_range, low, high, 0)
+        default = await space.stage(bytes(_SIGACTION_SIZE))
+        for sig in (SIG.PIPE, SIG.XFSZ):
+            connection.submit_discard(_SYS_rt_sigaction, sig, default.address, 0, 8)
         request = connection.start(_SYS_execve, path, argv, envp)
-        if started is not None:
-            await connection.finish(started)
-        if (watcher is None or watcher.pid() < 0) and self._exec_helper is None:
-            # Made while the child execs.  It cannot miss the exec: it only
-            # sleeps while the word is still nonzero.
-            helper = await spawn_futex_waiter(self.local, self._ctid.address)
-            self._exec_helper = helper
-            assert helper.pidfd is not None
-            local_sysif = self.local.task.sysif
-
-            def reap_helper() -> None:
-                # It has exited; reap it now rather than when we are dropped.
-                if not helper.reaped:
-                    helper.reaped = True
-                    local_sysif.syscall_later(_SYS_waitid, P.PID, helper.pid, 0, W.EXITED, 0)
-                    helper.keep = None
-
-            await self._watch(helper.pidfd, "the process called exec", reap_helper)
+        if shared:
+            helper = await self._watch_exec(word_address)
         try:
             await connection.finish(request)
         except SyscallHangup:
+            if connection.hung_up not in (EXEC_OR_EXIT, "the process closed the connection",
+                                           "the process exited"):
+                raise
             del memory
             self.process.command = command
             return self.process
+        finally:
+            if helper is not None and connection.hung_up is None:
+                # The exec failed: the helper still sleeps.
+                helper.kill()
         raise AssertionError("execve returned without failing")
 
+    def _stack_address(self) -> int:
+        interrupter = self.connection.interrupter
+        assert isinstance(interrupter, ServerInterrupter)
+        return interrupter.state
+
+    async def _watch_exec(self, word: int) -> _ExecWatch:
+        """Start the helper that exits when `word` is zeroed; it hangs up the
+        connection when it does."""
+        local = self.local
+        pid, pidfd, stack = await spawn_futex_waiter(local, word)
+        local.task.fd_table.mark_private(pidfd.number)
+        interrupter = self.connection.interrupter
+        assert isinstance(interrupter, ServerInterrupter)
+        watch = _ExecWatch(self.connection, pid, pidfd, (stack, interrupter.memory), word)
+        epoller = await local.epoller()
+        watch.registration = (epoller, await epoller.watch(pidfd, watch.exited))
+        return watch
+
     async def exit(self, status: CInt = 0) -> ChildState:
-        """exit(2) this child with `status`; wait for it and return its state."""
+        """exit(2) this child with `status`; wait for it and return its state.
+        Afterwards nothing of it remains: no process, no zombie, no fd."""
         if not isinstance(status, int):
             raise TypeError(f"status must be an int, not {type(status).__name__}")
         self.task.sysif.syscall_later(_SYS_exit, status)
-        return await self.process.waitpid(W.EXITED)
-
-    async def _local_pidfd(self) -> FileDescriptor:
-        """A pidfd for this child in the local thread's table."""
-        if self._pidfd_here is None:
-            parent = self.parent
-            assert isinstance(parent, ChildThread)
-            self._pidfd_here = await parent._fd_to_local(self._pidfd)
-        return self._pidfd_here
+        state = await self.process.waitpid(W.EXITED)
+        self.connection.hangup("the process exited")
+        return state
 
     async def _fd_to_local(self, fd: FileDescriptor) -> FileDescriptor:
         # We may take fds from our descendants (pidfd_getfd's ptrace check).
-        return await (await self._local_pidfd()).pidfd_getfd(fd.number)
+        return await self.local_pidfd.pidfd_getfd(fd.number)
 
     async def _fd_from_local(self, fd: FileDescriptor) -> FileDescriptor:
         # The other way needs a socket: made in the child, our end taken
         # with pidfd_getfd, and kept for next time.
         if self._transfer is None:
             pair = await self.socketpair(AF.UNIX, SOCK.STREAM)
-            self._transfer = (await self._fd_to_local(pair.first), pair.second)
+            self.task.fd_table.mark_private(pair.first.number)
+            self.task.fd_table.mark_private(pair.second.number)
+            local_end = await self._fd_to_local(pair.first)
+            self.local.task.fd_table.mark_private(local_end.number)
+            self._transfer = (local_end, pair.second)
+            # Our end goes with the process.
+            self.process.on_exit(local_end.drop)
         local_end, child_end = self._transfer
         await _send_fd(self.local, local_end, fd)
         return await _receive_fd(self, child_end)
 
 
-def _reap_on_marker(watcher: ExecWatcher) -> Callable[[str], None]:
-    def reap(reason: str) -> None:
-        # After the marker the watcher is exiting; otherwise it may still be
-        # asleep on the word, and it is left to its record's finalizer.
-        if reason == EXEC_OR_EXIT:
-            watcher.reap()
+def _gaps(keep: list[int]) -> list[tuple[int, int]]:
+    """The ranges of fd numbers (first, last) that are not in `keep`."""
+    gaps = []
+    low = 0
+    for number in sorted(set(keep)):
+        if number > low:
+            gaps.append((low, number - 1))
+        low = number + 1
+    gaps.append((low, _FD_MAX))
+    return gaps
 
-    return reap
+
+def _hangup_later(sysif: ConnectionSyscall, reason: str) -> Callable[[], None]:
+    # Weak: the epoller must not keep a dropped thread's connection alive.
+    connection = weakref.ref(sysif)
+
+    def hangup() -> None:
+        live = connection()
+        if live is not None:
+            live.hangup(reason)
+
+    return hangup
+
+
+class _ExecWatch:
+    """The helper of one exec in a shared fd table (see ChildThread.exec): a
+    child of the local process sleeping on the word the kernel zeroes at
+    exec.  Its exit hangs up the connection (as exec'd if the word is
+    zero, as a failure of the watch otherwise), and it is reaped at once."""
+
+    def __init__(
+        self, connection: ConnectionSyscall, pid: int, pidfd: FileDescriptor,
+        memory: tuple[Allocation, Allocation], word: int,
+    ) -> None:
+        self.connection = weakref.ref(connection)
+        self.pid = pid
+        self.pidfd = pidfd
+        # Its stack, which it runs on until it is reaped, and the child's
+        # block, which holds the word it reads.
+        self.stack: tuple[Allocation, Allocation] | None = memory
+        self.word = word
+        self.registration: tuple[Epoller, int] | None = None
+        self.disarmed = False
+
+    def exited(self) -> None:
+        if self.stack is None:
+            return
+        # Our own child, exited: reaping takes no waiting.
+        try:
+            _raw.syscall(_SYS_waitid, P.PID, self.pid, 0, W.EXITED | W.NOHANG, 0)
+        except OSError:
+            pass
+        live = None if self.disarmed else self.connection()
+        if live is not None:
+            if _raw.read_memory(self.word, 4) == bytes(4):
+                live.hangup(EXEC_OR_EXIT)
+            else:
+                live.hangup("the exec watch helper died")
+        self.stack = None
+        if self.registration is not None:
+            epoller, ident = self.registration
+            epoller.forget(ident)
+        self.pidfd.drop()
+
+    def kill(self) -> None:
+        """The exec failed: stop the helper (its exit is reaped as usual)."""
+        if self.pidfd.closed:
+            return
+        try:
+            _raw.syscall(_SYS_pidfd_send_signal, self.pidfd.number, SIG.KILL, 0, 0)
+        except OSError:
+            pass
+        # It must not hang up the connection of a child that lives on.
+        self.disarmed = True
 
 
 async def _send_fd(thread: Thread, sock: FileDescriptor, fd: FileDescriptor) -> None:

@@ -86,11 +86,26 @@ class _ArgListSerializer(Serializer["ArgList"]):
         raise TypeError("an ArgList cannot be read back from memory; use the pointer's .value")
 
 
-class ArgList(list["PathPointer"], HasSerializer):
+class ArgList(tuple["PathPointer", ...], HasSerializer):
     """A NULL-terminated array of C strings: execve(2)'s argv and envp.
 
     `thread.ptr(ArgList([await thread.ptr("ls"), await thread.ptr("-l")]))`;
-    the list keeps the strings alive as long as the array pointer lives."""
+    the tuple keeps the strings alive as long as the array pointer lives,
+    and is immutable, so it stays what was written."""
+
+    __slots__ = ()
+
+    def __new__(cls, strings: Iterable[PathPointer] = ()) -> Self:
+        self = super().__new__(cls, strings)
+        for string in self:
+            if not isinstance(string, WrittenPointer):
+                raise TypeError(
+                    f"an ArgList holds written pointers to strings, not {type(string).__name__}"
+                )
+        return self
+
+    def __repr__(self) -> str:
+        return f"ArgList({list(self)!r})"
 
     @classmethod
     def get_serializer(cls, task: BaseTask) -> Serializer[ArgList]:
@@ -484,7 +499,7 @@ class UnistdFileDescriptor(BaseFileDescriptor):
         handle can no longer be used."""
         number, last = self._release()
         if last:
-            await self.task.sysif.syscall(_SYS_close, number)
+            await self.task.sysif.syscall_to_completion(_SYS_close, number)
 
     async def read(self, buf: Pointer[T]) -> tuple[ReadablePointer[T], Pointer[T]]:
         """read(2) into `buf`; returns the part read into and the rest."""

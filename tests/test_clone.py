@@ -183,11 +183,11 @@ async def test_sigkill_fails_pending_and_queued_calls_fast() -> None:
 
 async def test_cancellation_at_random_points_keeps_connection_in_sync() -> None:
     thread = local_thread
+    fds_before = open_fds()
     child = await thread.clone()
     child_pid = child.process.pid
     await child.epoller()  # the child's epoll fd stays; count from after it
     child_fds_before = set(os.listdir(f"/proc/{child_pid}/fd"))
-    fds_before = open_fds()
     rng = random.Random(1234)
 
     async def work() -> None:
@@ -424,15 +424,21 @@ async def test_child_dies_with_its_parent_thread() -> None:
     assert dead()
 
 
-async def test_exec_watcher_is_started_by_the_child() -> None:
-    """The child starts its exec watcher, a sibling we reap (white box:
-    without it, exec would fall back to a watcher we start ourselves)."""
+async def test_exec_is_seen_without_a_helper_unless_the_table_is_shared() -> None:
+    """White box: a child with its own fd table holds the only copy of its
+    connection's end, so exec closes it and no helper process is needed;
+    one that shares our table needs a futex helper, reaped at once."""
+    ours_before = set(children_of(os.getpid()))
     child = await local_thread.clone()
-    await child.task.getpid()  # the child serves only after starting it
-    watcher = child._watcher
-    assert watcher is not None and watcher.pid() > 0
-    assert watcher.pid() in children_of(os.getpid())
-    process = await child.exec(await local_thread.environ.which("true"))
+    assert set(children_of(os.getpid())) - ours_before == {child.process.pid}
+    process = await child.exec(local_thread.environ.sh.args("-c", "sleep 0.2"))
+    assert set(children_of(os.getpid())) - ours_before == {child.process.pid}
     await process.check()
-    assert watcher.reaped
-    assert watcher.pid() not in children_of(os.getpid())
+    assert set(children_of(os.getpid())) == ours_before
+
+    shared = await local_thread.clone(CLONE.FILES)
+    process = await shared.exec(local_thread.environ.sh.args("-c", "sleep 0.2"))
+    # The helper saw the exec and was reaped; only the program is left.
+    assert set(children_of(os.getpid())) - ours_before == {shared.process.pid}
+    await process.check()
+    assert set(children_of(os.getpid())) == ours_before

@@ -701,7 +701,7 @@ async def test_cmsg_generic_and_serializer() -> None:
     data = serializer.to_bytes(CmsgList([generic]))
     assert len(data) == 24  # header 16, data 3 padded to 8
     assert struct.unpack_from("<Qii", data) == (19, 1234, 5)
-    assert serializer.from_bytes(data) == [generic]
+    assert serializer.from_bytes(data) == (generic,)
     with pytest.raises(TypeError):
         serializer.to_bytes([generic])  # type: ignore[arg-type]
     with pytest.raises(TypeError):

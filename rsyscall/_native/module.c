@@ -7,9 +7,23 @@
  * the cost of a Python coroutine. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <signal.h>
+#include <stddef.h>
 #include <string.h>
+#include <ucontext.h>
 
 #include "rsys.h"
+
+/* The interrupt handler (server.c) has no libc headers; check the offsets
+ * it uses against them here. */
+_Static_assert(offsetof(ucontext_t, uc_mcontext.gregs) == RSYS_UC_GREGS_OFFSET,
+               "ucontext_t gregs offset");
+_Static_assert(REG_R12 == RSYS_REG_R12 && REG_RBX == RSYS_REG_RBX &&
+               REG_RAX == RSYS_REG_RAX && REG_RIP == RSYS_REG_RIP,
+               "gregs indexes");
+_Static_assert(offsetof(siginfo_t, si_code) == RSYS_SI_CODE_OFFSET, "si_code offset");
+_Static_assert(offsetof(siginfo_t, si_value) == RSYS_SI_VALUE_OFFSET, "si_value offset");
+_Static_assert(SI_QUEUE == RSYS_SI_QUEUE && SIGURG == RSYS_INTERRUPT_SIGNAL, "signal constants");
 
 /* Convert a Python int (or int-like enum) to a register value.  Values from
  * -2**63 to 2**64-1 are accepted: registers carry both signed and unsigned
@@ -319,6 +333,10 @@ struct fwd_sigaction {
  * the handler went in, and whether it is in.  Written by Python (under the
  * GIL) only; the handler only reads them. */
 static volatile long fwd_target[FWD_NSIG];
+/* An eventfd written after each forward (or -1): the reader's event loop
+ * may wait in another OS thread (trio's guest mode does), whose epoll does
+ * not see signals pending for the reader alone. */
+static volatile int fwd_wake_fd = -1;
 static struct fwd_sigaction fwd_saved[FWD_NSIG];
 static int fwd_installed[FWD_NSIG];
 
@@ -352,6 +370,15 @@ static int fwd_is_fault(int sig)
            sig == SIGSEGV || sig == SIGSYS;
 }
 
+static void fwd_wake(void)
+{
+    int fd = fwd_wake_fd;
+    if (fd >= 0) {
+        uint64_t one = 1;
+        fwd_sys4(SYS_write, fd, (long)&one, sizeof(one), 0);
+    }
+}
+
 static void fwd_handler(int sig, siginfo_t *info, void *context)
 {
     long pid = fwd_sys4(SYS_getpid, 0, 0, 0, 0);
@@ -375,6 +402,7 @@ static void fwd_handler(int sig, siginfo_t *info, void *context)
         ucontext_t *uc = context;
         uc->uc_sigmask.__val[0] |= 1UL << (sig - 1);
         fwd_sys4(SYS_rt_tgsigqueueinfo, pid, self, sig, (long)info);
+        fwd_wake();
         return;
     }
     if (target == 0) {
@@ -389,8 +417,10 @@ static void fwd_handler(int sig, siginfo_t *info, void *context)
      * codes become SI_QUEUE, the rest of the siginfo as it was. */
     if (copy.si_code >= 0 || copy.si_code == SI_TKILL)
         copy.si_code = SI_QUEUE;
-    if (fwd_sys4(SYS_rt_tgsigqueueinfo, pid, target, sig, (long)&copy) ==
-        -FWD_ESRCH) {
+    long sent = fwd_sys4(SYS_rt_tgsigqueueinfo, pid, target, sig, (long)&copy);
+    if (sent == 0)
+        fwd_wake();
+    if (sent == -FWD_ESRCH) {
         /* No reader thread in this process: it exited, or this is a
          * fork(2)ed child.  The action from before applies. */
         fwd_sigaction(sig, &fwd_saved[sig], NULL);
@@ -486,12 +516,60 @@ static PyObject *raw_unforward_signal(PyObject *self, PyObject *arg)
     return PyBool_FromLong(restored);
 }
 
+static PyObject *raw_set_forward_wakeup(PyObject *self, PyObject *arg)
+{
+    long fd = PyLong_AsLong(arg);
+    if (fd == -1 && PyErr_Occurred())
+        return NULL;
+    if (fd < -1 || fd > 0x7fffffff) {
+        PyErr_Format(PyExc_ValueError, "not an fd: %ld", fd);
+        return NULL;
+    }
+    fwd_wake_fd = (int)fd;
+    Py_RETURN_NONE;
+}
+
 static PyObject *raw_forwarding_thread(PyObject *self, PyObject *arg)
 {
     int sig;
     if (fwd_signal_arg(arg, &sig) < 0)
         return NULL;
     return PyLong_FromLong(fwd_installed[sig] ? (long)fwd_target[sig] : 0);
+}
+
+/* ---- the state of a server in our address space (a CLONE_VM child) ---- */
+
+static int to_state(PyObject *obj, struct rsys_server_state **out)
+{
+    char *addr;
+    if (to_address(obj, &addr) < 0)
+        return -1;
+    *out = (struct rsys_server_state *)addr;
+    return 0;
+}
+
+static PyObject *raw_request_skip(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    struct rsys_server_state *state;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "request_skip(state_address, seq)");
+        return NULL;
+    }
+    if (to_state(args[0], &state) < 0)
+        return NULL;
+    unsigned long long seq = PyLong_AsUnsignedLongLong(args[1]);
+    if (seq == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    return PyBool_FromLong(rsys_request_skip(state, seq));
+}
+
+static PyObject *raw_server_current(PyObject *self, PyObject *arg)
+{
+    struct rsys_server_state *state;
+    if (to_state(arg, &state) < 0)
+        return NULL;
+    uint64_t current = state->current;
+    return PyLong_FromUnsignedLongLong(current);
 }
 
 static PyMethodDef raw_methods[] = {
@@ -523,6 +601,14 @@ static PyMethodDef raw_methods[] = {
     {"forwarding_thread", (PyCFunction)raw_forwarding_thread, METH_O,
      "forwarding_thread(signo) -> int\n\n"
      "The tid signo is forwarded to, or 0."},
+    {"set_forward_wakeup", (PyCFunction)raw_set_forward_wakeup, METH_O,
+     "set_forward_wakeup(fd) -> None: an eventfd written after each forward (-1: none)."},
+    {"request_skip", (PyCFunction)(void (*)(void))raw_request_skip, METH_FASTCALL,
+     "request_skip(state_address, seq) -> bool\n\n"
+     "Ask the server whose state is at state_address to skip request seq;\n"
+     "True if it certainly will (it had not started it)."},
+    {"server_current", (PyCFunction)raw_server_current, METH_O,
+     "server_current(state_address) -> int: the request it runs or last ran."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -546,11 +632,11 @@ PyMODINIT_FUNC PyInit__raw(void)
                                 (long)&rsys_server) < 0 ||
         PyModule_AddIntConstant(module, "CHILD_MAIN_FUNCTION",
                                 (long)&rsys_child_main) < 0 ||
-        PyModule_AddIntConstant(module, "EXEC_WATCHER_FUNCTION",
-                                (long)&rsys_exec_watcher) < 0 ||
-        PyModule_AddIntConstant(module, "EXEC_MARKER", RSYS_EXEC_MARKER) < 0 ||
         PyModule_AddIntConstant(module, "FUTEX_WAITER_FUNCTION",
                                 (long)&rsys_futex_waiter) < 0 ||
+        PyModule_AddIntConstant(module, "SERVER_STATE_SIZE",
+                                sizeof(struct rsys_server_state)) < 0 ||
+        PyModule_AddIntConstant(module, "INTERRUPT_SIGNAL", RSYS_INTERRUPT_SIGNAL) < 0 ||
         PyModule_AddIntConstant(module, "STACK_WORDS", RSYS_STACK_WORDS) < 0 ||
         PyModule_AddIntConstant(module, "REQUEST_SIZE",
                                 sizeof(struct rsys_request)) < 0 ||

@@ -1,5 +1,5 @@
 /* The freestanding core: raw syscall entry with the clone trampoline, the
- * syscall-server loop, and the futex waiter.  See rsys.h.
+ * syscall-server loop, the interrupt handler.  See rsys.h.
  *
  * Nothing here may touch libc or Python: a child cloned with CLONE_VM runs
  * this code on a small stack of its own while sharing our memory, our TLS
@@ -8,7 +8,8 @@
 
 #define RSYS_NR_read 0
 #define RSYS_NR_write 1
-#define RSYS_NR_futex 202
+#define RSYS_NR_rt_sigaction 13
+#define RSYS_NR_rt_sigprocmask 14
 #define RSYS_NR_prctl 157
 #define RSYS_PR_SET_PDEATHSIG 1
 #define RSYS_SIGKILL 9
@@ -16,20 +17,30 @@
 #define RSYS_F_GETFL 3
 #define RSYS_F_SETFL 4
 #define RSYS_O_NONBLOCK 04000
-#define RSYS_NR_clone3 435
 #define RSYS_NR_getppid 110
-#define RSYS_CLONE_VM 0x100
-#define RSYS_CLONE_FILES 0x400
-#define RSYS_CLONE_PARENT 0x8000
-#define RSYS_CLONE_CLEAR_SIGHAND 0x100000000ULL
+#define RSYS_SIG_UNBLOCK 1
+#define RSYS_SA_SIGINFO 0x4
+#define RSYS_SA_RESTORER 0x04000000
 #define RSYS_EINTR 4
+#define RSYS_NR_futex 202
 #define RSYS_FUTEX_WAIT 0
+
+/* Labels in the assembly below, used by the interrupt handler. */
+extern char rsys_server_call_end[] __attribute__((visibility("hidden")));
+long rsys_server_call(struct rsys_request *request, uint64_t seq)
+    __attribute__((visibility("hidden")));
 
 /* rsys_syscall(a1, a2, a3, a4, a5, a6, number): the System V ABI puts the
  * first six arguments in rdi, rsi, rdx, rcx, r8, r9 and `number` on the stack;
  * the kernel wants the fourth argument in r10 and the number in rax.  rbx is
  * callee-saved, so it keeps the syscall number across the syscall instruction
- * where both parent and child can see it. */
+ * where both parent and child can see it.
+ *
+ * rsys_server_call(request, seq) is the server's own entry: the same, with
+ * the arguments loaded from a struct rsys_request and the request's number
+ * `seq` held in r12 across the syscall, so that the interrupt handler can
+ * tell which request a signal interrupted (rsys_server_call_end is the
+ * instruction after the syscall, where an interrupted syscall returns). */
 __asm__(
     ".text\n"
     ".globl rsys_syscall\n"
@@ -50,6 +61,36 @@ __asm__(
     "    ret\n"
     ".size rsys_syscall, .-rsys_syscall\n"
     "\n"
+    ".globl rsys_server_call\n"
+    ".hidden rsys_server_call\n"
+    ".globl rsys_server_call_end\n"
+    ".hidden rsys_server_call_end\n"
+    ".type rsys_server_call, @function\n"
+    "rsys_server_call:\n"
+    "    push %rbx\n"
+    "    push %r12\n"
+    "    mov %rsi, %r12\n"
+    "    mov 0(%rdi), %rax\n"
+    "    mov %rax, %rbx\n"
+    "    mov 16(%rdi), %rsi\n"
+    "    mov 24(%rdi), %rdx\n"
+    "    mov 32(%rdi), %r10\n"
+    "    mov 40(%rdi), %r8\n"
+    "    mov 48(%rdi), %r9\n"
+    "    mov 8(%rdi), %rdi\n"
+    "    syscall\n"
+    "rsys_server_call_end:\n"
+    "    test %rax, %rax\n"
+    "    jnz 2f\n"
+    "    cmp $56, %rbx\n"
+    "    je rsys_child_trampoline\n"
+    "    cmp $435, %rbx\n"
+    "    je rsys_child_trampoline\n"
+    "2:  pop %r12\n"
+    "    pop %rbx\n"
+    "    ret\n"
+    ".size rsys_server_call, .-rsys_server_call\n"
+    "\n"
     /* The new child: its stack holds the function and its six arguments. */
     ".type rsys_child_trampoline, @function\n"
     "rsys_child_trampoline:\n"
@@ -66,6 +107,14 @@ __asm__(
     "    syscall\n"
     "    hlt\n"
     ".size rsys_child_trampoline, .-rsys_child_trampoline\n"
+    "\n"
+    ".globl rsys_signal_restorer\n"
+    ".type rsys_signal_restorer, @function\n"
+    "rsys_signal_restorer:\n"
+    "    mov $15, %eax\n"       /* rt_sigreturn */
+    "    syscall\n"
+    "    hlt\n"
+    ".size rsys_signal_restorer, .-rsys_signal_restorer\n"
 );
 
 static long raw_read(long fd, void *buf, long count)
@@ -110,32 +159,90 @@ static int write_all(long fd, const char *buf, long count)
     return 0;
 }
 
-long rsys_server(long infd, long outfd)
+static int skipped(struct rsys_server_state *state, uint64_t seq)
+{
+    for (int i = 0; i < RSYS_SKIP_SLOTS; i++) {
+        if (state->skip[i] == seq)
+            return 1;
+    }
+    return 0;
+}
+
+long rsys_server(long infd, long outfd, struct rsys_server_state *state)
 {
     struct rsys_request request;
+    uint64_t seq = 0;
     for (;;) {
         if (read_exact(infd, (char *)&request, sizeof(request)))
             return 0;
+        seq++;
+        rsys_response response;
+        if (state) {
+            state->current = seq;
+            /* Pairs with the fence in rsys_request_skip: either we see its
+             * skip slot, or it sees this request has started. */
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            if (skipped(state, seq)) {
+                response = -RSYS_EINTR;
+                goto answer;
+            }
+        }
         /* Answer each request before reading the next: a later request may
          * block (epoll_wait), and the caller may be waiting on this answer
          * to decide what wakes it. */
-        rsys_response response = rsys_syscall(
-            request.args[0], request.args[1], request.args[2],
-            request.args[3], request.args[4], request.args[5],
-            request.number);
+        response = rsys_server_call(&request, seq);
+    answer:
         if (write_all(outfd, (const char *)&response, sizeof(response)))
             return 1;
     }
 }
 
-/* struct clone_args, as <linux/sched.h> has it (no libc headers here). */
-struct rsys_clone_args {
-    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
-        set_tid, set_tid_size, cgroup;
+int rsys_request_skip(struct rsys_server_state *state, uint64_t seq)
+{
+    uint64_t current = state->current;
+    if (current >= seq)
+        return 0;
+    for (int i = 0; i < RSYS_SKIP_SLOTS; i++) {
+        /* A slot naming a request that already started is free: the
+         * server has looked at it for the last time. */
+        if (state->skip[i] < current || state->skip[i] == 0) {
+            state->skip[i] = seq;
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            if (state->current < seq)
+                return 1;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+void rsys_interrupt_handler(long sig, void *info, void *context)
+{
+    uint64_t *gregs = (uint64_t *)((char *)context + RSYS_UC_GREGS_OFFSET);
+    if (gregs[RSYS_REG_RIP] != (uint64_t)rsys_server_call_end)
+        return; /* not in a request's syscall: nothing to interrupt */
+    if ((int64_t)gregs[RSYS_REG_RAX] != -RSYS_EINTR)
+        return; /* it completed, or the kernel restarts it anyway */
+    int32_t code = *(int32_t *)((char *)info + RSYS_SI_CODE_OFFSET);
+    uint64_t target = *(uint64_t *)((char *)info + RSYS_SI_VALUE_OFFSET);
+    if (code == RSYS_SI_QUEUE && target == gregs[RSYS_REG_R12])
+        return; /* the request that was cancelled: let it fail with EINTR */
+    /* A late signal, meant for a request that has finished: run this one
+     * again from the start, as SA_RESTART would have.  The kernel keeps the
+     * argument registers; rbx still holds the syscall number. */
+    gregs[RSYS_REG_RAX] = gregs[RSYS_REG_RBX];
+    gregs[RSYS_REG_RIP] -= 2; /* the syscall instruction is 2 bytes */
+}
+
+/* The kernel's struct sigaction for rt_sigaction(2) (<asm/signal.h>). */
+struct rsys_kernel_sigaction {
+    void (*handler)(long, void *, void *);
+    uint64_t flags;
+    void (*restorer)(void);
+    uint64_t mask;
 };
 
-long rsys_child_main(long infd, long outfd, long watcher_stack, long watcher_stack_size,
-                     long watcher_pid, long parent_pid)
+long rsys_child_main(long fd, long state, long parent_pid)
 {
     if (rsys_syscall(RSYS_PR_SET_PDEATHSIG, RSYS_SIGKILL, 0, 0, 0, 0, RSYS_NR_prctl) < 0)
         return 1;
@@ -145,38 +252,25 @@ long rsys_child_main(long infd, long outfd, long watcher_stack, long watcher_sta
         return 1;
     /* The parent makes the socket pair non-blocking for its own end; this
      * end is a separate open file, and the server wants blocking reads. */
-    long flags = rsys_syscall(infd, RSYS_F_GETFL, 0, 0, 0, 0, RSYS_NR_fcntl);
-    if (flags < 0 || rsys_syscall(infd, RSYS_F_SETFL, flags & ~RSYS_O_NONBLOCK, 0, 0, 0,
+    long flags = rsys_syscall(fd, RSYS_F_GETFL, 0, 0, 0, 0, RSYS_NR_fcntl);
+    if (flags < 0 || rsys_syscall(fd, RSYS_F_SETFL, flags & ~RSYS_O_NONBLOCK, 0, 0, 0,
                                   RSYS_NR_fcntl) < 0)
         return 1;
-    if (watcher_stack) {
-        /* The exec watcher: a sibling (CLONE_PARENT, so our parent reaps
-         * it, not whatever program we exec) sharing our memory and fd
-         * table.  Started here, before we serve, it costs the parent
-         * nothing and is asleep on the futex before any exec can happen. */
-        struct rsys_clone_args args = {
-            .flags = RSYS_CLONE_VM | RSYS_CLONE_FILES | RSYS_CLONE_PARENT
-                     | RSYS_CLONE_CLEAR_SIGHAND,
-            /* clone3 refuses an exit_signal with CLONE_PARENT: a sibling
-             * gets ours (SIGCHLD), as the parent expects of its children. */
-            .exit_signal = 0,
-            .stack = (uint64_t)watcher_stack,
-            .stack_size = (uint64_t)watcher_stack_size,
-        };
-        long pid = rsys_syscall((long)&args, sizeof(args), 0, 0, 0, 0, RSYS_NR_clone3);
-        *(volatile int32_t *)watcher_pid = (int32_t)pid;
-    }
-    return rsys_server(infd, outfd);
-}
-
-long rsys_exec_watcher(long futex_addr, long outfd)
-{
-    rsys_futex_waiter(futex_addr);
-    /* We share the fd table the child had before it exec'd (exec gave it
-     * a copy), so the connection is still open here: say what happened. */
-    rsys_response marker = RSYS_EXEC_MARKER;
-    write_all(outfd, (const char *)&marker, sizeof(marker));
-    return 0;
+    /* Every signal blocked while the handler runs; no SA_RESTART, so the
+     * signal makes a blocking syscall return EINTR. */
+    struct rsys_kernel_sigaction action = {
+        .handler = rsys_interrupt_handler,
+        .flags = RSYS_SA_SIGINFO | RSYS_SA_RESTORER,
+        .restorer = rsys_signal_restorer,
+        .mask = ~(uint64_t)0,
+    };
+    if (rsys_syscall(RSYS_INTERRUPT_SIGNAL, (long)&action, 0, 8, 0, 0, RSYS_NR_rt_sigaction) < 0)
+        return 1;
+    /* We inherited the mask of whatever thread cloned us. */
+    uint64_t interrupt = (uint64_t)1 << (RSYS_INTERRUPT_SIGNAL - 1);
+    if (rsys_syscall(RSYS_SIG_UNBLOCK, (long)&interrupt, 0, 8, 0, 0, RSYS_NR_rt_sigprocmask) < 0)
+        return 1;
+    return rsys_server(fd, fd, (struct rsys_server_state *)state);
 }
 
 long rsys_futex_waiter(long addr)

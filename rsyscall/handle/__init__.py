@@ -8,6 +8,8 @@ written in the module of its C header and found there by its man page.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from rsyscall.argcheck import check_arguments
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.fcntl import FcntlFileDescriptor, FcntlTask
@@ -47,6 +49,7 @@ from rsyscall.time import TimeTask
 from rsyscall.unistd import UnistdFileDescriptor, UnistdProcess, UnistdTask
 
 _SYS_kill = int(SYS.kill)
+_SYS_pidfd_send_signal = int(SYS.pidfd_send_signal)
 _SYS_waitid = int(SYS.waitid)
 
 __all__ = [
@@ -102,31 +105,51 @@ class Process(
 
 class ChildProcess(Process):
     """A child process of the task that holds this handle (its parent), with
-    a pidfd for it in the parent's fd table.
+    a pidfd for it in the parent's fd table (`pidfd`) and one in the local
+    process's (`local_pidfd`), which works whatever the parent is doing.
 
     Until it is reaped, the pid cannot name another process.  If the handle
-    goes away unreaped, the child is killed and reaped, so no zombie is
-    left; `keep` (the child's stack, say) is released only after that."""
+    goes away unreaped, the child is killed (through the local pidfd) and
+    reaped by its parent, if the parent can still make syscalls.  `memory`,
+    the record of the memory the child runs on (rsyscall.tasks.clone), is
+    released once the child is known to be gone, never before."""
 
-    __slots__ = ("keep", "pidfd", "reaped")
+    __slots__ = ("local_pidfd", "memory", "pidfd", "reaped")
 
     def __init__(
-        self, task: Task, pid: int, pidfd: FileDescriptor | None, keep: object = None
+        self,
+        task: Task,
+        pid: int,
+        pidfd: FileDescriptor | None,
+        local_pidfd: FileDescriptor | None = None,
+        memory: _Releasable | None = None,
     ) -> None:
         super().__init__(task, pid)
         self.pidfd = pidfd
-        self.keep = keep
+        self.local_pidfd = local_pidfd if local_pidfd is not None else pidfd
+        self.memory = memory
         self.reaped = False
 
     def __del__(self) -> None:
-        if not getattr(self, "reaped", True):
-            # By pid, not pidfd: the pidfd handle may already be gone, and an
-            # unreaped child's pid cannot have been reused.
-            self.reaped = True
-            sysif = self.task.sysif
-            sysif.syscall_later(_SYS_kill, self.pid, SIG.KILL)
-            sysif.syscall_later(_SYS_waitid, P.PID, self.pid, 0, W.EXITED, 0, keep=self.keep)
-            self.keep = None
+        if getattr(self, "reaped", True):
+            return
+        self.reaped = True
+        local = self.local_pidfd
+        if local is not None and not local.closed:
+            local.task.sysif.syscall_later(_SYS_pidfd_send_signal, local.number, SIG.KILL, 0, 0)
+        else:
+            # By pid: an unreaped child's pid cannot have been reused.
+            self.task.sysif.syscall_later(_SYS_kill, self.pid, SIG.KILL)
+        sysif = self.task.sysif
+        sysif.syscall_later(_SYS_waitid, P.PID, self.pid, 0, W.EXITED, 0)
+        memory = self.memory
+        if memory is not None and sysif.is_local:
+            # The waitid above has returned: the child is reaped.
+            memory.release()
+
+
+class _Releasable(Protocol):
+    def release(self) -> None: ...
 
 
 class Task(

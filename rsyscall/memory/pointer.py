@@ -194,6 +194,8 @@ class Pointer(Generic[T]):
         self._alloc = None
         if len(data) < alloc.size:
             alloc, _ = alloc.split(len(data))
+        if isinstance(value, bytearray | memoryview):
+            value = data  # type: ignore[assignment]  # bytes, which cannot change later
         return WrittenPointer(self.task, self.serializer, self._kind, alloc, value)
 
 
@@ -217,7 +219,7 @@ class ReadablePointer(Pointer[T]):
 class WrittenPointer(ReadablePointer[T]):
     """Memory we wrote a T into; `value` is that T, without reading memory."""
 
-    __slots__ = ("value",)
+    __slots__ = ("_value",)
 
     def __init__(
         self,
@@ -228,7 +230,13 @@ class WrittenPointer(ReadablePointer[T]):
         value: T,
     ) -> None:
         super().__init__(task, serializer, kind, alloc)
-        self.value = value
+        self._value = value
+
+    @property
+    def value(self) -> T:
+        """The value written, as it was written (read-only: the library
+        relies on it matching the memory)."""
+        return self._value
 
     def _as(self, cls: type[Pointer[T]], alloc: Allocation, task: BaseTask | None = None) -> Any:
         if cls is WrittenPointer:

@@ -14,7 +14,7 @@ import abc
 import errno as _errno
 import os
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, ClassVar
 
 from rsyscall._native import _raw
 from rsyscall.near.sysnum import SYS
@@ -40,10 +40,21 @@ class SyscallInterface(abc.ABC):
     """
 
     __slots__ = ()
+    is_local: ClassVar[bool] = False
+    """Whether syscalls run in the Python process itself, so that
+    `syscall_later` has completed the call when it returns."""
 
     @abc.abstractmethod
     def syscall(self, number: int, /, *args: int) -> Awaitable[int]:
         """Make system call `number` with `args` (at most six)."""
+
+    def syscall_to_completion(self, number: int, /, *args: int) -> Awaitable[int]:
+        """Make a syscall that runs even if the caller is cancelled before it
+        started, and is not interrupted: for calls whose effect the caller
+        has already committed to (close(2), after the handle was released;
+        repeating a close interrupted with EINTR could close a reused
+        number).  Cancellation then comes at the caller's next checkpoint."""
+        return self.syscall(number, *args)
 
     @abc.abstractmethod
     def syscall_later(self, number: int, /, *args: int, keep: object = None) -> None:

@@ -46,6 +46,7 @@ from rsyscall.memory.pointer import (
 from rsyscall.near.sysnum import SYS
 from rsyscall.signal import SIG, HowSIG, Sigset
 from rsyscall.struct import Layout, Struct, check_fields, int_arg
+from rsyscall.sys.eventfd import EFD
 from rsyscall.tasks.local import LocalSyscall
 
 if TYPE_CHECKING:
@@ -371,7 +372,11 @@ class AsyncSignalQueue:
         except BaseException:
             await _release(thread, mask)
             raise
-        return cls(thread, afd, mask)
+        queue = cls(thread, afd, mask)
+        if local:
+            _local_queues.add(queue)
+            await _ensure_wakeup(thread)
+        return queue
 
     async def read(self) -> SignalfdSiginfo:
         """The next signal, waiting for one if none is pending."""
@@ -408,6 +413,37 @@ class AsyncSignalQueue:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+# The local queues, and the eventfd the forwarding handler writes after
+# each forward.  The event loop may wait for our epoll fd in another OS
+# thread (trio's guest mode, which anyio's pytest plugin uses, does), and
+# there a signal pending for the reader thread alone does not make the
+# signalfd readable; the eventfd's edge wakes the queues instead, which
+# then read in the reader.  (A signal sent to the reader thread by others,
+# tgkill(2), pends for it alone the same way; with such a loop it is read
+# only at the next read or wakeup.)
+_local_queues: weakref.WeakSet[AsyncSignalQueue] = weakref.WeakSet()
+_wakeup: list[FileDescriptor] = []
+
+
+async def _ensure_wakeup(thread: Thread) -> None:
+    if _wakeup:
+        return
+    fd = await thread.task.eventfd(0, EFD.NONBLOCK)
+    thread.task.fd_table.mark_private(fd.number)
+    epoller = await thread.epoller()
+
+    def woken() -> None:
+        for queue in list(_local_queues):
+            if not queue._closed and not queue.afd._status.closed:
+                epoller.poke(queue.afd._status)
+
+    await epoller.watch(fd, woken)
+    if _wakeup:  # made meanwhile by another queue
+        return
+    _wakeup.append(fd)
+    _raw.set_forward_wakeup(fd.number)
 
 
 async def _release(thread: Thread, mask: Sigset) -> None:

@@ -45,6 +45,7 @@ from rsyscall.struct import (
     CInt,
     FixedSize,
     HasSerializer,
+    Immutable,
     Layout,
     Serializer,
     Struct,
@@ -295,6 +296,10 @@ class Socketpair(HasSerializer, FixedSize):
         return FDPairSerializer(task, Socketpair)
 
 
+def type_name(value: object) -> str:
+    return type(value).__name__
+
+
 # ---- ancillary data ----
 
 _CMSGHDR = struct.Struct("<Qii")
@@ -304,15 +309,21 @@ def _cmsg_align(length: int) -> int:
     return (length + 7) & ~7
 
 
-class Cmsg:
-    """One ancillary message of a kind without its own class: level, type, data."""
+class Cmsg(Immutable):
+    """One ancillary message of a kind without its own class: level, type,
+    data.  Immutable, like every value written to memory."""
 
     __slots__ = ("data", "level", "type")
+    level: int
+    type: int
+    data: bytes
 
     def __init__(self, level: int, type: int, data: bytes) -> None:
-        self.level = level
-        self.type = type
-        self.data = data
+        if not isinstance(data, bytes):
+            raise TypeError(f"Cmsg data must be bytes, not {type_name(data)}")
+        object.__setattr__(self, "level", level)
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "data", data)
 
     def _data(self, task: BaseTask) -> bytes:
         return self.data
@@ -328,22 +339,27 @@ class Cmsg:
         return f"Cmsg({self.level}, {self.type}, {self.data!r})"
 
 
-class CmsgSCMRights(list["FileDescriptor"]):
+class CmsgSCMRights(tuple["FileDescriptor", ...]):
     """SCM_RIGHTS: file descriptors passed over a unix socket.
 
     Sending, the fds must be in the sending task's table.  Receiving, the
-    list in a RecvMsghdr's control buffer only makes room (one int per fd);
+    tuple in a RecvMsghdr's control buffer only makes room (one int per fd);
     the fds that arrive are new handles in the receiving task, created
-    close-on-exec."""
+    close-on-exec.  Immutable, like every value written to memory."""
 
+    __slots__ = ()
     level: ClassVar[int] = SOL.SOCKET
     type: ClassVar[int] = SCM.RIGHTS
 
-    def __init__(self, fds: Iterable[FileDescriptor] = ()) -> None:
-        super().__init__(fds)
+    def __new__(cls, fds: Iterable[FileDescriptor] = ()) -> Self:
+        self = super().__new__(cls, fds)
         for fd in self:
             if not isinstance(fd, BaseFileDescriptor):
                 raise TypeError(f"CmsgSCMRights holds FileDescriptors, not {type(fd).__name__}")
+        return self
+
+    def __repr__(self) -> str:
+        return f"CmsgSCMRights({list(self)!r})"
 
     def _data(self, task: BaseTask) -> bytes:
         for fd in self:
@@ -370,7 +386,7 @@ class _CmsgListSerializer(Serializer["CmsgList"]):
         return b"".join(parts)
 
     def from_bytes(self, data: bytes) -> CmsgList:
-        result = CmsgList()
+        result: list[Cmsg | CmsgSCMRights] = []
         offset = 0
         while offset + _CMSGHDR.size <= len(data):
             length, level, type_ = _CMSGHDR.unpack_from(data, offset)
@@ -383,11 +399,26 @@ class _CmsgListSerializer(Serializer["CmsgList"]):
             else:
                 result.append(Cmsg(level, type_, body))
             offset += _cmsg_align(length)
-        return result
+        return CmsgList(result)
 
 
-class CmsgList(list["Cmsg | CmsgSCMRights"], HasSerializer):
-    """The control buffer of a msghdr: ancillary messages in order."""
+class CmsgList(tuple["Cmsg | CmsgSCMRights", ...], HasSerializer):
+    """The control buffer of a msghdr: ancillary messages in order.
+    Immutable, like every value written to memory."""
+
+    __slots__ = ()
+
+    def __new__(cls, messages: Iterable[Cmsg | CmsgSCMRights] = ()) -> Self:
+        self = super().__new__(cls, messages)
+        for message in self:
+            if not isinstance(message, Cmsg | CmsgSCMRights):
+                raise TypeError(
+                    f"a CmsgList holds Cmsg or CmsgSCMRights, not {type(message).__name__}"
+                )
+        return self
+
+    def __repr__(self) -> str:
+        return f"CmsgList({list(self)!r})"
 
     @classmethod
     def get_serializer(cls, task: BaseTask) -> Serializer[CmsgList]:
@@ -456,10 +487,9 @@ def _msghdr_bytes(
 # The msghdr classes are immutable: sendmsg and recvmsg take the buffers
 # the Python value names, and the kernel uses the addresses written to
 # memory, which must stay the same ones.
-_FROZEN_MSGHDR = "a msghdr is immutable once made: make a new one (and write it)"
 
 
-class SendMsghdr(Struct):
+class SendMsghdr(Immutable, Struct):
     """`struct msghdr` for sendmsg(2): an optional destination address, the
     buffers to send, and optional ancillary messages."""
 
@@ -480,9 +510,6 @@ class SendMsghdr(Struct):
         object.__setattr__(self, "iov", iov)
         object.__setattr__(self, "control", control)
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(_FROZEN_MSGHDR)
-
     def to_bytes(self) -> bytes:
         return _msghdr_bytes(self.name, self.iov, self.control)
 
@@ -491,7 +518,7 @@ class SendMsghdr(Struct):
         raise TypeError("a SendMsghdr cannot be read back; use the WrittenPointer's .value")
 
 
-class RecvMsghdr(Struct):
+class RecvMsghdr(Immutable, Struct):
     """`struct msghdr` for recvmsg(2): optional room for the source address,
     the buffers to fill, and optional room for ancillary messages."""
 
@@ -511,9 +538,6 @@ class RecvMsghdr(Struct):
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "iov", iov)
         object.__setattr__(self, "control", control)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(_FROZEN_MSGHDR)
 
     def to_bytes(self) -> bytes:
         return _msghdr_bytes(self.name, self.iov, self.control)

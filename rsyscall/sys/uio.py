@@ -86,6 +86,8 @@ class IovecList(tuple[Pointer[bytes], ...], HasSerializer):
     __slots__ = ()
 
     def __new__(cls, buffers: Iterable[Pointer[bytes]] = ()) -> Self:
+        if isinstance(buffers, Pointer):
+            raise TypeError("an IovecList is made from an iterable of Pointers, not one Pointer")
         self = super().__new__(cls, buffers)
         if len(self) > UIO_MAXIOV:
             raise ValueError(f"at most {UIO_MAXIOV} buffers, got {len(self)}")
@@ -94,12 +96,17 @@ class IovecList(tuple[Pointer[bytes], ...], HasSerializer):
                 raise TypeError(f"an IovecList holds Pointers, not {type(ptr).__name__}")
         return self
 
+    def __repr__(self) -> str:
+        return f"IovecList({list(self)!r})"
+
     @classmethod
     def get_serializer(cls, task: BaseTask) -> Serializer[IovecList]:
         return _IovecSerializer(task)
 
 
 def _iov_buffers(iov: WrittenPointer[IovecList], task: Task) -> tuple[int, IovecList]:
+    if not isinstance(iov, WrittenPointer):
+        raise TypeError("expected a pointer to an IovecList, from thread.ptr(IovecList([...]))")
     alloc = borrow(iov, task)
     value = iov.value
     if not isinstance(value, IovecList):

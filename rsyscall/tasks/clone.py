@@ -1,42 +1,46 @@
-"""The mechanics of cloning: a child's stack, its clone_args, the exec watch.
+"""The mechanics of cloning: a child's stack and server state, clone3, the
+memory a child runs on, and interrupting its server.
 
 Every child shares our address space (CLONE_VM), so its stack is memory we
 allocate and write here: the trampoline in the C core pops a function and
-its six arguments from it.  The child's main function sets
-PR_SET_PDEATHSIG and runs the syscall server on its connection socket.
+its six arguments from it.  The child's main function (rsys_child_main)
+sets PR_SET_PDEATHSIG, installs the interrupt handler and runs the syscall
+server on its connection socket, with a `struct rsys_server_state` at the
+bottom of the same block of memory.
 
-**Why a futex.**  A successful execve never answers.  With
-CLONE_CHILD_CLEARTID the kernel zeroes a word in our memory and wakes its
-futex when the child execs (or exits) and leaves our address space.  A
-futex cannot be polled, so the child's main starts an exec watcher that
-sleeps on it and, when woken, writes EXEC_MARKER on the connection (see
-ExecWatcher).  The init of a new pid namespace cannot start one (it may
-not use CLONE_PARENT); for it the local thread starts a futex waiter at
-exec (`spawn_futex_waiter`), whose exit its pidfd reports.
-(DESIGN.md section 6.)
+**Exec and death.**  A successful execve never answers, and needs no
+helper to be seen: the child's end of its connection is close-on-exec, and
+nothing else holds it (the child's own copies of the parent's fds never
+include it, and a child whose fd table is shared unshares it first, see
+`ChildThread.exec`), so exec closes the last copy and we read EOF.  Death
+is seen the same way, and through the child's pidfd, which the local
+epoller watches (DESIGN.md section 6).
+
+**Memory a process runs on** (its stack) is released only once the process
+is known to be gone from our address space: reaped, or exited as its pidfd
+says.  A child's memory is therefore held by a `RunningMemory` record in
+a registry, not by the handles users drop; `sweep` polls the pidfds of
+the records whose process is not known dead yet.
 
 `rsyscall.thread` composes these into `Thread.clone` and `ChildThread`.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from rsyscall._native import _raw
-from rsyscall.handle import ChildProcess
 from rsyscall.memory.allocator import Allocation
-from rsyscall.near.interface import SyscallInterface
 from rsyscall.near.sysnum import SYS
 from rsyscall.sched import CLONE, CloneArgs
 from rsyscall.signal import SIG
-from rsyscall.sys.wait import P, W
-
-_SYS_kill = int(SYS.kill)
-_SYS_waitid = int(SYS.waitid)
 
 if TYPE_CHECKING:
+    from rsyscall.handle import FileDescriptor
     from rsyscall.memory.transport import AddressSpace
     from rsyscall.thread import Thread
 
@@ -44,18 +48,19 @@ __all__ = [
     "ALWAYS",
     "CHILD_MAIN",
     "CHILD_STACK_SIZE",
-    "EXEC_MARKER",
-    "ExecWatcher",
     "USER_FLAGS",
+    "RunningMemory",
+    "ServerInterrupter",
     "allocate_stack",
     "clone_process",
     "spawn_futex_waiter",
+    "sweep",
 ]
 
 CHILD_STACK_SIZE = 16 * 1024
-"""The server loop needs little stack; signal handlers are reset
-(CLONE_CLEAR_SIGHAND), so nothing else runs on it."""
-_HELPER_STACK_SIZE = 4096
+"""The server loop needs little stack: a few hundred bytes, plus one signal
+frame (up to ~3.5 KiB with AVX-512 state) for the interrupt handler.  No
+other handler runs on it (CLONE_CLEAR_SIGHAND)."""
 
 ALWAYS = CLONE.VM | CLONE.PIDFD | CLONE.CLEAR_SIGHAND
 """Flags every child gets: shared memory, a pidfd, and no signal handlers
@@ -68,123 +73,151 @@ USER_FLAGS = (
 )
 """Flags the user may choose; the rest belong to the mechanism."""
 
+CHILD_MAIN = _raw.CHILD_MAIN_FUNCTION
+SERVER_STATE_SIZE = _raw.SERVER_STATE_SIZE
+INTERRUPT_SIGNAL = _raw.INTERRUPT_SIGNAL
+
 _WORDS = struct.Struct("<7Q")
+_SYS_clone3 = int(SYS.clone3)
+_SYS_pidfd_send_signal = int(SYS.pidfd_send_signal)
 
 
 async def allocate_stack(
-    space: AddressSpace, size: int, function: int, args: Sequence[int]
+    space: AddressSpace, size: int, function: int, args: Callable[[int], Sequence[int]]
 ) -> tuple[Allocation, int]:
-    """A stack from which the trampoline calls `function(*args)`; returns
-    the memory and the initial stack pointer."""
-    if len(args) > 6:
-        raise ValueError("the trampoline passes at most six arguments")
+    """A stack from which the trampoline calls `function(*args(base))`,
+    where `base` is the stack's lowest address (the first
+    SERVER_STATE_SIZE bytes there are zeroed, for a server state).
+    Returns the memory and the initial stack pointer."""
     alloc = await space.allocator.allocate(size)
+    words = [function, *args(alloc.address)]
+    if len(words) > 7:
+        raise ValueError("the trampoline passes at most six arguments")
+    words += [0] * (7 - len(words))
     top = (alloc.address + alloc.size) & ~15
     # Seven words are popped; the call then needs a 16-byte aligned stack.
     sp = top - 16 - _WORDS.size
-    words = [function, *args] + [0] * (6 - len(args))
+    await space.transport.write(alloc.address, bytes(SERVER_STATE_SIZE + 8))
     await space.transport.write(sp, _WORDS.pack(*(word & ((1 << 64) - 1) for word in words)))
     return alloc, sp
 
 
 async def clone_process(
-    thread: Thread,
-    flags: CLONE,
-    function: int,
-    args: Sequence[int],
-    stack_size: int,
-    child_tid: int = 0,
-) -> tuple[int, int, Allocation]:
-    """clone3 in `thread`'s process: a child running `function(*args)` on a
-    new stack.  Returns the pid (in `thread`'s pid namespace), the pidfd
-    number (in `thread`'s fd table) and the stack, which must outlive the
-    child's use of it."""
+    thread: Thread, flags: CLONE, stack: Allocation, sp: int
+) -> tuple[int, int]:
+    """clone3 in `thread`'s process: a child starting on `stack` at `sp`
+    (see allocate_stack).  Returns the pid (in `thread`'s pid namespace)
+    and the pidfd number (in `thread`'s fd table)."""
     space = thread.task.space
-    stack, sp = await allocate_stack(space, stack_size, function, args)
     pidfd_out = await space.stage(bytes(4))
-    clone_flags = ALWAYS | flags
-    if child_tid:
-        clone_flags |= CLONE.CHILD_CLEARTID
     clone_args = CloneArgs(
-        clone_flags,
+        ALWAYS | flags,
         pidfd=pidfd_out.address,
-        child_tid=child_tid,
         exit_signal=SIG.CHLD,
         stack=stack.address,
         stack_size=sp - stack.address,
     )
-    pid = await thread.task.unsafe_clone3(await thread.ptr(clone_args))
+    args = await space.stage(clone_args.to_bytes())
+    pid = await thread.task.sysif.syscall(_SYS_clone3, args.address, CloneArgs.sizeof())
     (pidfd,) = struct.unpack("<i", await space.transport.read(pidfd_out.address, 4))
-    return pid, pidfd, stack
+    return pid, pidfd
 
 
-async def spawn_futex_waiter(local: Thread, futex_address: int) -> ChildProcess:
+EXEC_WORD_OFFSET = SERVER_STATE_SIZE
+"""Where, in a child's stack block, the word set_tid_address(2) names lies:
+the kernel zeroes it when the child execs or exits (see spawn_futex_waiter)."""
+_HELPER_STACK_SIZE = 4096
+
+
+async def spawn_futex_waiter(local: Thread, word: int) -> tuple[int, FileDescriptor, Allocation]:
     """A helper process, child of the local thread, that exits once the
-    32-bit word at `futex_address` is zero (see the module docstring)."""
-    pid, pidfd, stack = await clone_process(
-        local, CLONE.FILES, _raw.FUTEX_WAITER_FUNCTION, [futex_address], _HELPER_STACK_SIZE
+    32-bit word at `word` is zero: the exec watch of a child whose fd table
+    is shared, where exec closes no connection (ChildThread.exec).  Returns
+    its pid, its pidfd and its stack, which must outlive it."""
+    stack, sp = await allocate_stack(
+        local.task.space, _HELPER_STACK_SIZE, _raw.FUTEX_WAITER_FUNCTION, lambda _: [word]
     )
-    return ChildProcess(local.task, pid, local.task.make_fd(pidfd), keep=stack)
+    pid, pidfd = await clone_process(local, CLONE.FILES, stack, sp)
+    return pid, local.task.make_fd(pidfd), stack
 
 
-CHILD_MAIN = _raw.CHILD_MAIN_FUNCTION
-EXEC_WATCHER = _raw.EXEC_WATCHER_FUNCTION
-EXEC_MARKER = _raw.EXEC_MARKER
-_WATCHER_STACK_SIZE = 4096
-_INT32 = struct.Struct("<i")
+class RunningMemory:
+    """Memory that a child process runs on, and the local pidfd that tells
+    when it stops: the record stays in the registry until then."""
+
+    __slots__ = ("memory", "pidfd")
+
+    def __init__(self, pidfd: FileDescriptor, memory: object) -> None:
+        self.pidfd = pidfd
+        self.memory = memory
+        _running[id(self)] = self
+
+    def release(self) -> None:
+        """The process is known to be gone: let the memory go."""
+        _running.pop(id(self), None)
+        self.memory = None
+
+    @property
+    def released(self) -> bool:
+        return id(self) not in _running
 
 
-class ExecWatcher:
-    """The exec watcher of one child: a process sharing its memory and fd
-    table, started by the child itself (rsys_child_main) as a sibling, so
-    the child's parent thread reaps it.  It sleeps on the child's
-    CLONE_CHILD_CLEARTID word and, when the child execs or exits, writes
-    EXEC_MARKER on the child's connection, then exits.
+_running: dict[int, RunningMemory] = {}
 
-    The child writes the watcher's pid (or -errno) into `slot` before it
-    serves any request.  The record reaps the watcher once; if it is
-    dropped first (with the child's process handle, after the child is
-    reaped), it kills and reaps it then."""
 
-    __slots__ = ("keep", "parent_sysif", "reaped", "slot")
+def sweep() -> int:
+    """Release the memory of every child whose pidfd says it exited (one
+    poll(2) in the local process); returns how many records remain."""
+    if not _running:
+        return 0
+    poller = select.poll()
+    by_number: dict[int, list[RunningMemory]] = {}
+    for record in _running.values():
+        # A record holds its pidfd handle, so the number is live.
+        number = record.pidfd.number
+        by_number.setdefault(number, []).append(record)
+        poller.register(number, select.POLLIN)
+    for number, _ in poller.poll(0):
+        for record in by_number.get(number, ()):
+            record.release()
+    return len(_running)
 
-    def __init__(self, parent_sysif: SyscallInterface, slot: Allocation, stack: Allocation):
-        self.parent_sysif = parent_sysif
-        self.slot = slot
-        # Memory the watcher uses until it exits: its stack, and the word.
-        self.keep: object = (stack, slot)
-        self.reaped = False
 
-    @staticmethod
-    async def prepare(
-        space: AddressSpace, request_fd: int
-    ) -> tuple[Allocation, Allocation, list[int]]:
-        """The word (with the pid slot after it), the watcher's stack, and
-        the three arguments of rsys_child_main that start it."""
-        word = await space.stage(struct.pack("<ii", 1, 0))
-        stack, sp = await allocate_stack(
-            space, _WATCHER_STACK_SIZE, EXEC_WATCHER, [word.address, request_fd]
-        )
-        return word, stack, [stack.address, sp - stack.address, word.address + 4]
+class ServerInterrupter:
+    """Stops requests of a child's server that shares our memory: a request
+    that has not started is marked to be skipped in the server's state; a
+    running one gets the interrupt signal, tagged with its number, through
+    the local pidfd (see rsys.h)."""
 
-    def pid(self) -> int:
-        """The watcher's pid; 0 until the child has started it, negative if
-        starting it failed.  (The slot is in our own memory.)"""
-        (pid,) = _INT32.unpack(_raw.read_memory(self.slot.address + 4, 4))
-        return int(pid)
+    __slots__ = ("info", "memory", "pidfd", "state")
 
-    def reap(self) -> None:
-        """Kill (if need be) and reap the watcher, without waiting."""
-        if self.reaped:
-            return
-        pid = self.pid()
-        if pid <= 0:
-            return
-        self.reaped = True
-        self.parent_sysif.syscall_later(_SYS_kill, pid, SIG.KILL)
-        self.parent_sysif.syscall_later(_SYS_waitid, P.PID, pid, 0, W.EXITED, 0, keep=self.keep)
-        self.keep = None
+    def __init__(self, memory: Allocation, pidfd: FileDescriptor, info: Allocation) -> None:
+        # The state is at the bottom of the child's stack block; holding
+        # the block keeps it readable for as long as we may look.
+        self.memory = memory
+        self.state = memory.address
+        self.pidfd = pidfd
+        # A siginfo_t of our own memory: signo, errno, code, pad, pid, uid, value.
+        self.info = info
 
-    def __del__(self) -> None:
-        if not getattr(self, "reaped", True):
-            self.reap()
+    def interrupt(self, seq: int) -> bool:
+        current = _raw.server_current(self.state)
+        if current < seq:
+            return _raw.request_skip(self.state, seq)
+        if current == seq and not self.pidfd.closed:
+            data = _SIGINFO.pack(INTERRUPT_SIGNAL, 0, _SI_QUEUE, os.getpid(), os.getuid(), seq)
+            _raw.write_memory(self.info.address, data)
+            try:
+                _raw.syscall(
+                    _SYS_pidfd_send_signal, self.pidfd.number, INTERRUPT_SIGNAL,
+                    self.info.address, 0,
+                )
+            except OSError:
+                pass  # it is gone; the hangup will end the call
+        return False
+
+
+_SIGINFO = struct.Struct("<iii4xiIQ")
+SIGINFO_SIZE = 128
+"""The size of a siginfo_t, the room ServerInterrupter's `info` needs."""
+_SI_QUEUE = -1

@@ -8,28 +8,44 @@ socket is a non-blocking fd in the Python process.
 * **Pipelined.**  Requests are written as they are made, without waiting
   for earlier answers; answers come back in request order and are matched
   to a FIFO of pending calls.  One queue of unwritten bytes keeps requests
-  whole and in order however the writes are split.
+  whole and in order however the writes are split.  Both ends number the
+  requests from 1 in that order (`_Slot.seq`), which is how a cancellation
+  names one.
 * **Fair.**  Calls are answered in the order they were made; whoever waits
   for an answer and finds nobody reading becomes the reader for everyone,
   then hands over, as the epoller's driver does.
-* **Cancellation-safe.**  A request, once queued, is always answered and
-  the answer applied: the wait is shielded (DESIGN.md section 3).  The one
-  exception is `syscall_pokeable`, for the epoller's blocking epoll_wait:
-  cancelling it queues a cheap request that wakes the epoll_wait, and the
-  real answer is still collected.
+* **Cancellation that works, and loses nothing** (DESIGN.md section 3).
+  A request, once queued, is always answered and its answer applied.  When
+  the caller is cancelled (an anyio cancel scope, the loop's native
+  cancellation such as asyncio's `Task.cancel`, or KeyboardInterrupt), the
+  connection's `Interrupter` stops the request: one that has not started is
+  skipped by the server (which answers -EINTR without running it), one that
+  is running is interrupted by a signal (a blocking syscall returns EINTR).
+  Then the answer is collected, shielded.  If the request was skipped or
+  interrupted, the cancellation is raised at once and nothing happened; if
+  it completed anyway, its result is returned and the cancellation comes
+  at the caller's next checkpoint (anyio scopes do that by themselves; a
+  native asyncio cancellation is re-armed with `Task.cancel` once the task
+  next waits, unless someone uncancelled it in between).  The epoller's
+  blocking epoll_wait (`syscall_pokeable`) is woken with a cheap request
+  instead.
 * **Hangup.**  When the process dies or execs (EOF on the socket, or the
   process watch calls `hangup`), answers already sent are still delivered,
-  and every other pending and later call fails with `SyscallHangup`.
+  every other pending and later call fails with `SyscallHangup`, and our
+  end of the socket is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import math
 import operator
 import os
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -38,32 +54,51 @@ from rsyscall._native import _raw
 from rsyscall.epoller import Epoller, FDClosedWhileWaiting
 from rsyscall.near.interface import SyscallHangup, SyscallInterface, syscall_error
 from rsyscall.near.sysnum import SYS
-from rsyscall.sys.epoll import EpollEvent
+from rsyscall.sys.epoll import EPOLL_CTL, EpollEvent
 
 if TYPE_CHECKING:
     from rsyscall.epoller import AsyncFileDescriptor
 
-__all__ = ["EXEC_OR_EXIT", "ConnectionSyscall", "wait_remote"]
+__all__ = ["EXEC_OR_EXIT", "ConnectionSyscall", "Interrupter", "wait_remote"]
+
+EXEC_OR_EXIT = "the process called exec or exited"
+"""The hangup reason when a child's exec watch reports."""
 
 _REQUEST = struct.Struct("<7Q")
 _RESPONSE = struct.Struct("<q")
 _MASK = (1 << 64) - 1
 _READ_SIZE = 64 * 1024
 _SYS_getpid = int(SYS.getpid)
-_EXEC_MARKER = _raw.EXEC_MARKER
-EXEC_OR_EXIT = "the process called exec or exited"
-"""The hangup reason when the exec watcher reports."""
 _SYS_close = int(SYS.close)
+_SYS_epoll_ctl = int(SYS.epoll_ctl)
 _MAX_EVENTS = 64
 _EVENT_SIZE = EpollEvent.sizeof()
+_EINTR = -errno.EINTR
+# How long to wait for an interrupted call before interrupting it again
+# (a signal that lands just before the syscall starts interrupts nothing),
+# growing to the last value.
+_INTERRUPT_DELAYS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+
+
+class Interrupter(Protocol):
+    """Stops a request the server has not answered yet (see the module
+    docstring).  `interrupt` must not wait; it is called again after a
+    while if the answer has not come."""
+
+    def interrupt(self, seq: int) -> bool:
+        """Stop request `seq`; True if it will certainly not run (it was
+        skipped before it started), so nobody needs to wait for it."""
+        ...
 
 
 class _Slot:
     """One request's place in line, and its answer once it comes."""
 
-    __slots__ = ("done", "error", "event", "keep", "result")
+    __slots__ = ("done", "error", "event", "keep", "number", "result", "seq")
 
-    def __init__(self, keep: object = None) -> None:
+    def __init__(self, seq: int, number: int, keep: object = None) -> None:
+        self.seq = seq
+        self.number = number
         self.done = False
         self.result = 0
         self.error: BaseException | None = None
@@ -100,10 +135,41 @@ def _outcome(slot: _Slot) -> int:
         raise slot.error
     result = slot.result
     if -4096 < result < 0:
-        # The error names the syscall (rsyscall.near.interface), once the
-        # slot remembers its number.
-        raise syscall_error(getattr(slot, "number", -1), -result)
+        raise syscall_error(slot.number, -result)  # named, as local errors are
     return result
+
+
+def _anyio_cancelled() -> bool:
+    """Whether an anyio cancel scope around us has been cancelled (it will
+    deliver the cancellation again by itself at the next checkpoint)."""
+    try:
+        return anyio.current_effective_deadline() == -math.inf
+    except Exception:
+        return False
+
+
+def _rearm_native_cancellation() -> None:
+    """A native asyncio cancellation was absorbed so that a completed
+    syscall's result could be returned: cancel the task again once it next
+    waits, unless the cancellation was withdrawn meanwhile (asyncio.timeout
+    and TaskGroup uncancel what they handled) or the task finished."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return  # not asyncio: trio's cancellations are all scoped
+    if task is None:
+        return
+
+    def rearm() -> None:
+        if not task.done() and task.cancelling() > 0:
+            task.uncancel()  # keep the count as it was: this is the same request
+            task.cancel()
+
+    task.get_loop().call_soon(rearm)
+
+
+def _is_cancellation(error: BaseException) -> bool:
+    return isinstance(error, anyio.get_cancelled_exc_class())
 
 
 class ConnectionSyscall(SyscallInterface):
@@ -120,8 +186,10 @@ class ConnectionSyscall(SyscallInterface):
         self._reading = False
         self._submitting = False
         self._deferred: list[tuple[int, tuple[int, ...], object]] = []
+        self._seq = 0
         self._hangup: str | None = None
         self._on_hangup: list[Callable[[str], None]] = []
+        self.interrupter: Interrupter | None = None
 
     def __repr__(self) -> str:
         state = f", hung up: {self._hangup}" if self._hangup else ""
@@ -132,12 +200,32 @@ class ConnectionSyscall(SyscallInterface):
         """Why the connection is gone (a short reason), or None while it works."""
         return self._hangup
 
+    @property
+    def last_seq(self) -> int:
+        """The number of the last request queued."""
+        return self._seq
+
     # ---- making requests ----
 
     async def syscall(self, number: int, /, *args: int) -> int:
         slot = self._submit(number, args)
-        with anyio.CancelScope(shield=True):
+        try:
             await self._wait(slot)
+        except BaseException as error:
+            return await self._after_cancel(slot, error)
+        return _outcome(slot)
+
+    async def syscall_to_completion(self, number: int, /, *args: int) -> int:
+        slot = self._submit(number, args)
+        try:
+            await self._wait(slot)
+        except BaseException as error:
+            native = not _anyio_cancelled()
+            absorbed = await self._collect(slot, poke=None)
+            if not _is_cancellation(error) or slot.error is not None:
+                raise
+            if native or absorbed:
+                _rearm_native_cancellation()
         return _outcome(slot)
 
     def start(self, number: int, /, *args: int) -> _Slot:
@@ -146,25 +234,92 @@ class ConnectionSyscall(SyscallInterface):
         return self._submit(number, args)
 
     async def finish(self, slot: _Slot) -> int:
-        """The answer to a `start`ed request (a shielded wait, as `syscall`'s)."""
-        with anyio.CancelScope(shield=True):
+        """The answer to a `start`ed request, with the same cancellation
+        handling as `syscall`."""
+        try:
             await self._wait(slot)
+        except BaseException as error:
+            return await self._after_cancel(slot, error)
         return _outcome(slot)
 
     async def syscall_pokeable(self, number: int, /, *args: int) -> int:
         """A syscall that may block in the other process until woken by the
         next request (epoll_wait with the request fd registered).  If the
         caller is cancelled, a no-op request wakes it; the answer is still
-        returned, and the caller must checkpoint to see the cancellation."""
+        returned (the events it reports must not be lost), and the
+        cancellation comes at the caller's next checkpoint."""
         slot = self._submit(number, args)
         try:
             await self._wait(slot)
-        except anyio.get_cancelled_exc_class():
+        except BaseException as error:
+            native = not _anyio_cancelled()
             if not slot.done and self._hangup is None:
                 self.submit_discard(_SYS_getpid)
-            with anyio.CancelScope(shield=True):
-                await self._wait(slot)
+            absorbed = await self._collect(slot, poke=None)
+            if not _is_cancellation(error):
+                raise
+            if native or absorbed:
+                _rearm_native_cancellation()
         return _outcome(slot)
+
+    async def _after_cancel(self, slot: _Slot, error: BaseException) -> int:
+        """The caller was cancelled (or interrupted) while waiting for
+        `slot`: stop the request, collect its answer, and raise or return
+        as the module docstring says."""
+        if slot.done or self._hangup is not None:
+            if not _is_cancellation(error) or slot.error is not None:
+                raise error
+            if not _anyio_cancelled():
+                _rearm_native_cancellation()
+            return _outcome(slot)
+        interrupter = self.interrupter
+        if interrupter is not None and interrupter.interrupt(slot.seq):
+            # Skipped for certain: it will be answered -EINTR without
+            # running, and nobody needs that answer.
+            slot.keep = None
+            raise error
+        native = not _anyio_cancelled()
+        absorbed = await self._collect(slot, poke=interrupter)
+        if not _is_cancellation(error):
+            raise error  # KeyboardInterrupt and the like: after the answer came
+        if slot.error is None and slot.result == _EINTR:
+            raise error  # interrupted: it did nothing
+        if native or absorbed:
+            _rearm_native_cancellation()
+        return _outcome(slot)
+
+    async def _collect(self, slot: _Slot, poke: Interrupter | None) -> bool:
+        """Wait for `slot`'s answer whatever happens, interrupting it again
+        now and then if `poke` is given.  Returns whether a further native
+        cancellation arrived meanwhile (absorbed here)."""
+        absorbed = False
+        pending_error: BaseException | None = None
+        with anyio.CancelScope(shield=True):
+            attempt = 0
+            while not slot.done:
+                delay = _INTERRUPT_DELAYS[min(attempt, len(_INTERRUPT_DELAYS) - 1)]
+                attempt += 1
+                try:
+                    if poke is None:
+                        await self._wait(slot)
+                    else:
+                        with anyio.move_on_after(delay):
+                            await self._wait(slot)
+                        if not slot.done and self._hangup is None:
+                            poke.interrupt(slot.seq)
+                except BaseException as again:
+                    # A shield stops anyio's scopes, not asyncio's own
+                    # Task.cancel, nor KeyboardInterrupt: keep collecting,
+                    # and let the caller re-raise.
+                    if _is_cancellation(again):
+                        absorbed = True
+                    elif isinstance(again, KeyboardInterrupt):
+                        pending_error = again
+                    else:
+                        raise
+        if pending_error is not None:
+            raise pending_error
+        return absorbed
 
     def syscall_later(self, number: int, /, *args: int, keep: object = None) -> None:
         self.submit_discard(number, *args, keep=keep)
@@ -182,9 +337,13 @@ class ConnectionSyscall(SyscallInterface):
             return
         self._submit(number, args, keep)
 
-    def close_later(self, number: int) -> None:
-        """The FDTable closer for a table only this connection reaches."""
+    def close_later(self, number: int) -> bool:
+        """The FDTable closer for tables this connection's process uses:
+        False once the process is gone."""
+        if self._hangup is not None:
+            return False
         self.submit_discard(_SYS_close, number)
+        return True
 
     def _submit(self, number: int, args: tuple[int, ...], keep: object = None) -> _Slot:
         if self._hangup is not None:
@@ -194,9 +353,10 @@ class ConnectionSyscall(SyscallInterface):
         values = [_register(number)] + [_register(arg) for arg in args]
         values += [0] * (7 - len(values))
         request = _REQUEST.pack(*values)
-        slot = _Slot(keep)
         self._submitting = True
         try:
+            self._seq += 1
+            slot = _Slot(self._seq, number, keep)
             self._pending.append(slot)
             self._outbox += request
         finally:
@@ -235,8 +395,10 @@ class ConnectionSyscall(SyscallInterface):
             if self._reading:
                 if slot.event is None:
                     slot.event = anyio.Event()
-                await slot.event.wait()
-                slot.event = None
+                try:
+                    await slot.event.wait()
+                finally:
+                    slot.event = None
                 continue
             self._reading = True
             try:
@@ -269,10 +431,6 @@ class ConnectionSyscall(SyscallInterface):
         self._partial = data[usable:]
         pending = self._pending
         for (result,) in _RESPONSE.iter_unpack(data[:usable]):
-            if result == _EXEC_MARKER:
-                # From the exec watcher: the process is gone or exec'd.
-                self.hangup(EXEC_OR_EXIT)
-                return
             if not pending:
                 self.hangup("protocol error: an answer with no request")
                 return
@@ -282,8 +440,9 @@ class ConnectionSyscall(SyscallInterface):
 
     def hangup(self, reason: str) -> None:
         """The process is gone (or exec'd): deliver the answers it sent,
-        fail everything else with SyscallHangup.  Synchronous, so a process
-        watch can call it from the epoller's dispatch."""
+        fail everything else with SyscallHangup, close our end.
+        Synchronous, so a process watch can call it from the epoller's
+        dispatch."""
         if self._hangup is not None:
             return
         self._hangup = reason
@@ -301,8 +460,17 @@ class ConnectionSyscall(SyscallInterface):
             self._pending.popleft().fail(SyscallHangup(error_text))
         self._outbox.clear()
         self._deferred.clear()
-        # Wake a reader blocked on the socket; it finds its slot failed.
-        self._afd.epoller.forget(self._afd._ident)
+        # Our end lives in the local process, whose syscalls take no
+        # waiting: take it out of the epoll set, wake a reader blocked on
+        # it (it finds its slot failed), and close it.
+        afd = self._afd
+        epoller = afd.epoller
+        epoller.forget(afd._ident)
+        try:
+            _raw.syscall(_SYS_epoll_ctl, epoller.epfd.number, EPOLL_CTL.DEL, self._fd, 0)
+        except OSError:
+            pass
+        afd.handle.drop()
         callbacks, self._on_hangup = self._on_hangup, []
         for callback in callbacks:
             callback(reason)
@@ -313,7 +481,6 @@ class ConnectionSyscall(SyscallInterface):
             callback(self._hangup)
         else:
             self._on_hangup.append(callback)
-
 
 
 _SYS_epoll_pwait = int(SYS.epoll_pwait)
@@ -334,3 +501,4 @@ async def wait_remote(epoller: Epoller) -> None:
     if count:
         epoller.dispatch(await task.space.transport.read(buffer.address, count * _EVENT_SIZE))
     await anyio.lowlevel.checkpoint_if_cancelled()
+

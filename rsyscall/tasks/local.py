@@ -25,6 +25,7 @@ class LocalSyscall(SyscallInterface):
     """Syscalls in this very process."""
 
     __slots__ = ()
+    is_local = True
 
     # A builtin function is not a descriptor, so it is looked up and called
     # without binding self, with no Python frame in between.
@@ -41,12 +42,13 @@ class LocalSyscall(SyscallInterface):
         return "LocalSyscall()"
 
 
-def _close_now(number: int) -> None:
+def _close_now(number: int) -> bool:
     # Called from finalizers; a close error here has nobody to report to.
     try:
         _raw.syscall(_SYS_close, number)
     except OSError:
         pass
+    return True
 
 
 def local_fd_table() -> FDTable:
