@@ -59,12 +59,18 @@ class CLOCK(enum.IntEnum):
     TAI = 11
 
 
+# utimensat(2)'s special nsec values (<sys/stat.h>).
+_UTIME_SPECIAL = frozenset({(1 << 30) - 1, (1 << 30) - 2})
+
+
 @dataclasses.dataclass(frozen=True)
 class Timespec(Struct):
     """`struct timespec`: a time as whole seconds `sec` and nanoseconds `nsec`.
 
-    `nsec` is not range-checked here: some syscalls give out-of-range
-    values a meaning (utimensat's UTIME_NOW), and the kernel checks the rest.
+    `nsec` is 0 to 999,999,999, or one of the two values utimensat(2)
+    gives a meaning (UTIME_NOW, UTIME_OMIT); anything else is a ValueError
+    here rather than EINVAL from the kernel.  `sec` may be negative (a time
+    before the epoch); the syscalls that refuse that say EINVAL.
     """
 
     __slots__ = ("nsec", "sec")
@@ -75,6 +81,11 @@ class Timespec(Struct):
 
     def __post_init__(self) -> None:
         check_fields(self, (("sec", "q"), ("nsec", "q")))
+        if not 0 <= self.nsec < _NSEC_PER_SEC and self.nsec not in _UTIME_SPECIAL:
+            raise ValueError(
+                f"Timespec nsec {self.nsec} outside 0..{_NSEC_PER_SEC - 1} "
+                "(and not UTIME_NOW or UTIME_OMIT)"
+            )
 
     @classmethod
     def from_float(cls, seconds: float) -> Self:

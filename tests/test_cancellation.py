@@ -143,38 +143,60 @@ async def test_a_completed_call_is_delivered_then_cancelled(child: ChildThread) 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_native_asyncio_cancellation_loses_no_data(child: ChildThread) -> None:
-    """wait_for and Task.cancel, not anyio scopes: a cancelled read either
-    returns its data (wait_for then returns it) or did nothing (the buffer
-    is ours again); across 300 of them no byte is lost or read twice."""
+    """wait_for and Task.cancel, not anyio scopes, over 1000 reads: on a
+    child's blocking pipe, a child's AsyncFileDescriptor and a local one.
+    A cancelled read either returns its data (wait_for then returns it) or
+    did nothing (the buffer is ours again): no byte is lost or read twice."""
     import random
 
     rng = random.Random(7)
-    pipe = await child_pipe(child)
-    wfd = pipe.write
-    received = bytearray()
-    sent = bytearray()
-    buf = await child.malloc(bytes, 64)
-    for i in range(300):
-        message = b"%d," % i
-        if rng.random() < 0.7:
-            await wfd.write(await child.ptr(message))
-            sent += message
-        try:
-            valid, rest = await asyncio.wait_for(pipe.read.read(buf), rng.random() * 0.003)
-        except TimeoutError:
-            assert not buf.consumed
-            continue
-        received += await valid.read()
-        buf = valid + rest
-    # Drain what is left.
-    await wfd.close()
-    while True:
-        valid, rest = await pipe.read.read(buf)
-        if not valid.size():
-            break
-        received += await valid.read()
-        buf = valid + rest
-    assert bytes(received) == bytes(sent)
+    blocking = await child_pipe(child)
+    child_async = await (await child.task.pipe(await child.malloc(Pipe), O.NONBLOCK)).read()
+    child_reader = await child.make_afd(child_async.read)
+    local_pipe = await local_thread.pipe()
+    local_reader = await local_thread.make_afd(local_pipe.read, set_nonblock=True)
+    cases = [
+        (child, blocking.write, blocking.read.read),
+        (child, child_async.write, child_reader.read),
+        (local_thread, local_pipe.write, local_reader.read),
+    ]
+    for thread, writer, read in cases:
+        received = bytearray()
+        sent = bytearray()
+        buf = await thread.malloc(bytes, 64)
+        cancelled = 0
+        for i in range(334):
+            message = b"%d," % i
+            if rng.random() < 0.7:
+                await writer.write(await thread.ptr(message))
+                sent += message
+            if rng.random() < 0.5:
+                try:
+                    valid, rest = await asyncio.wait_for(read(buf), rng.random() * 0.003)
+                except TimeoutError:
+                    assert not buf.consumed
+                    cancelled += 1
+                    continue
+            else:
+                task = asyncio.ensure_future(read(buf))
+                await asyncio.sleep(rng.random() * 0.003)
+                task.cancel()
+                try:
+                    valid, rest = await task
+                except asyncio.CancelledError:
+                    assert not buf.consumed
+                    cancelled += 1
+                    continue
+            received += await valid.read()
+            buf = valid + rest
+        assert cancelled > 0
+        while len(received) < len(sent):
+            valid, rest = await read(buf)
+            received += await valid.read()
+            buf = valid + rest
+        assert bytes(received) == bytes(sent)
+    await local_reader.close()
+    await child_reader.close()
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])

@@ -175,7 +175,7 @@ async def test_wait_wake_errors() -> None:
     word = await local_thread.ptr(UInt32(0))
     short = await local_thread.ptr(Timespec(0, 1000))
     # Kernel rejections.
-    bad_timeout = await local_thread.ptr(Timespec(0, 1_000_000_000))
+    bad_timeout = await local_thread.ptr(Timespec(-1, 0))
     with pytest.raises(OSError) as info:
         await task.futex_wait(word, 0, bad_timeout)
     assert info.value.errno == errno.EINVAL

@@ -14,12 +14,21 @@ pytestmark = pytest.mark.anyio
 INT64 = st.integers(-(2**63), 2**63 - 1)
 
 
-@given(INT64, INT64)
+@given(INT64, st.integers(0, 999_999_999))
 def test_timespec_bytes_roundtrip(sec: int, nsec: int) -> None:
     ts = Timespec(sec, nsec)
     data = ts.to_bytes()
     assert len(data) == Timespec.sizeof() == 16
     assert Timespec.from_bytes(data) == ts
+
+
+@given(INT64, INT64)
+def test_timespec_nsec_out_of_range_is_a_value_error(sec: int, nsec: int) -> None:
+    if 0 <= nsec < 10**9 or nsec in ((1 << 30) - 1, (1 << 30) - 2):
+        assert Timespec(sec, nsec).nsec == nsec
+    else:
+        with pytest.raises(ValueError):
+            Timespec(sec, nsec)
 
 
 def test_timespec_layout() -> None:

@@ -317,9 +317,8 @@ async def test_bad_settime_and_gettime() -> None:
     # The kernel's refusals: out-of-range times, unknown flags.
     old = await local_thread.malloc(Itimerspec)
     for bad in (
-        Itimerspec(ZERO, Timespec(0, 1_000_000_000)),
-        Itimerspec(Timespec(0, -1), Timespec(1, 0)),
         Itimerspec(ZERO, Timespec(-1, 0)),
+        Itimerspec(Timespec(-1, 5), Timespec(1, 0)),
     ):
         with pytest.raises(OSError) as info:
             await fd.timerfd_settime(TFD_TIMER.NONE, await local_thread.ptr(bad), old)

@@ -43,6 +43,7 @@ import math
 import operator
 import os
 import struct
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
@@ -148,24 +149,51 @@ def _anyio_cancelled() -> bool:
         return False
 
 
+# Tasks with a native asyncio cancellation that was absorbed (so that a
+# completed syscall's result could be returned) and is due again.  The next
+# syscall such a task starts raises it before sending anything; if the
+# task waits elsewhere first, `Task.cancel` delivers it there.  Without
+# this, a task that only made syscalls that complete would absorb its
+# cancellation again and again.
+_rearmed: weakref.WeakSet[asyncio.Task[object]] = weakref.WeakSet()
+
+
 def _rearm_native_cancellation() -> None:
     """A native asyncio cancellation was absorbed so that a completed
-    syscall's result could be returned: cancel the task again once it next
-    waits, unless the cancellation was withdrawn meanwhile (asyncio.timeout
-    and TaskGroup uncancel what they handled) or the task finished."""
+    syscall's result could be returned: make it come back at the task's
+    next checkpoint (see `_rearmed`), unless it is withdrawn meanwhile
+    (asyncio.timeout and TaskGroup uncancel what they handled) or the task
+    finishes (wait_for's inner task does, with the result)."""
     try:
         task = asyncio.current_task()
     except RuntimeError:
         return  # not asyncio: trio's cancellations are all scoped
     if task is None:
         return
+    _rearmed.add(task)
 
     def rearm() -> None:
+        if task not in _rearmed:
+            return  # raised already, by the next syscall
+        _rearmed.discard(task)
         if not task.done() and task.cancelling() > 0:
             task.uncancel()  # keep the count as it was: this is the same request
             task.cancel()
 
     task.get_loop().call_soon(rearm)
+
+
+def _raise_if_rearmed() -> None:
+    """The checkpoint at the start of a syscall: a cancellation absorbed
+    earlier in this task is raised now, before anything is sent."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return
+    if task is not None and task in _rearmed:
+        _rearmed.discard(task)
+        if task.cancelling() > 0:
+            raise asyncio.CancelledError()
 
 
 def _is_cancellation(error: BaseException) -> bool:
@@ -208,6 +236,8 @@ class ConnectionSyscall(SyscallInterface):
     # ---- making requests ----
 
     async def syscall(self, number: int, /, *args: int) -> int:
+        if _rearmed:
+            _raise_if_rearmed()
         slot = self._submit(number, args)
         try:
             await self._wait(slot)
@@ -242,25 +272,29 @@ class ConnectionSyscall(SyscallInterface):
             return await self._after_cancel(slot, error)
         return _outcome(slot)
 
-    async def syscall_pokeable(self, number: int, /, *args: int) -> int:
+    async def syscall_pokeable(
+        self, number: int, /, *args: int
+    ) -> tuple[int, BaseException | None]:
         """A syscall that may block in the other process until woken by the
         next request (epoll_wait with the request fd registered).  If the
         caller is cancelled, a no-op request wakes it; the answer is still
-        returned (the events it reports must not be lost), and the
-        cancellation comes at the caller's next checkpoint."""
+        returned (the events it reports must not be lost), with the
+        cancellation, which the caller raises once it has used the answer."""
+        if _rearmed:
+            _raise_if_rearmed()
         slot = self._submit(number, args)
+        cancelled: BaseException | None = None
         try:
             await self._wait(slot)
         except BaseException as error:
-            native = not _anyio_cancelled()
             if not slot.done and self._hangup is None:
                 self.submit_discard(_SYS_getpid)
-            absorbed = await self._collect(slot, poke=None)
+            if await self._collect(slot, poke=None):
+                pass  # a second native cancellation: the same outcome
             if not _is_cancellation(error):
                 raise
-            if native or absorbed:
-                _rearm_native_cancellation()
-        return _outcome(slot)
+            cancelled = error
+        return _outcome(slot), cancelled
 
     async def _after_cancel(self, slot: _Slot, error: BaseException) -> int:
         """The caller was cancelled (or interrupted) while waiting for
@@ -495,10 +529,12 @@ async def wait_remote(epoller: Epoller) -> None:
     if not isinstance(sysif, ConnectionSyscall):
         raise TypeError("wait_remote needs a thread reached over a connection")
     buffer = await epoller.event_buffer()
-    count = await sysif.syscall_pokeable(
+    count, cancelled = await sysif.syscall_pokeable(
         _SYS_epoll_pwait, epoller.epfd.number, buffer.address, _MAX_EVENTS, -1, 0, 0
     )
     if count:
         epoller.dispatch(await task.space.transport.read(buffer.address, count * _EVENT_SIZE))
+    if cancelled is not None:
+        raise cancelled  # now that what it reported is dispatched
     await anyio.lowlevel.checkpoint_if_cancelled()
 
