@@ -8,6 +8,9 @@ Two more things every test gets:
   `python -m pytest` of just that test), so a crash there (a segfault, an
   abort) is reported as that test's failure instead of ending the run.
   Use it for regression tests of bugs that corrupted memory.
+
+And one fixture for the header modules' tests, `thread`: the same test on
+every kind of thread there is (see THREAD_KINDS).
 """
 
 from __future__ import annotations
@@ -15,9 +18,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import anyio
 import pytest
+
+from rsyscall import Thread, local_thread
+from rsyscall.near.interface import SyscallHangup
 
 _ISOLATED_ENV = "RSYSCALL_ISOLATED_TEST"
 
@@ -25,6 +33,60 @@ _ISOLATED_ENV = "RSYSCALL_ISOLATED_TEST"
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+# ---- the thread kinds ----
+#
+# Each kind is an async context manager factory giving a fresh (or, for the
+# local thread, the one) Thread of that kind, cleaned up on exit.  A test
+# taking the `thread` fixture runs once per entry here: adding a kind of
+# thread (a stub in another address space, an ssh thread on another host)
+# is one more entry, and the whole suite tests it.  So a test taking
+# `thread` may use only the thread's own syscalls and memory: it must not
+# assume that the thread shares our memory or fd table, or that its pid is
+# os.getpid() (tests/util.py looks at its process from outside).
+
+
+@asynccontextmanager
+async def _local_kind() -> AsyncIterator[Thread]:
+    yield local_thread
+
+
+@asynccontextmanager
+async def _child_kind() -> AsyncIterator[Thread]:
+    child = await local_thread.clone()
+    try:
+        yield child
+    finally:
+        # The test may have ended it already (exit, exec, kill); a failed
+        # one may have left it in a syscall that never returns (the exit
+        # waits behind it; cancelled, the wait kills and reaps it).
+        if child.process.state is None:
+            if child.connection.hung_up is None:
+                with anyio.move_on_after(10):
+                    try:
+                        await child.exit(0)
+                    except SyscallHangup:
+                        pass
+            if child.process.state is None:
+                try:
+                    await child.process.kill()
+                except ProcessLookupError:
+                    pass
+                await child.process.waitpid()
+
+
+THREAD_KINDS: dict[str, Callable[[], AbstractAsyncContextManager[Thread]]] = {
+    "local": _local_kind,
+    "child": _child_kind,
+}
+
+
+@pytest.fixture(params=list(THREAD_KINDS))
+async def thread(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterator[Thread]:
+    """A thread of each kind in THREAD_KINDS (ids: its name)."""
+    async with THREAD_KINDS[request.param]() as made:
+        yield made
 
 
 def pytest_configure(config: pytest.Config) -> None:

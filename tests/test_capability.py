@@ -1,6 +1,6 @@
-"""rsyscall.linux.capability: capget on the test process and on children,
-capset in a child of its own user namespace, checked against
-/proc/pid/status; and the structs' byte layouts.  The test process's own
+"""rsyscall.linux.capability: capget on the thread of the test and on its
+children, capset in a child of its own user namespace, checked against
+/proc/pid/status; and the structs' byte layouts.  The thread's own
 capabilities are only read."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rsyscall import UseAfterConsumeError, local_thread
+from rsyscall import UseAfterConsumeError
 from rsyscall.linux.capability import (
     _LINUX_CAPABILITY_VERSION_3,
     CAP,
@@ -26,6 +26,8 @@ from rsyscall.linux.capability import (
 from rsyscall.sched import CLONE
 from rsyscall.sys.mount import MS
 from rsyscall.thread import Thread
+
+from .util import thread_pid
 
 pytestmark = pytest.mark.anyio
 
@@ -139,18 +141,18 @@ def all_caps() -> frozenset[CAP | int]:
 # ---- capget ----
 
 
-async def test_capget_of_the_test_process() -> None:
-    caps = await capget(local_thread)
-    assert caps == status_caps(os.getpid())
+async def test_capget_of_the_thread(thread: Thread) -> None:
+    caps = await capget(thread)
+    assert caps == status_caps(thread_pid(thread))
     # By pid too, as a Process.
-    me = local_thread.task.process
-    data = await me.capget(await local_thread.ptr(CapUserHeader(pid=me.pid)),
-                           await local_thread.malloc(CapSet))
+    me = thread.task.process
+    data = await me.capget(await thread.ptr(CapUserHeader(pid=me.pid)),
+                           await thread.malloc(CapSet))
     assert await data.read() == caps
 
 
-async def test_capget_in_a_new_user_namespace() -> None:
-    child = await local_thread.clone(CLONE.NEWUSER)
+async def test_capget_in_a_new_user_namespace(thread: Thread) -> None:
+    child = await thread.clone(CLONE.NEWUSER)
     pid = child.process.process.pid
     # Every capability, over the new namespace.
     caps = await capget(child)
@@ -159,15 +161,15 @@ async def test_capget_in_a_new_user_namespace() -> None:
     assert caps == status_caps(pid)
     # The same, asked from outside by pid.
     process = child.process.process
-    outside = await process.capget(await local_thread.ptr(CapUserHeader(pid=pid)),
-                                   await local_thread.malloc(CapSet))
+    outside = await process.capget(await thread.ptr(CapUserHeader(pid=pid)),
+                                   await thread.malloc(CapSet))
     assert await outside.read() == caps
     await child.exit(0)
 
 
-async def test_capset_drops_a_capability() -> None:
-    ours = status_caps(os.getpid())
-    child = await local_thread.clone(CLONE.NEWUSER | CLONE.NEWNS)
+async def test_capset_drops_a_capability(thread: Thread) -> None:
+    ours = status_caps(thread_pid(thread))
+    child = await thread.clone(CLONE.NEWUSER | CLONE.NEWNS)
     task = child.task
     pid = child.process.process.pid
     header = await child.ptr(CapUserHeader())
@@ -202,7 +204,7 @@ async def test_capset_drops_a_capability() -> None:
     assert CAP.KILL in (await capget(child)).effective
     await task.capset(header, filled)
     assert await capget(child) == quiet
-    assert status_caps(os.getpid()) == ours
+    assert status_caps(thread_pid(thread)) == ours
     await child.exit(0)
 
 
@@ -217,8 +219,8 @@ def gone_pid() -> int:
     return popen.pid
 
 
-async def test_capability_errors(gone_pid: int) -> None:
-    child = await local_thread.clone(CLONE.NEWUSER)
+async def test_capability_errors(thread: Thread, gone_pid: int) -> None:
+    child = await thread.clone(CLONE.NEWUSER)
     task = child.task
     header = await child.ptr(CapUserHeader())
     data = await child.malloc(CapSet)
@@ -246,10 +248,10 @@ async def test_capability_errors(gone_pid: int) -> None:
     with pytest.raises(TypeError):
         await task.capset(header, CapSet())  # type: ignore[arg-type]
     # The kernel's errors.
-    gone = local_thread.task.make_process(gone_pid)
+    gone = thread.task.make_process(gone_pid)
     with pytest.raises(OSError) as info:
-        await gone.capget(await local_thread.ptr(CapUserHeader(pid=gone_pid)),
-                          await local_thread.malloc(CapSet))
+        await gone.capget(await thread.ptr(CapUserHeader(pid=gone_pid)),
+                          await thread.malloc(CapSet))
     assert info.value.errno == errno.ESRCH
     with pytest.raises(PermissionError):  # effective beyond permitted
         await task.capset(header, await child.ptr(CapSet([CAP.CHOWN])))

@@ -10,26 +10,28 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rsyscall import FileDescriptor, Pointer, UseAfterConsumeError, local_thread
+from rsyscall import FileDescriptor, Pointer, Thread, UseAfterConsumeError
 from rsyscall.fcntl import O
 from rsyscall.linux.dirent import DT, Dirent, DirentList
 from rsyscall.unistd import SEEK
 
-from .util import open_fds
+from .util import thread_fds
 
 pytestmark = pytest.mark.anyio
 
 
-async def open_dir(path: Path) -> FileDescriptor:
-    return await local_thread.task.open(await local_thread.ptr(path), O.RDONLY | O.DIRECTORY)
+async def open_dir(thread: Thread, path: Path) -> FileDescriptor:
+    return await thread.task.open(await thread.ptr(path), O.RDONLY | O.DIRECTORY)
 
 
-async def list_dir(fd: FileDescriptor, size: int = 4096) -> tuple[list[Dirent], int]:
+async def list_dir(
+    thread: Thread, fd: FileDescriptor, size: int = 4096
+) -> tuple[list[Dirent], int]:
     """Every entry of `fd`, reading until getdents returns nothing; and how
     many calls returned entries."""
     entries: list[Dirent] = []
     calls = 0
-    buf: Pointer[DirentList] = await local_thread.malloc(DirentList, size)
+    buf: Pointer[DirentList] = await thread.malloc(DirentList, size)
     while True:
         valid, rest = await fd.getdents(buf)
         if valid.size() == 0:
@@ -43,9 +45,9 @@ async def list_dir(fd: FileDescriptor, size: int = 4096) -> tuple[list[Dirent], 
         buf = valid + rest
 
 
-async def still_works(path: Path) -> None:
-    fd = await open_dir(path)
-    entries, _ = await list_dir(fd)
+async def still_works(thread: Thread, path: Path) -> None:
+    fd = await open_dir(thread, path)
+    entries, _ = await list_dir(thread, fd)
     assert {e.name for e in entries} - {".", ".."} == set(os.listdir(path))
     await fd.close()
 
@@ -64,7 +66,7 @@ def scandir_view(path: Path) -> dict[str, tuple[int, DT]]:
         return {e.name: (e.inode(), kind(e)) for e in it}
 
 
-async def test_getdents_lists_directory(tmp_path: Path) -> None:
+async def test_getdents_lists_directory(thread: Thread, tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     (tmp_path / "sub").mkdir()
     os.symlink("file", tmp_path / "link")
@@ -72,8 +74,8 @@ async def test_getdents_lists_directory(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX) as sock:
         sock.bind(str(tmp_path / "sock"))
     (tmp_path / "ünïcode name").write_text("")
-    fd = await open_dir(tmp_path)
-    entries, _ = await list_dir(fd)
+    fd = await open_dir(thread, tmp_path)
+    entries, _ = await list_dir(thread, fd)
     names = [e.name for e in entries]
     assert sorted(names) == sorted([".", "..", *os.listdir(tmp_path)])
     got = {e.name: (e.ino, e.type) for e in entries if e.name not in (".", "..")}
@@ -90,42 +92,41 @@ async def test_getdents_lists_directory(tmp_path: Path) -> None:
     await fd.close()
 
 
-async def test_getdents_large_directory(tmp_path: Path) -> None:
+async def test_getdents_large_directory(thread: Thread, tmp_path: Path) -> None:
     names = {f"{i:04d}-{'n' * (i % 200)}" for i in range(400)}
     for name in names:
         (tmp_path / name).touch()
-    fd = await open_dir(tmp_path)
-    entries, calls = await list_dir(fd)
+    fd = await open_dir(thread, tmp_path)
+    entries, calls = await list_dir(thread, fd)
     assert calls > 1  # 400 entries do not fit in 4096 bytes
     assert len(entries) == 402
     assert {e.name for e in entries} == names | {".", ".."}
     # At end of directory getdents keeps returning nothing; after rewinding
     # it lists everything again, even with the smallest buffer allowed.
-    again, _ = await list_dir(fd)
+    again, _ = await list_dir(thread, fd)
     assert again == []
     await fd.lseek(0, SEEK.SET)
-    again, calls = await list_dir(fd, Dirent.layout.size)
+    again, calls = await list_dir(thread, fd, Dirent.layout.size)
     assert calls >= len(entries) // 8
     assert again == entries
     await fd.close()
 
 
-async def test_getdents_buffer_reuse_and_fds(tmp_path: Path) -> None:
+async def test_getdents_buffer_reuse_and_fds(thread: Thread, tmp_path: Path) -> None:
     (tmp_path / "a").touch()
-    before = open_fds()
+    before = await thread_fds(thread)
     for _ in range(3):
-        fd = await open_dir(tmp_path)
-        entries, calls = await list_dir(fd)
+        fd = await open_dir(thread, tmp_path)
+        entries, calls = await list_dir(thread, fd)
         assert calls == 1
         assert {e.name for e in entries} == {".", "..", "a"}
         del fd
-    assert open_fds() == before
+    assert await thread_fds(thread) == before
 
 
-async def test_getdents_errors(tmp_path: Path) -> None:
+async def test_getdents_errors(thread: Thread, tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
-    thread = local_thread
-    fd = await open_dir(tmp_path)
+    fd = await open_dir(thread, tmp_path)
     # Wrong types.
     with pytest.raises(TypeError):
         await fd.getdents(b"buffer")  # type: ignore[arg-type]
@@ -145,7 +146,7 @@ async def test_getdents_errors(tmp_path: Path) -> None:
         await fd.getdents(buf)
     assert {e.name for e in await valid.read()} == {".", "..", "file"}
     # Not a directory: the kernel's error, and the buffer is given back.
-    filefd = await local_thread.task.open(await thread.ptr(tmp_path / "file"), O.RDONLY)
+    filefd = await thread.task.open(await thread.ptr(tmp_path / "file"), O.RDONLY)
     buf = await thread.malloc(DirentList, 4096)
     with pytest.raises(NotADirectoryError):
         await filefd.getdents(buf)
@@ -157,8 +158,8 @@ async def test_getdents_errors(tmp_path: Path) -> None:
     assert not buf.consumed
     # A nonexistent directory.
     with pytest.raises(FileNotFoundError):
-        await open_dir(tmp_path / "missing")
-    await still_works(tmp_path)
+        await open_dir(thread, tmp_path / "missing")
+    await still_works(thread, tmp_path)
 
 
 # ---- the record format ----
@@ -204,9 +205,9 @@ def test_dirent_layout() -> None:
     )  # fmt: skip
 
 
-async def test_dirent_list_through_memory() -> None:
+async def test_dirent_list_through_memory(thread: Thread) -> None:
     value = DirentList([Dirent(1, 2, DT.REG, "x"), Dirent(3, 4, DT.LNK, "y" * 100)])
-    ptr = await local_thread.ptr(value)
+    ptr = await thread.ptr(value)
     assert ptr.size() == 24 + 120
     assert await ptr.read() == value
 

@@ -1,4 +1,4 @@
-"""The epoll loop and AsyncFileDescriptor on the local thread."""
+"""The epoll loop and AsyncFileDescriptor, on every kind of thread."""
 
 from __future__ import annotations
 
@@ -8,26 +8,25 @@ import time
 import anyio
 import pytest
 
-from rsyscall import local_thread
+from rsyscall import Thread
 from rsyscall.epoller import AsyncFileDescriptor, FDClosedWhileWaiting
 from rsyscall.fcntl import O
 from rsyscall.netinet.ip import SockaddrIn
 from rsyscall.sys.socket import AF, SOCK, Sockaddr
 from rsyscall.unistd import Pipe
 
-from .util import open_fds
+from .util import thread_fds
 
 pytestmark = pytest.mark.anyio
 
 
-async def nonblocking_pipe() -> tuple[AsyncFileDescriptor, AsyncFileDescriptor]:
-    thread = local_thread
+async def nonblocking_pipe(thread: Thread) -> tuple[AsyncFileDescriptor, AsyncFileDescriptor]:
     pipe = await (await thread.task.pipe(await thread.malloc(Pipe), O.NONBLOCK)).read()
     return await thread.make_afd(pipe.read), await thread.make_afd(pipe.write)
 
 
-async def test_reader_waits_idle_and_wakes_on_write() -> None:
-    reader, writer = await nonblocking_pipe()
+async def test_reader_waits_idle_and_wakes_on_write(thread: Thread) -> None:
+    reader, writer = await nonblocking_pipe(thread)
     result: list[bytes] = []
 
     async def read() -> None:
@@ -49,8 +48,8 @@ async def test_reader_waits_idle_and_wakes_on_write() -> None:
     await writer.close()
 
 
-async def test_one_mebibyte_with_cancellation_midway() -> None:
-    reader, writer = await nonblocking_pipe()
+async def test_one_mebibyte_with_cancellation_midway(thread: Thread) -> None:
+    reader, writer = await nonblocking_pipe(thread)
     data = os.urandom(1 << 20)
     received = bytearray()
 
@@ -77,8 +76,8 @@ async def test_one_mebibyte_with_cancellation_midway() -> None:
     await reader.close()
 
 
-async def test_close_wakes_waiter_with_clear_error() -> None:
-    reader, writer = await nonblocking_pipe()
+async def test_close_wakes_waiter_with_clear_error(thread: Thread) -> None:
+    reader, writer = await nonblocking_pipe(thread)
     errors: list[BaseException] = []
 
     async def wait_forever() -> None:
@@ -97,8 +96,8 @@ async def test_close_wakes_waiter_with_clear_error() -> None:
     await writer.close()
 
 
-async def test_many_waiters_many_fds() -> None:
-    pairs = [await nonblocking_pipe() for _ in range(50)]
+async def test_many_waiters_many_fds(thread: Thread) -> None:
+    pairs = [await nonblocking_pipe(thread) for _ in range(50)]
     got: dict[int, bytes] = {}
 
     async def read(i: int, reader: AsyncFileDescriptor) -> None:
@@ -116,8 +115,7 @@ async def test_many_waiters_many_fds() -> None:
         await writer.close()
 
 
-async def test_tcp_echo_server_with_anyio_clients() -> None:
-    thread = local_thread
+async def test_tcp_echo_server_with_anyio_clients(thread: Thread) -> None:
     listener = await thread.task.socket(AF.INET, SOCK.STREAM | SOCK.NONBLOCK)
     await listener.bind(await thread.ptr(SockaddrIn(0, "127.0.0.1")))
     await listener.listen(128)
@@ -154,8 +152,7 @@ async def test_tcp_echo_server_with_anyio_clients() -> None:
     await server.close()
 
 
-async def test_connect_nonblocking_and_refused() -> None:
-    thread = local_thread
+async def test_connect_nonblocking_and_refused(thread: Thread) -> None:
     listener = await thread.task.socket(AF.INET, SOCK.STREAM)
     await listener.bind(await thread.ptr(SockaddrIn(0, "127.0.0.1")))
     await listener.listen(1)
@@ -173,35 +170,34 @@ async def test_connect_nonblocking_and_refused() -> None:
     await refused.close()
 
 
-async def test_afd_churn_leaks_no_fds() -> None:
-    await nonblocking_pipe()  # the epoll fd exists before we count
-    before = open_fds()
+async def test_afd_churn_leaks_no_fds(thread: Thread) -> None:
+    await nonblocking_pipe(thread)  # the epoll fd exists before we count
+    before = await thread_fds(thread)
     for _ in range(300):
-        reader, writer = await nonblocking_pipe()
+        reader, writer = await nonblocking_pipe(thread)
         await writer.write_all_bytes(b"x")
         assert await reader.read_some_bytes() == b"x"
         await reader.close()
         del writer  # garbage collected, not closed
-    assert open_fds() == before
+    assert await thread_fds(thread) == before
 
 
-async def test_make_afd_bad_input() -> None:
-    thread = local_thread
+async def test_make_afd_bad_input(thread: Thread) -> None:
     with pytest.raises(TypeError):
         await thread.make_afd(3)  # type: ignore[arg-type]
-    reader, writer = await nonblocking_pipe()
+    reader, writer = await nonblocking_pipe(thread)
     with pytest.raises(ValueError):
         await reader.read_some_bytes(0)
     await writer.write_all_bytes(b"still works")
     assert await reader.read_some_bytes() == b"still works"
 
 
-async def test_driving_is_handed_to_a_waiter_that_still_waits() -> None:
+async def test_driving_is_handed_to_a_waiter_that_still_waits(thread: Thread) -> None:
     """When the driver and another waiter are both satisfied by one epoll
     wait, the driving must go to a waiter still waiting, not to one about
     to leave (a lost hand-off strands every other waiter)."""
-    a_reader, a_writer = await nonblocking_pipe()
-    b_reader, b_writer = await nonblocking_pipe()
+    a_reader, a_writer = await nonblocking_pipe(thread)
+    b_reader, b_writer = await nonblocking_pipe(thread)
     got: dict[str, bytes] = {}
 
     async def read(name: str, reader: AsyncFileDescriptor) -> None:

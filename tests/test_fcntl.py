@@ -9,40 +9,54 @@ import os
 import stat
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from rsyscall import FileDescriptor, ReadablePointer, UseAfterConsumeError, local_thread
+from rsyscall import FileDescriptor, ReadablePointer, Thread, UseAfterConsumeError, local_thread
 from rsyscall.base.fd import FDTable
 from rsyscall.fcntl import AT, F_OWNER, FD, SEAL, F, Flock, FlockType, FOwnerEx, O
 from rsyscall.handle import Task
 from rsyscall.sys.socket import AF, SOCK
 from rsyscall.unistd import SEEK
 
+from .util import (
+    blocking,
+    borrowed_fd,
+    cloexec,
+    fd_is_open,
+    fd_stat,
+    status_field,
+    thread_cwd,
+    thread_pid,
+)
+
 pytestmark = pytest.mark.anyio
 
 
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+def current_umask(thread: Thread) -> int:
+    mask = int(status_field(thread, "Umask"), 8)
+    if thread is local_thread:
+        ours = os.umask(0)
+        os.umask(ours)
+        assert mask == ours
     return mask
 
 
 @pytest.fixture
-def in_tmp_cwd(tmp_path: Path) -> Iterator[Path]:
-    before = os.getcwd()
-    os.chdir(tmp_path)
+async def in_tmp_cwd(thread: Thread, tmp_path: Path) -> AsyncIterator[Path]:
+    """The thread works in tmp_path; its working directory is restored afterwards."""
+    before = thread_cwd(thread)
+    await thread.task.chdir(await thread.ptr(tmp_path))
     try:
         yield tmp_path
     finally:
-        os.chdir(before)
+        await thread.task.chdir(await thread.ptr(before))
 
 
-async def still_works() -> None:
-    thread = local_thread
-    assert await thread.task.getpid() == os.getpid()
+async def still_works(thread: Thread) -> None:
+    assert await thread.task.getpid() == thread_pid(thread)
     fd = await thread.task.open(await thread.ptr("/dev/null"), O.RDONLY)
     assert await fd.fcntl(F.GETFD) == FD.CLOEXEC
     await fd.close()
@@ -68,9 +82,8 @@ def test_constants_match_stdlib() -> None:
 # ---- open / openat ----
 
 
-async def test_open_create_mode(tmp_path: Path) -> None:
-    thread = local_thread
-    umask = current_umask()
+async def test_open_create_mode(thread: Thread, tmp_path: Path) -> None:
+    umask = current_umask(thread)
     for mode in (0o600, 0o640, 0o755, 0o777, 0o400):
         path = tmp_path / f"f{mode:o}"
         fd = await thread.task.open(await thread.ptr(path), O.WRONLY | O.CREAT | O.EXCL, mode)
@@ -78,33 +91,33 @@ async def test_open_create_mode(tmp_path: Path) -> None:
         st = os.stat(path)
         assert stat.S_ISREG(st.st_mode)
         assert stat.S_IMODE(st.st_mode) == mode & ~umask
-        assert os.fstat(fd.number).st_ino == st.st_ino
+        assert fd_stat(thread, fd).st_ino == st.st_ino
         await fd.close()
     # The default mode is 0o644.
     fd = await thread.task.open(await thread.ptr(tmp_path / "default"), O.WRONLY | O.CREAT)
     assert stat.S_IMODE(os.stat(tmp_path / "default").st_mode) == 0o644 & ~umask
     with pytest.raises(FileExistsError):
         await thread.task.open(await thread.ptr(tmp_path / "default"), O.WRONLY | O.CREAT | O.EXCL)
-    await still_works()
+    await still_works(thread)
 
 
-async def test_open_always_cloexec_and_access_mode(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_open_always_cloexec_and_access_mode(thread: Thread, tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"")
     for flags, accmode in ((O.RDONLY, os.O_RDONLY), (O.WRONLY, os.O_WRONLY), (O.RDWR, os.O_RDWR)):
         fd = await thread.task.open(await thread.ptr(path), flags)
-        assert not os.get_inheritable(fd.number)
-        assert stdlib_fcntl.fcntl(fd.number, stdlib_fcntl.F_GETFD) == stdlib_fcntl.FD_CLOEXEC
+        assert cloexec(thread, fd)
+        if thread is local_thread:  # F_GETFD of the fd itself, in our own table
+            assert stdlib_fcntl.fcntl(fd.number, stdlib_fcntl.F_GETFD) == stdlib_fcntl.FD_CLOEXEC
         got = await fd.fcntl(F.GETFL)
-        assert got == stdlib_fcntl.fcntl(fd.number, stdlib_fcntl.F_GETFL)
+        with borrowed_fd(thread, fd) as ours:
+            assert got == stdlib_fcntl.fcntl(ours, stdlib_fcntl.F_GETFL)
         assert got & os.O_ACCMODE == accmode
         # O_CLOEXEC is not a file status flag: GETFL never shows it.
         assert not got & O.CLOEXEC
 
 
-async def test_open_flags_behave(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_open_flags_behave(thread: Thread, tmp_path: Path) -> None:
     task = thread.task
     path = tmp_path / "f"
     path.write_bytes(b"0123456789")
@@ -118,7 +131,7 @@ async def test_open_flags_behave(tmp_path: Path) -> None:
     await fd.write(await thread.ptr(b"def"))  # appended despite the seek
     assert path.read_bytes() == b"abcdef"
     fd = await task.open(await thread.ptr(path), O.RDONLY | O.NONBLOCK)
-    assert not os.get_blocking(fd.number)
+    assert not blocking(thread, fd)
     with pytest.raises(NotADirectoryError):
         await task.open(await thread.ptr(path), O.RDONLY | O.DIRECTORY)
     with pytest.raises(IsADirectoryError):
@@ -132,27 +145,26 @@ async def test_open_flags_behave(tmp_path: Path) -> None:
     # O_PATH: a handle on the file that cannot be read.
     opath = await task.open(await thread.ptr(path), O.PATH)
     assert await opath.fcntl(F.GETFL) & O.PATH
-    assert os.fstat(opath.number).st_ino == os.stat(path).st_ino
+    assert fd_stat(thread, opath).st_ino == os.stat(path).st_ino
     with pytest.raises(OSError) as info:
         await opath.read(await thread.malloc(bytes, 4))
     assert info.value.errno == errno.EBADF
     # O_TMPFILE: an unnamed file in a directory.
     tmpfile = await task.open(await thread.ptr(tmp_path), O.TMPFILE | O.RDWR, 0o600)
-    assert stat.S_ISREG(os.fstat(tmpfile.number).st_mode)
+    assert stat.S_ISREG(fd_stat(thread, tmpfile).st_mode)
     assert sorted(os.listdir(tmp_path)) == ["f", "link"]
-    await still_works()
+    await still_works(thread)
 
 
-async def test_openat_with_dirfd_and_none(tmp_path: Path, in_tmp_cwd: Path) -> None:
-    thread = local_thread
+async def test_openat_with_dirfd_and_none(thread: Thread, tmp_path: Path, in_tmp_cwd: Path) -> None:
     task = thread.task
     sub = tmp_path / "sub"
     sub.mkdir()
     dirfd = await task.open(await thread.ptr(sub), O.RDONLY | O.DIRECTORY)
-    assert stat.S_ISDIR(os.fstat(dirfd.number).st_mode)
+    assert stat.S_ISDIR(fd_stat(thread, dirfd).st_mode)
     fd = await task.openat(dirfd, await thread.ptr("inner"), O.WRONLY | O.CREAT, 0o600)
     assert (sub / "inner").exists()
-    assert stat.S_IMODE(os.stat(sub / "inner").st_mode) == 0o600 & ~current_umask()
+    assert stat.S_IMODE(os.stat(sub / "inner").st_mode) == 0o600 & ~current_umask(thread)
     await fd.write(await thread.ptr(b"in sub"))
     fd = await task.openat(None, await thread.ptr("sub/inner"), O.RDONLY)  # relative to cwd
     assert await thread.read_to_eof(fd) == b"in sub"
@@ -160,7 +172,7 @@ async def test_openat_with_dirfd_and_none(tmp_path: Path, in_tmp_cwd: Path) -> N
     assert (tmp_path / "outer").exists()
     # An absolute path ignores the dirfd.
     fd = await task.openat(dirfd, await thread.ptr(tmp_path / "outer"), O.RDONLY)
-    assert os.fstat(fd.number).st_ino == os.stat(tmp_path / "outer").st_ino
+    assert fd_stat(thread, fd).st_ino == os.stat(tmp_path / "outer").st_ino
     with pytest.raises(FileNotFoundError):
         await task.openat(dirfd, await thread.ptr("outer"), O.RDONLY)
     # A dirfd that is not a directory: ENOTDIR for a relative path.
@@ -169,66 +181,72 @@ async def test_openat_with_dirfd_and_none(tmp_path: Path, in_tmp_cwd: Path) -> N
     # A pathlib path and a str path are both fine.
     fd = await task.openat(dirfd, await thread.ptr(Path("inner")), O.RDONLY)
     assert await thread.read_to_eof(fd) == b"in sub"
-    assert not os.get_inheritable(fd.number)
+    assert cloexec(thread, fd)
 
 
 # ---- fcntl ----
 
 
-async def test_fcntl_getfl_setfl() -> None:
-    pipe = await local_thread.pipe()
+async def test_fcntl_getfl_setfl(thread: Thread) -> None:
+    pipe = await thread.pipe()
     fd = pipe.read
     flags = await fd.fcntl(F.GETFL)
-    assert flags == stdlib_fcntl.fcntl(fd.number, stdlib_fcntl.F_GETFL)
-    assert not flags & O.NONBLOCK and os.get_blocking(fd.number)
+    with borrowed_fd(thread, fd) as ours:
+        assert flags == stdlib_fcntl.fcntl(ours, stdlib_fcntl.F_GETFL)
+    assert not flags & O.NONBLOCK and blocking(thread, fd)
     assert await fd.fcntl(F.SETFL, flags | O.NONBLOCK) == 0
-    assert not os.get_blocking(fd.number)
+    assert not blocking(thread, fd)
     assert await fd.fcntl(F.GETFL) & O.NONBLOCK
     with pytest.raises(BlockingIOError):
-        await fd.read(await local_thread.malloc(bytes, 1))
+        await fd.read(await thread.malloc(bytes, 1))
     await fd.fcntl(F.SETFL, flags)
-    assert os.get_blocking(fd.number)
-    # Set by the stdlib, seen here.
-    os.set_blocking(fd.number, False)
+    assert blocking(thread, fd)
+    # Set by the stdlib (on the same open file), seen here.
+    with borrowed_fd(thread, fd) as ours:
+        os.set_blocking(ours, False)
     assert await fd.fcntl(F.GETFL) & O.NONBLOCK
 
 
-async def test_fcntl_getfd_setfd_and_cloexec_helpers() -> None:
-    pipe = await local_thread.pipe()
+async def test_fcntl_getfd_setfd_and_cloexec_helpers(thread: Thread) -> None:
+    pipe = await thread.pipe()
     fd = pipe.write
     assert await fd.fcntl(F.GETFD) == FD.CLOEXEC
     await fd.disable_cloexec()
     assert await fd.fcntl(F.GETFD) == 0
-    assert os.get_inheritable(fd.number)
+    assert not cloexec(thread, fd)
     await fd.disable_cloexec()  # idempotent
-    assert os.get_inheritable(fd.number)
+    assert not cloexec(thread, fd)
     await fd.enable_cloexec()
     assert await fd.fcntl(F.GETFD) == FD.CLOEXEC
-    assert not os.get_inheritable(fd.number)
+    assert cloexec(thread, fd)
     await fd.fcntl(F.SETFD, FD.NONE)
-    assert os.get_inheritable(fd.number)
-    os.set_inheritable(fd.number, False)
-    assert await fd.fcntl(F.GETFD) == FD.CLOEXEC
+    assert not cloexec(thread, fd)
+    if thread is local_thread:  # the stdlib can set fd flags in our own table alone
+        assert os.get_inheritable(fd.number)
+        os.set_inheritable(fd.number, False)
+        assert await fd.fcntl(F.GETFD) == FD.CLOEXEC
 
 
-async def test_fcntl_pipe_size_and_dupfd() -> None:
-    pipe = await local_thread.pipe()
+async def test_fcntl_pipe_size_and_dupfd(thread: Thread) -> None:
+    pipe = await thread.pipe()
     size = await pipe.write.fcntl(F.GETPIPE_SZ)
-    assert size == stdlib_fcntl.fcntl(pipe.write.number, stdlib_fcntl.F_GETPIPE_SZ)
-    assert await pipe.write.fcntl(F.SETPIPE_SZ, 2 * size) >= 2 * size
-    assert stdlib_fcntl.fcntl(pipe.write.number, stdlib_fcntl.F_GETPIPE_SZ) >= 2 * size
+    with borrowed_fd(thread, pipe.write) as ours:
+        assert size == stdlib_fcntl.fcntl(ours, stdlib_fcntl.F_GETPIPE_SZ)
+        assert await pipe.write.fcntl(F.SETPIPE_SZ, 2 * size) >= 2 * size
+        assert stdlib_fcntl.fcntl(ours, stdlib_fcntl.F_GETPIPE_SZ) >= 2 * size
     # F_DUPFD returns a bare number: take ownership of it with make_fd.
     number = await pipe.write.fcntl(F.DUPFD, 100)
     assert number >= 100
-    dup = local_thread.task.make_fd(number)
-    assert os.get_inheritable(number)  # plain F_DUPFD does not set close-on-exec
+    dup = thread.task.make_fd(number)
+    assert not cloexec(thread, number)  # plain F_DUPFD does not set close-on-exec
     await dup.close()
-    with pytest.raises(OSError):
-        os.fstat(number)
+    assert not fd_is_open(thread, number)
+    if thread is local_thread:  # our own fd table: the stdlib sees it closed
+        with pytest.raises(OSError):
+            os.fstat(number)
 
 
-async def test_dup_is_cloexec_and_shares_offset(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_dup_is_cloexec_and_shares_offset(thread: Thread, tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"0123456789")
     fd = await thread.task.open(await thread.ptr(tmp_path / "f"), O.RDONLY)
     await fd.disable_cloexec()
@@ -236,7 +254,8 @@ async def test_dup_is_cloexec_and_shares_offset(tmp_path: Path) -> None:
     assert copy.number != fd.number
     assert await copy.fcntl(F.GETFD) == FD.CLOEXEC
     await fd.lseek(4, SEEK.SET)
-    assert os.lseek(copy.number, 0, os.SEEK_CUR) == 4
+    with borrowed_fd(thread, copy) as ours:
+        assert os.lseek(ours, 0, os.SEEK_CUR) == 4
     valid, _ = await copy.read(await thread.malloc(bytes, 3))
     assert await valid.read() == b"456"
     assert await fd.lseek(0, SEEK.CUR) == 7
@@ -245,47 +264,46 @@ async def test_dup_is_cloexec_and_shares_offset(tmp_path: Path) -> None:
 # ---- bad input ----
 
 
-async def test_open_bad_input(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_open_bad_input(thread: Thread, tmp_path: Path) -> None:
     task = thread.task
     with pytest.raises(TypeError):
         await task.open("path-not-pointer", O.RDONLY)  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(TypeError):
         await task.open(tmp_path, O.RDONLY)  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(TypeError):
         await task.open(await thread.ptr(b"/dev/null\0"), O.RDONLY)  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(TypeError):
         await task.openat("dir", await thread.ptr("x"), O.RDONLY)  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     # An uninitialized pointer is no path.
     with pytest.raises(TypeError):
         await task.open(await thread.malloc(str, 10), O.RDONLY)  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(FileNotFoundError) as info:
         await task.open(await thread.ptr(tmp_path / "no" / "such"), O.RDONLY)
     assert info.value.errno == errno.ENOENT
-    await still_works()
+    await still_works(thread)
     # A consumed path pointer.
     path = await thread.ptr(str(tmp_path))
     path.split(1)
     with pytest.raises(UseAfterConsumeError):
         await task.open(path, O.RDONLY)
-    await still_works()
+    await still_works(thread)
     # A closed directory fd.
     dirfd = await task.open(await thread.ptr(tmp_path), O.RDONLY | O.DIRECTORY)
     await dirfd.close()
     with pytest.raises(UseAfterConsumeError):
         await task.openat(dirfd, await thread.ptr("x"), O.RDONLY | O.CREAT)
     assert not (tmp_path / "x").exists()
-    await still_works()
+    await still_works(thread)
 
 
-async def test_dirfd_from_another_fd_table(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_dirfd_from_another_fd_table(thread: Thread, tmp_path: Path) -> None:
     here = thread.task
+    # A number of ours: the foreign handle is refused before any syscall uses it.
     number = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         closed: list[int] = []
@@ -298,18 +316,18 @@ async def test_dirfd_from_another_fd_table(tmp_path: Path) -> None:
         assert closed == [number]
     finally:
         os.close(number)
-    await still_works()
+    await still_works(thread)
 
 
-async def test_fcntl_bad_input() -> None:
-    pipe = await local_thread.pipe()
+async def test_fcntl_bad_input(thread: Thread) -> None:
+    pipe = await thread.pipe()
     with pytest.raises(ValueError):  # no such member: refused before the syscall
         await pipe.read.fcntl(9999)  # type: ignore[call-overload]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(OSError) as info:
         await pipe.read.fcntl(F.SETPIPE_SZ, -1)
     assert info.value.errno == errno.EINVAL
-    await still_works()
+    await still_works(thread)
     await pipe.read.close()
     with pytest.raises(UseAfterConsumeError):
         await pipe.read.fcntl(F.GETFD)
@@ -319,7 +337,7 @@ async def test_fcntl_bad_input() -> None:
         await pipe.read.enable_cloexec()
     with pytest.raises(UseAfterConsumeError):
         await pipe.read.dup()
-    await still_works()
+    await still_works(thread)
 
 
 # ---- record locks, owners, and the argument each command takes ----
@@ -346,11 +364,10 @@ async def test_flock_struct() -> None:
 
 
 @pytest.mark.isolated
-async def test_fcntl_int_address_is_type_error(tmp_path: Path) -> None:
+async def test_fcntl_int_address_is_type_error(thread: Thread, tmp_path: Path) -> None:
     """Regression: fcntl(F.GETLK, n) used to pass n to the kernel as the
     address of a struct flock, which it then read and overwrote; with the
     address of a live object that zeroes its refcount and crashes."""
-    thread = local_thread
     fd = await thread.task.open(await thread.ptr(tmp_path / "f"), O.RDWR | O.CREAT)
     victim = [1, 2, 3]
     for cmd in (F.GETLK, F.SETLK, F.SETLKW, F.OFD_GETLK, F.OFD_SETLK, F.GETOWN_EX, F.SETOWN_EX):
@@ -377,26 +394,25 @@ async def test_fcntl_int_address_is_type_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         await fd.fcntl(F.GETLK, half)
     assert not half.consumed
-    await still_works()
+    await still_works(thread)
 
 
-async def test_posix_lock_seen_from_child(tmp_path: Path) -> None:
+async def test_posix_lock_seen_from_child(thread: Thread, tmp_path: Path) -> None:
     """F.SETLK here, F.GETLK in a child process: it sees our lock and our
     pid, and cannot take a conflicting one until we unlock."""
-    thread = local_thread
     path = tmp_path / "locked"
     fd = await thread.task.open(await thread.ptr(path), O.RDWR | O.CREAT)
     lock = await thread.ptr(Flock(FlockType.WRLCK, SEEK.SET, 10, 20))
     assert await fd.fcntl(F.SETLK, lock) == 0
     assert not lock.consumed  # only read
-    child = await local_thread.clone()
+    child = await thread.clone()
     try:
         theirs = await child.task.open(await child.ptr(path), O.RDWR)
         query = await child.ptr(Flock(FlockType.RDLCK, SEEK.SET, 0, 0))
         answer = await theirs.fcntl(F.GETLK, query)
         assert query.consumed and isinstance(answer, ReadablePointer)
         seen = await answer.read()
-        assert seen == Flock(FlockType.WRLCK, SEEK.SET, 10, 20, os.getpid())
+        assert seen == Flock(FlockType.WRLCK, SEEK.SET, 10, 20, thread_pid(thread))
         # A range that does not overlap is free.
         query = await answer.write(Flock(FlockType.WRLCK, SEEK.SET, 30, 5))
         answer = await theirs.fcntl(F.GETLK, query)
@@ -415,15 +431,14 @@ async def test_posix_lock_seen_from_child(tmp_path: Path) -> None:
         await child.exit(0)
 
 
-async def test_ofd_lock_seen_from_child(tmp_path: Path) -> None:
+async def test_ofd_lock_seen_from_child(thread: Thread, tmp_path: Path) -> None:
     """Open file description locks belong to the open file, not the
     process: a child's own open conflicts with ours, and F.OFD_GETLK
     reports the holder as pid -1."""
-    thread = local_thread
     path = tmp_path / "ofd"
     fd = await thread.task.open(await thread.ptr(path), O.RDWR | O.CREAT)
     await fd.fcntl(F.OFD_SETLK, await thread.ptr(Flock(FlockType.RDLCK)))
-    child = await local_thread.clone()
+    child = await thread.clone()
     try:
         theirs = await child.task.open(await child.ptr(path), O.RDWR)
         answer = await theirs.fcntl(F.OFD_GETLK, await child.ptr(Flock(FlockType.WRLCK)))
@@ -445,14 +460,17 @@ async def test_ofd_lock_seen_from_child(tmp_path: Path) -> None:
     assert (await answer.read()).type == FlockType.RDLCK
 
 
-async def test_setown_ex_getown_ex(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_setown_ex_getown_ex(thread: Thread, tmp_path: Path) -> None:
     pair = await thread.socketpair(AF.UNIX, SOCK.STREAM)
     fd = pair.first
+    pid = thread_pid(thread)
+    # The thread's own OS thread: ours for the local thread, else its only one.
+    tid = threading.get_native_id() if thread is local_thread else pid
+    group = os.getpgid(pid)
     for owner in (
-        FOwnerEx(F_OWNER.PID, os.getpid()),
-        FOwnerEx(F_OWNER.TID, threading.get_native_id()),
-        FOwnerEx(F_OWNER.PGRP, os.getpgid(0)),
+        FOwnerEx(F_OWNER.PID, pid),
+        FOwnerEx(F_OWNER.TID, tid),
+        FOwnerEx(F_OWNER.PGRP, group),
     ):
         setting = await thread.ptr(owner)
         assert await fd.fcntl(F.SETOWN_EX, setting) == 0
@@ -460,12 +478,12 @@ async def test_setown_ex_getown_ex(tmp_path: Path) -> None:
         got = await fd.fcntl(F.GETOWN_EX, await thread.malloc(FOwnerEx))
         assert await got.read() == owner
     # F_GETOWN sees a process group as a negative pid.
-    assert await fd.fcntl(F.GETOWN) == -os.getpgid(0)
-    await fd.fcntl(F.SETOWN, os.getpid())
+    assert await fd.fcntl(F.GETOWN) == -group
+    await fd.fcntl(F.SETOWN, pid)
     got = await fd.fcntl(F.GETOWN_EX, await thread.malloc(FOwnerEx))
-    assert await got.read() == FOwnerEx(F_OWNER.PID, os.getpid())
+    assert await got.read() == FOwnerEx(F_OWNER.PID, pid)
     # In a child, on its own copy of the fd.
-    child = await local_thread.clone()
+    child = await thread.clone()
     try:
         theirs = child.inherit_fd(fd)
         await theirs.fcntl(F.SETOWN_EX, await child.ptr(FOwnerEx(F_OWNER.PID, child.process.pid)))
@@ -475,15 +493,15 @@ async def test_setown_ex_getown_ex(tmp_path: Path) -> None:
         await child.exit(0)
 
 
-async def test_fcntl_typed_results(tmp_path: Path) -> None:
-    pipe = await local_thread.pipe()
+async def test_fcntl_typed_results(thread: Thread, tmp_path: Path) -> None:
+    pipe = await thread.pipe()
     flags = await pipe.read.fcntl(F.GETFL)
     assert isinstance(flags, O) and flags & 0o3 == O.RDONLY
     assert isinstance(await pipe.read.fcntl(F.GETFD), FD)
     # A plain int in range is accepted at run time too.
     await pipe.read.fcntl(F.SETFL, int(flags | O.NONBLOCK))  # type: ignore[call-overload]
     assert await pipe.read.fcntl(F.GETFL) & O.NONBLOCK
-    fd = await local_thread.task.open(await local_thread.ptr(tmp_path / "f"), O.RDONLY | O.CREAT)
+    fd = await thread.task.open(await thread.ptr(tmp_path / "f"), O.RDONLY | O.CREAT)
     lease = await fd.fcntl(F.GETLEASE)
     assert lease == FlockType.UNLCK and isinstance(lease, FlockType)
     if Path("/proc/sys/fs/leases-enable").read_text().strip() == "1":

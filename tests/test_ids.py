@@ -1,6 +1,7 @@
 """User and group ids (rsyscall.unistd: setuid, setresuid, getresuid,
-getgroups...; rsyscall.grp: setgroups), changed only in child threads and
-checked against /proc.  The test process's own ids never change.
+getgroups...; rsyscall.grp: setgroups), changed only in children of the
+thread of the test and checked against /proc.  The thread's own ids
+never change.
 
 Two kinds of child: one in our user namespace, where we are root and may
 take any ids; and one in a new user namespace, where the library maps
@@ -21,6 +22,8 @@ from rsyscall import UseAfterConsumeError, local_thread
 from rsyscall.sched import CLONE
 from rsyscall.thread import Thread
 from rsyscall.unistd import GidList, ResIds
+
+from .util import thread_pid
 
 pytestmark = pytest.mark.anyio
 
@@ -104,24 +107,36 @@ def proc_status(pid: int, field: str) -> list[int]:
     raise KeyError(field)
 
 
+def own_ids(thread: Thread) -> tuple[list[int], list[int], list[int]]:
+    """The thread's uids, gids and groups, from /proc."""
+    pid = thread_pid(thread)
+    return proc_status(pid, "Uid"), proc_status(pid, "Gid"), proc_status(pid, "Groups")
+
+
 # ---- reading ids ----
 
 
-async def test_getres_match_os() -> None:
-    uids = await resuid(local_thread)
-    gids = await resgid(local_thread)
-    assert (uids.real, uids.effective, uids.saved) == os.getresuid()
-    assert (gids.real, gids.effective, gids.saved) == os.getresgid()
-    assert list(await groups(local_thread)) == os.getgroups()
-    assert await local_thread.task.getgroups(None) == len(os.getgroups())
+async def test_getres_match_os(thread: Thread) -> None:
+    uids = await resuid(thread)
+    gids = await resgid(thread)
+    proc_uids, proc_gids, proc_groups = own_ids(thread)
+    assert [uids.real, uids.effective, uids.saved] == proc_uids[:3]
+    assert [gids.real, gids.effective, gids.saved] == proc_gids[:3]
+    assert sorted(await groups(thread)) == sorted(proc_groups)
+    assert await thread.task.getgroups(None) == len(proc_groups)
+    if thread is local_thread:
+        assert (uids.real, uids.effective, uids.saved) == os.getresuid()
+        assert (gids.real, gids.effective, gids.saved) == os.getresgid()
+        assert list(await groups(thread)) == os.getgroups()
+        assert await thread.task.getgroups(None) == len(os.getgroups())
 
 
 # ---- a child in our user namespace: we are root ----
 
 
-async def test_setresuid_and_setgroups_as_root() -> None:
-    ours = (os.getresuid(), os.getresgid(), os.getgroups())
-    child = await local_thread.clone()
+async def test_setresuid_and_setgroups_as_root(thread: Thread) -> None:
+    ours = own_ids(thread)
+    child = await thread.clone()
     task = child.task
     pid = child.process.process.pid
     # Groups first: dropping uid 0 takes the privilege to change them.
@@ -144,12 +159,12 @@ async def test_setresuid_and_setgroups_as_root() -> None:
     assert await groups(child) == GidList([1000, 2000, 3000])
     await task.setuid(2003)  # unprivileged setuid sets only the effective id
     assert await resuid(child) == ResIds(2001, 2003, 2003)
-    assert (os.getresuid(), os.getresgid(), os.getgroups()) == ours
+    assert own_ids(thread) == ours
     await child.exit(0)
 
 
-async def test_setuid_setgid_as_root_set_all_three() -> None:
-    child = await local_thread.clone()
+async def test_setuid_setgid_as_root_set_all_three(thread: Thread) -> None:
+    child = await thread.clone()
     task = child.task
     await task.setgroups(None)  # clears them
     assert await task.getgroups(None) == 0
@@ -160,12 +175,12 @@ async def test_setuid_setgid_as_root_set_all_three() -> None:
     # Gone for good: the saved id is no longer 0 either.
     with pytest.raises(PermissionError):
         await task.setuid(0)
-    assert os.getresuid() != (1234, 1234, 1234)
+    assert own_ids(thread)[0][:3] != [1234, 1234, 1234]
     await child.exit(0)
 
 
-async def test_setgroups_accepts_what_getgroups_filled() -> None:
-    child = await local_thread.clone()
+async def test_setgroups_accepts_what_getgroups_filled(thread: Thread) -> None:
+    child = await thread.clone()
     task = child.task
     await task.setgroups(await child.ptr(GidList([7, 8])))
     valid, _ = await task.getgroups(await child.malloc(GidList, 64))
@@ -179,9 +194,9 @@ async def test_setgroups_accepts_what_getgroups_filled() -> None:
 # ---- a child in a new user namespace: only our ids are mapped ----
 
 
-async def test_ids_in_a_new_user_namespace() -> None:
-    uid, gid = os.geteuid(), os.getegid()
-    child = await local_thread.clone(CLONE.NEWUSER)
+async def test_ids_in_a_new_user_namespace(thread: Thread) -> None:
+    uid, gid = proc_status(thread_pid(thread), "Uid")[1], proc_status(thread_pid(thread), "Gid")[1]
+    child = await thread.clone(CLONE.NEWUSER)
     task = child.task
     pid = child.process.process.pid
     with open(f"/proc/{pid}/uid_map") as uid_map:
@@ -214,8 +229,8 @@ async def test_ids_in_a_new_user_namespace() -> None:
 # ---- errors ----
 
 
-async def test_id_errors() -> None:
-    child = await local_thread.clone()
+async def test_id_errors(thread: Thread) -> None:
+    child = await thread.clone()
     task = child.task
     for call in (task.setuid, task.setgid):
         with pytest.raises(ValueError):

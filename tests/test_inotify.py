@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rsyscall import FileDescriptor, UseAfterConsumeError, local_thread
+from rsyscall import FileDescriptor, Thread, UseAfterConsumeError
 from rsyscall.fcntl import FD, F
 from rsyscall.sys.inotify import (
     IN,
@@ -25,47 +25,47 @@ from rsyscall.sys.inotify import (
     WatchDescriptor,
 )
 
-from .util import open_fds
+from .util import thread_fds
 
 pytestmark = pytest.mark.anyio
 
 _BUFFER = 16 + NAME_MAX + 1
 
 
-async def read_raw(fd: FileDescriptor) -> bytes:
+async def read_raw(thread: Thread, fd: FileDescriptor) -> bytes:
     """One read of a (non-blocking) inotify fd, as bytes."""
-    valid, _ = await fd.read(await local_thread.malloc(bytes, 4096))
+    valid, _ = await fd.read(await thread.malloc(bytes, 4096))
     return await valid.read()
 
 
-async def still_works(path: Path) -> None:
-    fd = await local_thread.task.inotify_init1(IN.NONBLOCK)
-    wd = await fd.inotify_add_watch(await local_thread.ptr(path), IN.ATTRIB)
+async def still_works(thread: Thread, path: Path) -> None:
+    fd = await thread.task.inotify_init1(IN.NONBLOCK)
+    wd = await fd.inotify_add_watch(await thread.ptr(path), IN.ATTRIB)
     os.chmod(path, 0o755)
     expected = [InotifyEvent(wd, IN.ATTRIB | IN.ISDIR)]
-    assert InotifyEventList.from_bytes(await read_raw(fd)) == expected
+    assert InotifyEventList.from_bytes(await read_raw(thread, fd)) == expected
     await fd.close()
 
 
 # ---- the syscalls ----
 
 
-async def test_syscalls_create_modify_delete(tmp_path: Path) -> None:
-    task = local_thread.task
+async def test_syscalls_create_modify_delete(thread: Thread, tmp_path: Path) -> None:
+    task = thread.task
     fd = await task.inotify_init1(IN.NONBLOCK)
     assert await fd.fcntl(F.GETFD) == FD.CLOEXEC  # always added
     assert await fd.fcntl(F.GETFL) & os.O_NONBLOCK
     with pytest.raises(BlockingIOError):
-        await read_raw(fd)
+        await read_raw(thread, fd)
     wd = await fd.inotify_add_watch(
-        await local_thread.ptr(tmp_path), IN.CREATE | IN.MODIFY | IN.DELETE
+        await thread.ptr(tmp_path), IN.CREATE | IN.MODIFY | IN.DELETE
     )
     assert isinstance(wd, WatchDescriptor) and wd >= 1
     assert repr(wd) == f"WatchDescriptor({int(wd)})"
     (tmp_path / "a").write_text("x")
     (tmp_path / "a").unlink()
     os.mkdir(tmp_path / "sub")
-    data = await read_raw(fd)
+    data = await read_raw(thread, fd)
     events = InotifyEventList.from_bytes(data)
     assert events == [
         InotifyEvent(wd, IN.CREATE, 0, "a"),
@@ -76,18 +76,18 @@ async def test_syscalls_create_modify_delete(tmp_path: Path) -> None:
     # The kernel's bytes, padding included, are what to_bytes writes.
     assert events.to_bytes() == data
     await fd.inotify_rm_watch(wd)
-    assert InotifyEventList.from_bytes(await read_raw(fd)) == [InotifyEvent(wd, IN.IGNORED)]
+    assert InotifyEventList.from_bytes(await read_raw(thread, fd)) == [InotifyEvent(wd, IN.IGNORED)]
     await fd.close()
 
 
-async def test_blocking_fd_and_rename_cookie(tmp_path: Path) -> None:
-    fd = await local_thread.task.inotify_init1()
+async def test_blocking_fd_and_rename_cookie(thread: Thread, tmp_path: Path) -> None:
+    fd = await thread.task.inotify_init1()
     assert not await fd.fcntl(F.GETFL) & os.O_NONBLOCK
-    wd = await fd.inotify_add_watch(await local_thread.ptr(tmp_path), IN.MOVE)
+    wd = await fd.inotify_add_watch(await thread.ptr(tmp_path), IN.MOVE)
     (tmp_path / "old").touch()
     os.rename(tmp_path / "old", tmp_path / ("new" + "x" * 40))
     # Events are pending, so this read does not block.
-    data = await read_raw(fd)
+    data = await read_raw(thread, fd)
     moved_from, moved_to = InotifyEventList.from_bytes(data)
     assert (moved_from.wd, moved_from.mask, moved_from.name) == (wd, IN.MOVED_FROM, "old")
     assert (moved_to.mask, moved_to.name) == (IN.MOVED_TO, "new" + "x" * 40)
@@ -96,14 +96,14 @@ async def test_blocking_fd_and_rename_cookie(tmp_path: Path) -> None:
     await fd.close()
 
 
-async def test_watch_file_itself(tmp_path: Path) -> None:
+async def test_watch_file_itself(thread: Thread, tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_text("")
-    fd = await local_thread.task.inotify_init1(IN.NONBLOCK)
-    wd = await fd.inotify_add_watch(await local_thread.ptr(str(path)), IN.MODIFY | IN.DELETE_SELF)
+    fd = await thread.task.inotify_init1(IN.NONBLOCK)
+    wd = await fd.inotify_add_watch(await thread.ptr(str(path)), IN.MODIFY | IN.DELETE_SELF)
     path.write_text("more")
     path.unlink()
-    events = InotifyEventList.from_bytes(await read_raw(fd))
+    events = InotifyEventList.from_bytes(await read_raw(thread, fd))
     # No names: the events are about the watched file itself.
     assert events == [
         InotifyEvent(wd, IN.MODIFY),
@@ -113,29 +113,29 @@ async def test_watch_file_itself(tmp_path: Path) -> None:
     await fd.close()
 
 
-async def test_syscall_errors(tmp_path: Path) -> None:
-    task = local_thread.task
+async def test_syscall_errors(thread: Thread, tmp_path: Path) -> None:
+    task = thread.task
     fd = await task.inotify_init1(IN.NONBLOCK)
-    path = await local_thread.ptr(tmp_path)
+    path = await thread.ptr(tmp_path)
     # Kernel rejections.
     with pytest.raises(OSError) as info:
         await task.inotify_init1(IN.ACCESS)
     assert info.value.errno == errno.EINVAL
     with pytest.raises(FileNotFoundError):
-        await fd.inotify_add_watch(await local_thread.ptr(tmp_path / "missing"), IN.CREATE)
+        await fd.inotify_add_watch(await thread.ptr(tmp_path / "missing"), IN.CREATE)
     with pytest.raises(OSError) as info:
         await fd.inotify_add_watch(path, IN.NONE)  # no events
     assert info.value.errno == errno.EINVAL
     (tmp_path / "file").touch()
     with pytest.raises(NotADirectoryError):
-        await fd.inotify_add_watch(await local_thread.ptr(tmp_path / "file"), IN.ONLYDIR | IN.OPEN)
+        await fd.inotify_add_watch(await thread.ptr(tmp_path / "file"), IN.ONLYDIR | IN.OPEN)
     wd = await fd.inotify_add_watch(path, IN.CREATE)
     with pytest.raises(FileExistsError):
         await fd.inotify_add_watch(path, IN.CREATE | IN.MASK_CREATE)
     with pytest.raises(OSError) as info:
         await fd.inotify_rm_watch(WatchDescriptor(wd + 1000))
     assert info.value.errno == errno.EINVAL
-    pipe = await local_thread.pipe()
+    pipe = await thread.pipe()
     with pytest.raises(OSError) as info:  # not an inotify fd
         await pipe.read.inotify_add_watch(path, IN.CREATE)
     assert info.value.errno == errno.EINVAL
@@ -145,7 +145,7 @@ async def test_syscall_errors(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         await fd.inotify_add_watch(str(tmp_path), IN.CREATE)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        await fd.inotify_add_watch(await local_thread.ptr(b"/tmp\0"), IN.CREATE)  # type: ignore[arg-type]
+        await fd.inotify_add_watch(await thread.ptr(b"/tmp\0"), IN.CREATE)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await fd.inotify_add_watch(path, "CREATE")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
@@ -156,7 +156,7 @@ async def test_syscall_errors(tmp_path: Path) -> None:
         await fd.inotify_rm_watch("1")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         await fd.inotify_rm_watch(WatchDescriptor(1 << 31))
-    consumed = await local_thread.ptr(tmp_path)
+    consumed = await thread.ptr(tmp_path)
     await consumed.write(tmp_path)  # consumes it
     with pytest.raises(UseAfterConsumeError):
         await fd.inotify_add_watch(consumed, IN.CREATE)
@@ -165,14 +165,14 @@ async def test_syscall_errors(tmp_path: Path) -> None:
     await fd.close()
     with pytest.raises(UseAfterConsumeError):
         await fd.inotify_rm_watch(wd)
-    await still_works(tmp_path)
+    await still_works(thread, tmp_path)
 
 
 # ---- Inotify ----
 
 
-async def test_watcher_waits_for_changes(tmp_path: Path) -> None:
-    inotify = await Inotify.make(local_thread)
+async def test_watcher_waits_for_changes(thread: Thread, tmp_path: Path) -> None:
+    inotify = await Inotify.make(thread)
     wd = await inotify.add_watch(tmp_path, IN.CREATE | IN.CLOSE_WRITE | IN.DELETE)
     seen: list[InotifyEvent] = []
 
@@ -184,7 +184,7 @@ async def test_watcher_waits_for_changes(tmp_path: Path) -> None:
         tg.start_soon(watch)
         await anyio.sleep(0.05)
         assert not seen  # waiting, without blocking this event loop
-        await local_thread.spit(tmp_path / "made", "data")
+        await thread.spit(tmp_path / "made", "data")
         await anyio.sleep(0.02)
         os.unlink(tmp_path / "made")
     assert [(e.wd, e.mask, e.name) for e in seen] == [
@@ -198,8 +198,8 @@ async def test_watcher_waits_for_changes(tmp_path: Path) -> None:
     await inotify.close()
 
 
-async def test_watcher_async_iteration(tmp_path: Path) -> None:
-    async with await Inotify.make(local_thread) as inotify:
+async def test_watcher_async_iteration(thread: Thread, tmp_path: Path) -> None:
+    async with await Inotify.make(thread) as inotify:
         wd = await inotify.add_watch(str(tmp_path), IN.CREATE)
         names = [f"file{i}" for i in range(5)]
 
@@ -220,8 +220,8 @@ async def test_watcher_async_iteration(tmp_path: Path) -> None:
         assert got == names
 
 
-async def test_watcher_iteration_ends_when_closed(tmp_path: Path) -> None:
-    inotify = await Inotify.make(local_thread)
+async def test_watcher_iteration_ends_when_closed(thread: Thread, tmp_path: Path) -> None:
+    inotify = await Inotify.make(thread)
     await inotify.add_watch(tmp_path, IN.CREATE)
     got: list[InotifyEvent] = []
 
@@ -239,13 +239,13 @@ async def test_watcher_iteration_ends_when_closed(tmp_path: Path) -> None:
         await inotify.read_events()
 
 
-async def test_watcher_errors(tmp_path: Path) -> None:
+async def test_watcher_errors(thread: Thread, tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        await Inotify.make(local_thread, buffer_size=_BUFFER - 1)
+        await Inotify.make(thread, buffer_size=_BUFFER - 1)
     with pytest.raises(TypeError):
-        await Inotify.make(local_thread, buffer_size=4096.0)  # type: ignore[arg-type]
+        await Inotify.make(thread, buffer_size=4096.0)  # type: ignore[arg-type]
     # The smallest buffer still takes the longest name.
-    inotify = await Inotify.make(local_thread, buffer_size=_BUFFER)
+    inotify = await Inotify.make(thread, buffer_size=_BUFFER)
     wd = await inotify.add_watch(tmp_path, IN.CREATE)
     with pytest.raises(FileNotFoundError):
         await inotify.add_watch(tmp_path / "missing", IN.CREATE)
@@ -259,21 +259,21 @@ async def test_watcher_errors(tmp_path: Path) -> None:
         assert first == [InotifyEvent(wd, IN.CREATE, 0, long_name)]
         assert await inotify.read_events() == [InotifyEvent(wd, IN.CREATE, 0, "short")]
     await inotify.close()
-    await still_works(tmp_path)
+    await still_works(thread, tmp_path)
 
 
-async def test_watcher_churn_leaks_nothing(tmp_path: Path) -> None:
-    await (await Inotify.make(local_thread)).close()  # warm up the thread's epoll
-    fds_before = open_fds()
+async def test_watcher_churn_leaks_nothing(thread: Thread, tmp_path: Path) -> None:
+    await (await Inotify.make(thread)).close()  # warm up the thread's epoll
+    fds_before = await thread_fds(thread)
     # Far more than max_user_instances (128 by default): each must really close.
     for i in range(500):
-        inotify = await Inotify.make(local_thread)
+        inotify = await Inotify.make(thread)
         wd = await inotify.add_watch(tmp_path, IN.CREATE)
         if i % 100 == 0:
             (tmp_path / f"f{i}").touch()
             assert await inotify.read_events() == [InotifyEvent(wd, IN.CREATE, 0, f"f{i}")]
         await inotify.close()
-    assert open_fds() == fds_before
+    assert await thread_fds(thread) == fds_before
 
 
 # ---- the record format ----
@@ -320,14 +320,14 @@ def test_event_layout() -> None:
     assert InotifyEvent.layout.size == 16
 
 
-async def test_event_list_through_memory() -> None:
+async def test_event_list_through_memory(thread: Thread) -> None:
     value = InotifyEventList(
         [
             InotifyEvent(WatchDescriptor(1), IN.OPEN, 0, "x"),
             InotifyEvent(WatchDescriptor(2), IN.IGNORED),
         ]
     )
-    ptr = await local_thread.ptr(value)
+    ptr = await thread.ptr(value)
     assert ptr.size() == 32 + 16
     assert await ptr.read() == value
 

@@ -3,7 +3,6 @@ checked against fcntl(2) and the stdlib's own ioctl."""
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl as stdlib_fcntl
 import os
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from rsyscall import ReadablePointer, UseAfterConsumeError, WrittenPointer, local_thread
+from rsyscall import ReadablePointer, Thread, UseAfterConsumeError, WrittenPointer
 from rsyscall.fcntl import FD, F, O
 from rsyscall.net.if_ import SIOC, Ifreq
 from rsyscall.sched import CLONE
@@ -22,14 +21,16 @@ from rsyscall.struct import Int32
 from rsyscall.sys.ioctl import FIO, IOC, ioc, ioc_dir, ioc_size
 from rsyscall.sys.socket import AF, SOCK
 
+from .util import borrowed_fd, cloexec, read_memory
+
 pytestmark = pytest.mark.anyio
 
 
-async def still_works() -> None:
+async def still_works(thread: Thread) -> None:
     """A plain ioctl after an error: the thread and its fds are fine."""
-    pair = await local_thread.socketpair(AF.UNIX, SOCK.STREAM)
-    await pair.first.send(await local_thread.ptr(b"abc"))
-    _, count = await pair.second.ioctl(FIO.NREAD, await local_thread.malloc(Int32))
+    pair = await thread.socketpair(AF.UNIX, SOCK.STREAM)
+    await pair.first.send(await thread.ptr(b"abc"))
+    _, count = await pair.second.ioctl(FIO.NREAD, await thread.malloc(Int32))
     assert await count.read() == 3
 
 
@@ -42,8 +43,7 @@ def test_fio_values_match_termios() -> None:
     assert FIO.ASYNC == termios.FIOASYNC
 
 
-async def test_fionread_socket() -> None:
-    thread = local_thread
+async def test_fionread_socket(thread: Thread) -> None:
     pair = await thread.socketpair(AF.UNIX, SOCK.STREAM)
     buf = await thread.malloc(Int32)
     result, count = await pair.second.ioctl(FIO.NREAD, buf)
@@ -58,7 +58,8 @@ async def test_fionread_socket() -> None:
     _, count = await pair.second.ioctl(FIO.NREAD, count)
     assert await count.read() == 11
     # The same as the stdlib sees.
-    raw = stdlib_fcntl.ioctl(pair.second.number, termios.FIONREAD, b"\0" * 4)
+    with borrowed_fd(thread, pair.second) as ours:
+        raw = stdlib_fcntl.ioctl(ours, termios.FIONREAD, b"\0" * 4)
     assert struct.unpack("i", raw)[0] == 11
     valid, _ = await pair.second.recv(await thread.malloc(bytes, 5))
     assert await valid.read() == b"hello"
@@ -66,29 +67,26 @@ async def test_fionread_socket() -> None:
     assert await count.read() == 6
 
 
-async def test_fionread_pipe() -> None:
-    thread = local_thread
+async def test_fionread_pipe(thread: Thread) -> None:
     pipe = await thread.pipe()
     await pipe.write.write(await thread.ptr(b"x" * 100))
     _, count = await pipe.read.ioctl(FIO.NREAD, await thread.malloc(Int32))
     assert await count.read() == 100
 
 
-async def test_fioclex_fionclex() -> None:
-    thread = local_thread
+async def test_fioclex_fionclex(thread: Thread) -> None:
     pipe = await thread.pipe()
     fd = pipe.read
     assert await fd.fcntl(F.GETFD) == FD.CLOEXEC  # as every library fd starts
     assert await fd.ioctl(FIO.NCLEX) == 0
     assert await fd.fcntl(F.GETFD) == 0
-    assert os.get_inheritable(fd.number)  # the stdlib sees the same
+    assert not cloexec(thread, fd)  # /proc sees the same
     assert await fd.ioctl(FIO.CLEX) == 0
     assert await fd.fcntl(F.GETFD) == FD.CLOEXEC
-    assert os.get_inheritable(fd.number) is False
+    assert cloexec(thread, fd) is True
 
 
-async def test_fionbio() -> None:
-    thread = local_thread
+async def test_fionbio(thread: Thread) -> None:
     pair = await thread.socketpair(AF.UNIX, SOCK.STREAM)
     fd = pair.first
     assert not await fd.fcntl(F.GETFL) & O.NONBLOCK
@@ -103,8 +101,7 @@ async def test_fionbio() -> None:
     assert not await fd.fcntl(F.GETFL) & O.NONBLOCK
 
 
-async def test_fioasync() -> None:
-    thread = local_thread
+async def test_fioasync(thread: Thread) -> None:
     pair = await thread.socketpair(AF.UNIX, SOCK.STREAM)
     fd = pair.first
     await fd.ioctl(FIO.ASYNC, await thread.ptr(Int32(1)))
@@ -113,10 +110,9 @@ async def test_fioasync() -> None:
     assert not await fd.fcntl(F.GETFL) & O.ASYNC
 
 
-async def test_generic_ioctl_keeps_type() -> None:
+async def test_generic_ioctl_keeps_type(thread: Thread) -> None:
     """Any request works through the generic method; the returned pointer
     reads as the type that was written."""
-    thread = local_thread
     sock = await thread.task.socket(AF.INET, SOCK.DGRAM)
     ifr = await thread.ptr(Ifreq("lo"))
     result, out = await sock.ioctl(SIOC.GIFINDEX, ifr)
@@ -128,9 +124,8 @@ async def test_generic_ioctl_keeps_type() -> None:
     assert value.ifindex == socket.if_nametoindex("lo")
 
 
-async def test_error_restores_pointer() -> None:
+async def test_error_restores_pointer(thread: Thread) -> None:
     """A failed ioctl wrote nothing, so its pointer is still usable."""
-    thread = local_thread
     pipe = await thread.pipe()
     ifr = await thread.ptr(Ifreq("lo"))
     with pytest.raises(OSError) as info:
@@ -141,11 +136,10 @@ async def test_error_restores_pointer() -> None:
     with pytest.raises(OSError) as info:
         await pipe.read.unsafe_ioctl(termios.TCGETS, 0)  # not a terminal
     assert info.value.errno == errno.ENOTTY
-    await still_works()
+    await still_works(thread)
 
 
-async def test_bad_arguments() -> None:
-    thread = local_thread
+async def test_bad_arguments(thread: Thread) -> None:
     pipe = await thread.pipe()
     bad: list[tuple[Any, Any]] = [
         ("FIONREAD", 0),
@@ -157,17 +151,17 @@ async def test_bad_arguments() -> None:
     for request, arg in bad:
         with pytest.raises(TypeError):
             await pipe.read.ioctl(request, arg)
-        await still_works()
+        await still_works(thread)
     # A closed handle is refused before any syscall.
     closed = await thread.pipe()
     await closed.read.close()
     with pytest.raises(UseAfterConsumeError):
         await closed.read.ioctl(FIO.CLEX)
-    await still_works()
+    await still_works(thread)
 
 
-async def test_ioctl_in_child() -> None:
-    child = await local_thread.clone(CLONE.NEWUSER | CLONE.NEWNET)
+async def test_ioctl_in_child(thread: Thread) -> None:
+    child = await thread.clone(CLONE.NEWUSER | CLONE.NEWNET)
     try:
         pair = await child.socketpair(AF.UNIX, SOCK.STREAM)
         await pair.first.send(await child.ptr(b"12345"))
@@ -195,11 +189,10 @@ TIOCSPTLCK = ioc(IOC.WRITE, ord("T"), 0x31, 4)
 TIOCGPTPEER = ioc(IOC.NONE, ord("T"), 0x41, 0)
 
 
-async def test_fionread_small_pointer_refused() -> None:
+async def test_fionread_small_pointer_refused(thread: Thread) -> None:
     """Regression: FIONREAD writes a 4-byte int, and a 1-byte pointer used
     to be passed, so the kernel wrote 3 bytes past it.  Now the size is
     checked before any syscall; the pointer is left as it was."""
-    thread = local_thread
     pair = await thread.socketpair(AF.UNIX, SOCK.STREAM)
     await pair.first.send(await thread.ptr(b"hello world"))
     small = await thread.malloc(bytes, 1)
@@ -217,15 +210,15 @@ async def test_fionread_small_pointer_refused() -> None:
     # FIONBIO reads its int: an uninitialized pointer is refused.
     with pytest.raises(TypeError):
         await pair.second.ioctl(FIO.NBIO, await thread.malloc(Int32))
-    await still_works()
+    await still_works(thread)
 
 
 @pytest.mark.isolated
-async def test_int_address_refused() -> None:
+async def test_int_address_refused(thread: Thread) -> None:
     """Regression: an int where the request takes memory used to be passed
     as the address: FIONREAD at id(obj) wrote the pending byte count (0)
     over the object's refcount, and the interpreter crashed."""
-    pair = await local_thread.socketpair(AF.UNIX, SOCK.STREAM)
+    pair = await thread.socketpair(AF.UNIX, SOCK.STREAM)
     victim = [1, 2, 3]
     for request in (FIO.NREAD, FIO.NBIO, FIO.ASYNC, SIOC.GIFFLAGS, SIOC.SIFFLAGS, TIOCGPTN):
         with pytest.raises(TypeError):
@@ -233,31 +226,31 @@ async def test_int_address_refused() -> None:
     assert victim == [1, 2, 3]
     # And a request that takes no argument refuses a pointer and an int.
     with pytest.raises(TypeError):
-        await pair.second.ioctl(FIO.CLEX, await local_thread.ptr(Int32(0)))
+        await pair.second.ioctl(FIO.CLEX, await thread.ptr(Int32(0)))
     with pytest.raises(ValueError):
         await pair.second.ioctl(FIO.CLEX, id(victim))
-    await still_works()
+    await still_works(thread)
 
 
-async def test_unknown_requests_refused() -> None:
+async def test_unknown_requests_refused(thread: Thread) -> None:
     """A request the library does not know and whose number says nothing
     about its argument is refused before any syscall, naming the hatch."""
-    pipe = await local_thread.pipe()
+    pipe = await thread.pipe()
     for request in (termios.TCGETS, termios.TIOCGWINSZ, 0x8946, TIOCGPTPEER):
         # An unencoded tty request, SIOCETHTOOL (its ifreq holds a
         # pointer), and an _IO one: they look alike.
         with pytest.raises(ValueError, match="unsafe_ioctl"):
             await pipe.read.ioctl(request)
         with pytest.raises(ValueError, match="unsafe_ioctl"):
-            await pipe.read.ioctl(request, await local_thread.malloc(bytes, 64))
+            await pipe.read.ioctl(request, await thread.malloc(bytes, 64))
     for bad in (-1, 1 << 32):
         with pytest.raises(ValueError):
             await pipe.read.ioctl(bad)
         with pytest.raises(ValueError):
             await pipe.read.unsafe_ioctl(bad)
     with pytest.raises(TypeError):
-        await pipe.read.unsafe_ioctl(termios.TCGETS, await local_thread.malloc(bytes, 64))  # type: ignore[arg-type]
-    await still_works()
+        await pipe.read.unsafe_ioctl(termios.TCGETS, await thread.malloc(bytes, 64))  # type: ignore[arg-type]
+    await still_works(thread)
 
 
 def test_ioc_encoding() -> None:
@@ -270,11 +263,10 @@ def test_ioc_encoding() -> None:
             ioc(*bad)
 
 
-async def test_encoded_requests_take_their_size() -> None:
+async def test_encoded_requests_take_their_size(thread: Thread) -> None:
     """An _IOC-encoded request the table does not have: its number gives
     the direction and size.  TIOCGPTN writes the pty number, TIOCSPTLCK
     reads whether the slave is locked."""
-    thread = local_thread
     ptmx = await thread.task.open(await thread.ptr("/dev/ptmx"), O.RDWR | O.NOCTTY)
     with pytest.raises(ValueError):
         await ptmx.ioctl(TIOCGPTN, await thread.malloc(bytes, 3))
@@ -295,33 +287,36 @@ async def test_encoded_requests_take_their_size() -> None:
     await ptmx.close()
 
 
-async def test_unsafe_ioctl_legitimate_uses() -> None:
+async def test_unsafe_ioctl_legitimate_uses(thread: Thread) -> None:
     """The hatch still does what the refused requests are for: TCGETS into
     memory we own, and TIOCGPTPEER, whose argument is an int of flags."""
-    thread = local_thread
     ptmx = await thread.task.open(await thread.ptr("/dev/ptmx"), O.RDWR | O.NOCTTY)
     await ptmx.ioctl(TIOCSPTLCK, await thread.ptr(Int32(0)))
     buf = await thread.malloc(bytes, 64)  # the kernel's struct termios is 36 bytes
     assert await ptmx.unsafe_ioctl(termios.TCGETS, buf.address) == 0
     # Memory the kernel wrote behind the library's back: read it directly.
-    iflag, oflag, cflag, lflag = struct.unpack("IIII", ctypes.string_at(buf.address, 16))
+    iflag, oflag, cflag, lflag = struct.unpack("IIII", read_memory(thread, buf.address, 16))
     del buf
-    assert [iflag, oflag, cflag, lflag] == termios.tcgetattr(ptmx.number)[:4]
+    with borrowed_fd(thread, ptmx) as ours:
+        assert [iflag, oflag, cflag, lflag] == termios.tcgetattr(ours)[:4]
     number = await ptmx.unsafe_ioctl(TIOCGPTPEER, O.RDWR | O.NOCTTY | O.CLOEXEC)
     peer = thread.task.make_fd(number)
-    assert os.isatty(peer.number) and not os.get_inheritable(peer.number)
+    with borrowed_fd(thread, peer) as ours:
+        assert os.isatty(ours)
+    assert cloexec(thread, peer)
     _, pty_ptr = await ptmx.ioctl(TIOCGPTN, await thread.malloc(bytes, 4))
     (pty,) = struct.unpack("I", await pty_ptr.read())
-    assert os.ttyname(peer.number) == f"/dev/pts/{pty}"
+    with borrowed_fd(thread, peer) as ours:
+        assert os.ttyname(ours) == f"/dev/pts/{pty}"
     await peer.write(await thread.ptr(b"x"))
     await peer.close()
     await ptmx.close()
 
 
-async def test_sioc_table() -> None:
+async def test_sioc_table(thread: Thread) -> None:
     """The SIOC requests through the generic method: a get consumes and
     returns the Ifreq, a set only reads it; both need an initialized Ifreq."""
-    child = await local_thread.clone(CLONE.NEWUSER | CLONE.NEWNET)
+    child = await thread.clone(CLONE.NEWUSER | CLONE.NEWNET)
     try:
         sock = await child.task.socket(AF.INET, SOCK.DGRAM)
         ifr = await child.ptr(Ifreq("lo"))

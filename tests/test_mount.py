@@ -1,9 +1,10 @@
-"""rsyscall.sys.mount and chroot(2): mounts made in child threads with their
-own mount namespace, seen by the child and not by us.
+"""rsyscall.sys.mount and chroot(2): mounts made in child threads (of the
+thread of the test) with their own mount namespace, seen by the child and
+not by its parent.
 
-Nothing here changes the test process's own mounts or root: every mount,
-umount and chroot runs in a child made with CLONE.NEWUSER | CLONE.NEWNS
-whose copy of the mount tree is first made private."""
+Nothing here changes the thread's own mounts or root: every mount, umount
+and chroot runs in a child made with CLONE.NEWUSER | CLONE.NEWNS whose
+copy of the mount tree is first made private."""
 
 from __future__ import annotations
 
@@ -13,19 +14,22 @@ from pathlib import Path
 
 import pytest
 
-from rsyscall import UseAfterConsumeError, local_thread
+from rsyscall import UseAfterConsumeError
 from rsyscall.fcntl import O
 from rsyscall.sched import CLONE
 from rsyscall.sys.mount import MNT, MS
-from rsyscall.thread import ChildThread
+from rsyscall.thread import ChildThread, Thread
 from rsyscall.unistd import ResIds
+
+from .util import proc, thread_pid
 
 pytestmark = pytest.mark.anyio
 
 
-async def mount_ns_child(extra: CLONE = CLONE.NONE) -> ChildThread:
-    """A child in new user and mount namespaces, whose mounts stay its own."""
-    child = await local_thread.clone(CLONE.NEWUSER | CLONE.NEWNS | extra)
+async def mount_ns_child(thread: Thread, extra: CLONE = CLONE.NONE) -> ChildThread:
+    """A child of `thread` in new user and mount namespaces, whose mounts
+    stay its own."""
+    child = await thread.clone(CLONE.NEWUSER | CLONE.NEWNS | extra)
     await child.task.mount(None, await child.ptr("/"), None, MS.REC | MS.PRIVATE, None)
     return child
 
@@ -58,14 +62,14 @@ async def still_works(child: ChildThread) -> None:
     assert await child.task.getpid() == child.process.process.pid
 
 
-async def test_tmpfs_is_the_childs_alone(tmp_path: Path) -> None:
+async def test_tmpfs_is_the_childs_alone(thread: Thread, tmp_path: Path) -> None:
     target = tmp_path / "mnt"
     target.mkdir()
-    child = await mount_ns_child()
+    child = await mount_ns_child(thread)
     pid = child.process.process.pid
     await mount_tmpfs(child, target)
     assert str(target) in mount_points(pid)
-    assert str(target) not in mount_points(os.getpid())
+    assert str(target) not in mount_points(thread_pid(thread))
     await child.spit(target / "file", "in the tmpfs")
     # The child sees the file; we see the directory under its mount, empty.
     assert await read_file(child, target / "file") == b"in the tmpfs"
@@ -79,8 +83,8 @@ async def test_tmpfs_is_the_childs_alone(tmp_path: Path) -> None:
     await child.exit(0)
 
 
-async def test_mount_options_reach_the_filesystem(tmp_path: Path) -> None:
-    child = await mount_ns_child()
+async def test_mount_options_reach_the_filesystem(thread: Thread, tmp_path: Path) -> None:
+    child = await mount_ns_child(thread)
     await mount_tmpfs(child, tmp_path, "size=64k,mode=0700")
     # The child's view of its mount, through /proc: the options as the kernel keeps them.
     with open(f"/proc/{child.process.process.pid}/mountinfo") as mountinfo:
@@ -106,12 +110,12 @@ async def test_mount_options_reach_the_filesystem(tmp_path: Path) -> None:
     await child.exit(0)
 
 
-async def test_bind_mount_and_read_only_remount(tmp_path: Path) -> None:
+async def test_bind_mount_and_read_only_remount(thread: Thread, tmp_path: Path) -> None:
     source, target = tmp_path / "source", tmp_path / "target"
     source.mkdir()
     target.mkdir()
     (source / "file").write_text("from the source")
-    child = await mount_ns_child()
+    child = await mount_ns_child(thread)
     task = child.task
     await task.mount(await child.ptr(source), await child.ptr(target), None, MS.BIND, None)
     assert await read_file(child, target / "file") == b"from the source"
@@ -133,11 +137,11 @@ async def test_bind_mount_and_read_only_remount(tmp_path: Path) -> None:
     await child.exit(0)
 
 
-async def test_recursive_bind_carries_submounts(tmp_path: Path) -> None:
+async def test_recursive_bind_carries_submounts(thread: Thread, tmp_path: Path) -> None:
     source, inner, target = tmp_path / "source", tmp_path / "source" / "inner", tmp_path / "t"
     inner.mkdir(parents=True)
     target.mkdir()
-    child = await mount_ns_child()
+    child = await mount_ns_child(thread)
     await mount_tmpfs(child, inner)
     await child.spit(inner / "deep", "on the submount")
     # A plain bind shows the directory beneath the submount; MS.REC the submount.
@@ -158,8 +162,8 @@ async def test_recursive_bind_carries_submounts(tmp_path: Path) -> None:
     await child.exit(0)
 
 
-async def test_busy_mount_and_lazy_unmount(tmp_path: Path) -> None:
-    child = await mount_ns_child()
+async def test_busy_mount_and_lazy_unmount(thread: Thread, tmp_path: Path) -> None:
+    child = await mount_ns_child(thread)
     await mount_tmpfs(child, tmp_path)
     await child.spit(tmp_path / "file", "open")
     fd = await child.task.open(await child.ptr(tmp_path / "file"), O.RDONLY)
@@ -173,12 +177,12 @@ async def test_busy_mount_and_lazy_unmount(tmp_path: Path) -> None:
     await child.exit(0)
 
 
-async def test_umount_nofollow(tmp_path: Path) -> None:
+async def test_umount_nofollow(thread: Thread, tmp_path: Path) -> None:
     target = tmp_path / "mnt"
     target.mkdir()
     link = tmp_path / "link"
     link.symlink_to(target)
-    child = await mount_ns_child()
+    child = await mount_ns_child(thread)
     await mount_tmpfs(child, target)
     # Through the symlink, NOFOLLOW finds the link, which is no mount point.
     with pytest.raises(OSError) as info:
@@ -189,11 +193,11 @@ async def test_umount_nofollow(tmp_path: Path) -> None:
     await child.exit(0)
 
 
-async def test_move_mount(tmp_path: Path) -> None:
+async def test_move_mount(thread: Thread, tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
-    child = await mount_ns_child()
+    child = await mount_ns_child(thread)
     await mount_tmpfs(child, first)
     await child.spit(first / "file", "moved")
     await child.task.mount(await child.ptr(first), await child.ptr(second), None, MS.MOVE, None)
@@ -202,10 +206,10 @@ async def test_move_mount(tmp_path: Path) -> None:
     await child.exit(0)
 
 
-async def test_chroot(tmp_path: Path) -> None:
+async def test_chroot(thread: Thread, tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "hostname").write_text("inside the new root\n")
-    child = await local_thread.clone(CLONE.NEWUSER)
+    child = await thread.clone(CLONE.NEWUSER)
     task = child.task
     await task.chroot(await child.ptr(tmp_path))
     await task.chdir(await child.ptr("/"))
@@ -214,19 +218,19 @@ async def test_chroot(tmp_path: Path) -> None:
     assert await read_file(child, Path("/etc/hostname")) == b"inside the new root\n"
     # The kernel's own view: the child's root is the directory.
     assert os.readlink(f"/proc/{child.process.process.pid}/root") == str(tmp_path)
-    assert os.readlink("/proc/self/root") == "/"
+    assert os.readlink(proc(thread, "root")) == "/"
     with pytest.raises(FileNotFoundError):
         await task.chroot(await child.ptr("/no/such/dir"))
     await still_works(child)
     await child.exit(0)
 
 
-async def test_set_up_a_child_then_exec(tmp_path: Path) -> None:
+async def test_set_up_a_child_then_exec(thread: Thread, tmp_path: Path) -> None:
     """The point of these calls: a program started in a prepared world."""
     target = tmp_path / "mnt"
     target.mkdir()
-    pipe = await local_thread.pipe()
-    child = await mount_ns_child(CLONE.NEWUTS)
+    pipe = await thread.pipe()
+    child = await mount_ns_child(thread, CLONE.NEWUTS)
     await mount_tmpfs(child, target)
     await child.spit(target / "motd", "hello from the tmpfs\n")
     await child.task.sethostname(await child.ptr(b"prepared"))
@@ -234,14 +238,14 @@ async def test_set_up_a_child_then_exec(tmp_path: Path) -> None:
     script = f"cat {target}/motd; cat /proc/sys/kernel/hostname"
     process = await child.exec(child.environ.sh.args("-c", script))
     await pipe.write.close()
-    output = await local_thread.read_to_eof(pipe.read)
+    output = await thread.read_to_eof(pipe.read)
     assert (await process.check()).clean()
     assert output == b"hello from the tmpfs\nprepared\n"
     assert os.listdir(target) == []
 
 
-async def test_mount_errors(tmp_path: Path) -> None:
-    child = await mount_ns_child()
+async def test_mount_errors(thread: Thread, tmp_path: Path) -> None:
+    child = await mount_ns_child(thread)
     task = child.task
     with pytest.raises(FileNotFoundError):
         await mount_tmpfs(child, tmp_path / "missing")

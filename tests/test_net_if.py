@@ -1,9 +1,9 @@
 """<net/if.h>: interface flags, struct ifreq and the netdevice(7) ioctls.
 
-Nothing here changes the host's interfaces: the local thread only reads
-them, and every set request runs in a child with its own network
-namespace (or, to see EPERM, in a user namespace that does not own the
-host's)."""
+Nothing here changes the host's interfaces: the thread of the test only
+reads them, and every set request runs in a child of it with its own
+network namespace (or, to see EPERM, in a user namespace that does not own
+the host's)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rsyscall import ChildThread, FileDescriptor, UseAfterConsumeError, local_thread
+from rsyscall import ChildThread, FileDescriptor, Thread, UseAfterConsumeError
 from rsyscall.net.if_ import (
     IFF,
     IFNAMSIZ,
@@ -63,14 +63,14 @@ def stdlib_ifreq(request: int, name: str) -> bytes:
         return stdlib_fcntl.ioctl(sock.fileno(), request, struct.pack("16s24x", name.encode()))
 
 
-async def still_works(thread: Any = local_thread) -> None:
+async def still_works(thread: Any) -> None:
     sock = await dgram(thread)
     assert await flags_of(thread, sock) & IFF.LOOPBACK
     await sock.close()
 
 
-async def new_netns() -> ChildThread:
-    return await local_thread.clone(CLONE.NEWUSER | CLONE.NEWNET)
+async def new_netns(thread: Thread) -> ChildThread:
+    return await thread.clone(CLONE.NEWUSER | CLONE.NEWNET)
 
 
 # ---- constants and the struct ----
@@ -192,9 +192,9 @@ def test_ifreq_raw_roundtrip(name: str, ifru: bytes) -> None:
     assert eval(repr(value), {"Ifreq": Ifreq}) == value
 
 
-async def test_ifreq_through_memory() -> None:
+async def test_ifreq_through_memory(thread: Thread) -> None:
     value = Ifreq("lo", addr=SockaddrIn(80, "127.0.0.1"))
-    ptr = await local_thread.ptr(value)
+    ptr = await thread.ptr(value)
     assert ptr.size() == 40
     assert await ptr.read() == value
 
@@ -238,9 +238,9 @@ def test_bad_ifreq() -> None:
 # ---- reading the host's interfaces (never changing them) ----
 
 
-async def test_lo_flags() -> None:
-    sock = await dgram(local_thread)
-    flags = await flags_of(local_thread, sock)
+async def test_lo_flags(thread: Thread) -> None:
+    sock = await dgram(thread)
+    flags = await flags_of(thread, sock)
     assert flags & (IFF.UP | IFF.LOOPBACK) == IFF.UP | IFF.LOOPBACK
     assert isinstance(flags, IFF)
     sysfs = int((LO / "flags").read_text(), 16)
@@ -249,21 +249,20 @@ async def test_lo_flags() -> None:
     assert Ifreq.from_bytes(raw).flags == flags
 
 
-async def test_index_and_name() -> None:
-    sock = await dgram(local_thread)
+async def test_index_and_name(thread: Thread) -> None:
+    sock = await dgram(thread)
     for index, name in socket.if_nameindex():
-        out = await sock.siocgifindex(await local_thread.ptr(Ifreq(name)))
+        out = await sock.siocgifindex(await thread.ptr(Ifreq(name)))
         assert (await out.read()).ifindex == index
-        out = await sock.siocgifname(await local_thread.ptr(Ifreq(ifindex=index)))
+        out = await sock.siocgifname(await thread.ptr(Ifreq(ifindex=index)))
         assert (await out.read()).name == name
-        assert await if_nametoindex(local_thread, name) == index
-        assert await if_indextoname(local_thread, index) == name
+        assert await if_nametoindex(thread, name) == index
+        assert await if_indextoname(thread, index) == name
 
 
-async def test_get_pointer_chains() -> None:
+async def test_get_pointer_chains(thread: Thread) -> None:
     """A get request returns a readable pointer that can be passed to the
     next request, as the name is still in it."""
-    thread = local_thread
     sock = await dgram(thread)
     ifr = await thread.ptr(Ifreq("lo"))
     out = await sock.siocgifindex(ifr)
@@ -275,25 +274,24 @@ async def test_get_pointer_chains() -> None:
     assert value.mtu == int((LO / "mtu").read_text())
 
 
-async def test_lo_hwaddr() -> None:
-    sock = await dgram(local_thread)
-    hw = (await (await sock.siocgifhwaddr(await local_thread.ptr(Ifreq("lo")))).read()).hwaddr
+async def test_lo_hwaddr(thread: Thread) -> None:
+    sock = await dgram(thread)
+    hw = (await (await sock.siocgifhwaddr(await thread.ptr(Ifreq("lo")))).read()).hwaddr
     assert hw.generic_family == int((LO / "type").read_text())  # ARPHRD_LOOPBACK
     mac = bytes.fromhex((LO / "address").read_text().strip().replace(":", ""))
     assert hw.data[: len(mac)] == mac
 
 
-async def test_lo_addr_and_netmask() -> None:
-    sock = await dgram(local_thread)
-    addr = (await (await sock.siocgifaddr(await local_thread.ptr(Ifreq("lo")))).read()).addr
+async def test_lo_addr_and_netmask(thread: Thread) -> None:
+    sock = await dgram(thread)
+    addr = (await (await sock.siocgifaddr(await thread.ptr(Ifreq("lo")))).read()).addr
     assert addr == Sockaddr.from_bytes(stdlib_ifreq(SIOC.GIFADDR, "lo")[16:32])
     assert isinstance(addr, SockaddrIn) and addr.addr.is_loopback
-    mask = (await (await sock.siocgifnetmask(await local_thread.ptr(Ifreq("lo")))).read()).netmask
+    mask = (await (await sock.siocgifnetmask(await thread.ptr(Ifreq("lo")))).read()).netmask
     assert mask == Sockaddr.from_bytes(stdlib_ifreq(SIOC.GIFNETMASK, "lo")[16:32])
 
 
-async def test_missing_interface() -> None:
-    thread = local_thread
+async def test_missing_interface(thread: Thread) -> None:
     sock = await dgram(thread)
     ifr = await thread.ptr(Ifreq("nosuchif0"))
     with pytest.raises(OSError) as info:
@@ -301,29 +299,28 @@ async def test_missing_interface() -> None:
     assert info.value.errno == errno.ENODEV
     # Nothing was written: the pointer is still ours.
     assert not ifr.consumed and await ifr.read() == Ifreq("nosuchif0")
-    await still_works()
+    await still_works(thread)
     with pytest.raises(OSError) as info:
         await if_nametoindex(thread, "nosuchif0")
     assert info.value.errno == errno.ENODEV
-    await still_works()
+    await still_works(thread)
     with pytest.raises(OSError) as info:
         await if_indextoname(thread, 0x7FFFFFF0)
     assert info.value.errno == errno.ENODEV
-    await still_works()
+    await still_works(thread)
 
 
-async def test_bad_arguments() -> None:
-    thread = local_thread
+async def test_bad_arguments(thread: Thread) -> None:
     sock = await dgram(thread)
     with pytest.raises(ValueError):
         await bring_up(thread, "x" * IFNAMSIZ)
-    await still_works()
+    await still_works(thread)
     with pytest.raises(ValueError):
         await if_nametoindex(thread, "l\0o")
-    await still_works()
+    await still_works(thread)
     with pytest.raises(TypeError):
         await if_nametoindex(thread, 1)  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(TypeError, match="Ifreq"):
         await sock.siocgifflags(await thread.ptr(b"lo".ljust(40, b"\0")))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Ifreq"):
@@ -335,13 +332,13 @@ async def test_bad_arguments() -> None:
         pipe = await thread.pipe()
         await pipe.read.siocgifflags(await thread.ptr(Ifreq("lo")))
     assert info.value.errno == errno.ENOTTY
-    await still_works()
+    await still_works(thread)
 
 
-async def test_set_needs_privilege_over_the_netns() -> None:
+async def test_set_needs_privilege_over_the_netns(thread: Thread) -> None:
     """A new user namespace gives no power over the host's network
     namespace: setting lo's flags (to what they already are) is EPERM."""
-    child = await local_thread.clone(CLONE.NEWUSER)
+    child = await thread.clone(CLONE.NEWUSER)
     try:
         sock = await dgram(child)
         flags = await flags_of(child, sock)
@@ -380,8 +377,8 @@ async def tcp_roundtrip(thread: ChildThread) -> None:
         await fd.close()
 
 
-async def test_bring_up_loopback() -> None:
-    child = await new_netns()
+async def test_bring_up_loopback(thread: Thread) -> None:
+    child = await new_netns(thread)
     try:
         sock = await dgram(child)
         # Only lo exists, and it starts down.
@@ -405,8 +402,8 @@ async def test_bring_up_loopback() -> None:
         await child.exit(0)
 
 
-async def test_set_requests_in_netns() -> None:
-    child = await new_netns()
+async def test_set_requests_in_netns(thread: Thread) -> None:
+    child = await new_netns(thread)
     try:
         sock = await dgram(child)
         flags = await flags_of(child, sock)
@@ -446,8 +443,8 @@ async def test_set_requests_in_netns() -> None:
         await child.exit(0)
 
 
-async def test_get_addr_of_down_netns_lo() -> None:
-    child = await new_netns()
+async def test_get_addr_of_down_netns_lo(thread: Thread) -> None:
+    child = await new_netns(thread)
     try:
         sock = await dgram(child)
         ifr = await child.ptr(Ifreq("lo"))

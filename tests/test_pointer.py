@@ -13,6 +13,7 @@ from rsyscall import (
     LinearPointer,
     Pointer,
     ReadablePointer,
+    Thread,
     UseAfterConsumeError,
     WrittenPointer,
     local_thread,
@@ -25,8 +26,7 @@ from rsyscall.unistd import Pipe
 pytestmark = pytest.mark.anyio
 
 
-async def test_ptr_kinds_and_values() -> None:
-    thread = local_thread
+async def test_ptr_kinds_and_values(thread: Thread) -> None:
     written = await thread.ptr(b"abc")
     assert isinstance(written, WrittenPointer) and written.value == b"abc"
     assert written.size() == 3 and await written.read() == b"abc"
@@ -40,8 +40,7 @@ async def test_ptr_kinds_and_values() -> None:
     assert not hasattr(raw, "read")
 
 
-async def test_split_and_merge() -> None:
-    thread = local_thread
+async def test_split_and_merge(thread: Thread) -> None:
     ptr = await thread.ptr(b"hello world")
     first, second = ptr.split(5)
     assert ptr.consumed
@@ -59,8 +58,7 @@ async def test_split_and_merge() -> None:
     assert (a + b).size() == 8
 
 
-async def test_merge_rejects_non_adjacent() -> None:
-    thread = local_thread
+async def test_merge_rejects_non_adjacent(thread: Thread) -> None:
     a, b = (await thread.malloc(bytes, 8)).split(4)
     c = await thread.malloc(bytes, 4)
     with pytest.raises(ValueError):
@@ -73,8 +71,7 @@ async def test_merge_rejects_non_adjacent() -> None:
     assert (a + b).size() == 8
 
 
-async def test_write_to_pointer() -> None:
-    thread = local_thread
+async def test_write_to_pointer(thread: Thread) -> None:
     ptr = await thread.malloc(bytes, 16)
     written = await ptr.write(b"1234")
     assert ptr.consumed and written.size() == 4 and written.value == b"1234"
@@ -84,8 +81,7 @@ async def test_write_to_pointer() -> None:
         await (await thread.malloc(bytes, 8)).write("not bytes")  # type: ignore[arg-type]
 
 
-async def test_consumed_pointer_raises_and_syscall_not_made() -> None:
-    thread = local_thread
+async def test_consumed_pointer_raises_and_syscall_not_made(thread: Thread) -> None:
     pipe = await thread.pipe()
     buf = await thread.malloc(bytes, 8)
     await pipe.write.write(await thread.ptr(b"data"))
@@ -99,8 +95,7 @@ async def test_consumed_pointer_raises_and_syscall_not_made() -> None:
     assert empty.size() == 0 and rest2.size() == 8
 
 
-async def test_failed_syscall_gives_buffer_back() -> None:
-    thread = local_thread
+async def test_failed_syscall_gives_buffer_back(thread: Thread) -> None:
     pipefd = await thread.task.pipe(await thread.malloc(Pipe), O.NONBLOCK)
     pipe = await pipefd.read()
     buf = await thread.malloc(bytes, 8)
@@ -112,8 +107,7 @@ async def test_failed_syscall_gives_buffer_back() -> None:
     assert await valid.read() == b"late"
 
 
-async def test_linear_pointer_reads_once() -> None:
-    thread = local_thread
+async def test_linear_pointer_reads_once(thread: Thread) -> None:
     written = await thread.ptr(b"once")
     ptr: LinearPointer[bytes] = written._linear(written._alloc)  # type: ignore[arg-type]
     written._alloc = None
@@ -122,8 +116,7 @@ async def test_linear_pointer_reads_once() -> None:
         await ptr.read()
 
 
-async def test_malloc_bad_input() -> None:
-    thread = local_thread
+async def test_malloc_bad_input(thread: Thread) -> None:
     with pytest.raises(TypeError):
         await thread.malloc(bytes)  # type: ignore[call-overload]
     with pytest.raises(ValueError):
@@ -143,6 +136,8 @@ async def test_malloc_bad_input() -> None:
     assert await (await thread.ptr(b"ok")).read() == b"ok"
 
 
+# Hypothesis runs each example in an event loop of its own (anyio.run), where
+# only the local thread, which needs no loop of ours, can be used.
 @given(st.binary(max_size=300), st.data())
 @settings(max_examples=50, deadline=None)
 def test_split_merge_roundtrip_property(data: bytes, draw: st.DataObject) -> None:
@@ -217,8 +212,7 @@ async def test_allocator_frees_coalesce_and_unmap() -> None:
     assert allocator.mapped_bytes() == ARENA_SIZE
 
 
-async def test_readable_pointer_types_after_syscalls() -> None:
-    thread = local_thread
+async def test_readable_pointer_types_after_syscalls(thread: Thread) -> None:
     pipe = await thread.pipe()
     written, unwritten = await pipe.write.write(await thread.ptr(b"xyz"))
     assert isinstance(written, WrittenPointer) and isinstance(unwritten, WrittenPointer)

@@ -1,13 +1,11 @@
 """rsyscall.sys.prctl: the raw call, prctl_get for options that write
 memory, and the typed methods; checked against /proc.  Anything lasting
-(no_new_privs, the bounding set) is done in child threads; the one change
-to the test process, its thread name, is put back."""
+(no_new_privs, the bounding set) is done in children of the thread of the
+test; the one change to the thread itself, its name, is put back."""
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import os
 import threading
 from collections.abc import Iterator
 
@@ -21,12 +19,16 @@ from rsyscall.struct import Int32, UInt64
 from rsyscall.sys.prctl import OUT_SIZES, PR, PR_CAP_AMBIENT
 from rsyscall.thread import Thread
 
+from .util import read_memory, thread_pid
+
 pytestmark = pytest.mark.anyio
 
 
-def comm_path() -> str:
-    # Local syscalls run in the thread running the event loop: this one.
-    return f"/proc/self/task/{threading.get_native_id()}/comm"
+def comm_path(thread: Thread) -> str:
+    if thread is local_thread:
+        # Local syscalls run in the thread running the event loop: this one.
+        return f"/proc/self/task/{threading.get_native_id()}/comm"
+    return f"/proc/{thread_pid(thread)}/comm"
 
 
 def read_comm(path: str) -> bytes:
@@ -35,14 +37,16 @@ def read_comm(path: str) -> bytes:
 
 
 @pytest.fixture
-def our_name() -> Iterator[bytes]:
-    """This thread's name, put back afterwards."""
-    path = comm_path()
+def our_name(thread: Thread) -> Iterator[bytes]:
+    """The thread's name, put back afterwards (only a process itself may
+    write its comm; another thread's name goes with it)."""
+    path = comm_path(thread)
     original = read_comm(path)
     yield original
-    with open(path, "wb") as comm:
-        comm.write(original)
-    assert read_comm(path) == original
+    if thread is local_thread:
+        with open(path, "wb") as comm:
+            comm.write(original)
+        assert read_comm(path) == original
 
 
 def status_field(pid: int, field: str) -> str:
@@ -61,18 +65,18 @@ async def still_works(thread: Thread) -> None:
 # ---- names ----
 
 
-async def test_name_of_the_local_thread(our_name: bytes) -> None:
-    task = local_thread.task
+async def test_name_of_the_thread(thread: Thread, our_name: bytes) -> None:
+    task = thread.task
     assert await task.prctl_get_name() == our_name
     await task.prctl_set_name(b"rsys-test")
-    assert read_comm(comm_path()) == b"rsys-test"
+    assert read_comm(comm_path(thread)) == b"rsys-test"
     assert await task.prctl_get_name() == b"rsys-test"
     await task.prctl_set_name(our_name)
-    assert read_comm(comm_path()) == our_name
+    assert read_comm(comm_path(thread)) == our_name
 
 
-async def test_name_of_a_child() -> None:
-    child = await local_thread.clone()
+async def test_name_of_a_child(thread: Thread) -> None:
+    child = await thread.clone()
     task = child.task
     pid = child.process.process.pid
     await task.prctl_set_name("worker")
@@ -100,8 +104,8 @@ async def test_name_of_a_child() -> None:
 # ---- the parent-death signal ----
 
 
-async def test_pdeathsig() -> None:
-    child = await local_thread.clone()
+async def test_pdeathsig(thread: Thread) -> None:
+    child = await thread.clone()
     task = child.task
     # The library gives every child thread SIGKILL, so it never outlives us.
     assert await task.prctl_get_pdeathsig() == SIG.KILL
@@ -126,9 +130,9 @@ async def test_pdeathsig() -> None:
 # ---- no_new_privs, subreaper, dumpable, timer slack ----
 
 
-async def test_no_new_privs_in_a_child() -> None:
-    assert status_field(os.getpid(), "NoNewPrivs") == "0"
-    child = await local_thread.clone()
+async def test_no_new_privs_in_a_child(thread: Thread) -> None:
+    assert status_field(thread_pid(thread), "NoNewPrivs") == "0"
+    child = await thread.clone()
     task = child.task
     pid = child.process.process.pid
     assert await task.prctl_get_no_new_privs() is False
@@ -145,12 +149,12 @@ async def test_no_new_privs_in_a_child() -> None:
     assert await grandchild.task.prctl_get_no_new_privs() is True
     await grandchild.exit(0)
     await child.exit(0)
-    assert status_field(os.getpid(), "NoNewPrivs") == "0"
-    assert await local_thread.task.prctl_get_no_new_privs() is False
+    assert status_field(thread_pid(thread), "NoNewPrivs") == "0"
+    assert await thread.task.prctl_get_no_new_privs() is False
 
 
-async def test_child_subreaper() -> None:
-    child = await local_thread.clone()
+async def test_child_subreaper(thread: Thread) -> None:
+    child = await thread.clone()
     task = child.task
     assert await task.prctl_get_child_subreaper() is False
     await task.prctl_set_child_subreaper()
@@ -164,12 +168,12 @@ async def test_child_subreaper() -> None:
     await child.exit(0)
 
 
-async def test_integer_options() -> None:
-    child = await local_thread.clone()
+async def test_integer_options(thread: Thread) -> None:
+    child = await thread.clone()
     task = child.task
     # Dumpability belongs to the memory, which a child thread shares with
     # us: read it, never set it here.
-    assert await task.prctl(PR.GET_DUMPABLE) == await local_thread.task.prctl(PR.GET_DUMPABLE)
+    assert await task.prctl(PR.GET_DUMPABLE) == await thread.task.prctl(PR.GET_DUMPABLE)
     await task.prctl(PR.SET_TIMERSLACK, 123456)
     assert await task.prctl(PR.GET_TIMERSLACK) == 123456
     assert await task.prctl(PR.GET_KEEPCAPS) == 0
@@ -178,11 +182,11 @@ async def test_integer_options() -> None:
     await child.exit(0)
 
 
-async def test_tid_address() -> None:
+async def test_tid_address(thread: Thread) -> None:
     # A child gets no clear_child_tid at clone: exec is seen by EOF on its
     # connection, and the word is set (set_tid_address) only for an exec
     # from a shared fd table.  A fresh child reports none.
-    child = await local_thread.clone()
+    child = await thread.clone()
     try:
         out = await child.task.prctl_get(PR.GET_TID_ADDRESS, await child.malloc(UInt64))
     except OSError as e:  # a kernel without CONFIG_CHECKPOINT_RESTORE
@@ -199,9 +203,9 @@ def status_mask(pid: int, field: str) -> int:
     return int(status_field(pid, field), 16)
 
 
-async def test_bounding_and_ambient_sets() -> None:
-    task = local_thread.task
-    bounding = status_mask(os.getpid(), "CapBnd")
+async def test_bounding_and_ambient_sets(thread: Thread) -> None:
+    task = thread.task
+    bounding = status_mask(thread_pid(thread), "CapBnd")
     for cap in CAP:
         assert await task.prctl(PR.CAPBSET_READ, cap) == bounding >> cap & 1
     assert await task.prctl(PR.CAP_AMBIENT, PR_CAP_AMBIENT.IS_SET, CAP.CHOWN) == 0
@@ -209,21 +213,21 @@ async def test_bounding_and_ambient_sets() -> None:
         await task.prctl(PR.CAPBSET_READ, 64)
     assert info.value.errno == errno.EINVAL
     # Dropping from the bounding set, in a child of its own user namespace.
-    child = await local_thread.clone(CLONE.NEWUSER)
+    child = await thread.clone(CLONE.NEWUSER)
     pid = child.process.process.pid
     assert await child.task.prctl(PR.CAPBSET_READ, CAP.NET_RAW) == 1
     await child.task.prctl(PR.CAPBSET_DROP, CAP.NET_RAW)
     assert await child.task.prctl(PR.CAPBSET_READ, CAP.NET_RAW) == 0
     assert not status_mask(pid, "CapBnd") >> CAP.NET_RAW & 1
-    assert status_mask(os.getpid(), "CapBnd") == bounding
+    assert status_mask(thread_pid(thread), "CapBnd") == bounding
     await child.exit(0)
 
 
 # ---- errors ----
 
 
-async def test_prctl_errors() -> None:
-    child = await local_thread.clone()
+async def test_prctl_errors(thread: Thread) -> None:
+    child = await thread.clone()
     task = child.task
     with pytest.raises(ValueError):  # no such member: refused before the syscall
         await task.prctl(12345)  # type: ignore[arg-type]
@@ -283,12 +287,12 @@ async def test_prctl_errors() -> None:
 
 
 @pytest.mark.isolated
-async def test_prctl_int_address_refused() -> None:
+async def test_prctl_int_address_refused(thread: Thread) -> None:
     """Regression: prctl passed any int as it was, so PR.GET_NAME with an
     int made the kernel write 16 bytes at that address (the start of a live
     object here: its refcount and type).  Now every argument the kernel
     takes as an address must be a pointer."""
-    child = await local_thread.clone()
+    child = await thread.clone()
     task = child.task
     victim = [1, 2, 3]
     for option in (PR.GET_NAME, PR.GET_PDEATHSIG, PR.GET_TID_ADDRESS, PR.GET_CHILD_SUBREAPER):
@@ -312,15 +316,15 @@ async def test_prctl_int_address_refused() -> None:
     await child.exit(0)
 
 
-async def test_unsafe_prctl_legitimate_use() -> None:
+async def test_unsafe_prctl_legitimate_use(thread: Thread) -> None:
     """The hatch passes integers as they are: the address of memory we
     own works, as PR.GET_NAME into a live buffer."""
-    child = await local_thread.clone()
+    child = await thread.clone()
     task = child.task
     await task.prctl_set_name("hatch")
     buf = await child.malloc(bytes, 16)
     assert await task.unsafe_prctl(PR.GET_NAME, buf.address) == 0
-    assert ctypes.string_at(buf.address, 16).split(b"\0")[0] == b"hatch"
+    assert read_memory(child, buf.address, 16).split(b"\0")[0] == b"hatch"
     del buf
     assert await task.unsafe_prctl(PR.SET_TIMERSLACK, 54321) == 0
     assert await task.prctl(PR.GET_TIMERSLACK) == 54321

@@ -12,10 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rsyscall import UseAfterConsumeError, local_thread
+from rsyscall import Thread, UseAfterConsumeError, local_thread
 from rsyscall.handle import Process
 from rsyscall.sched import CPU_SETSIZE, CpuSet
 from rsyscall.time import Timespec
+
+from .util import thread_pid
 
 pytestmark = pytest.mark.anyio
 
@@ -63,13 +65,19 @@ def os_affinity(pid: int = 0) -> frozenset[int]:
     return frozenset(os.sched_getaffinity(pid))
 
 
+def affinity_of(thread: Thread) -> frozenset[int]:
+    """The CPUs of the thread's OS thread, as the stdlib sees them."""
+    return os_affinity(0 if thread is local_thread else thread_pid(thread))
+
+
 @pytest.fixture
-def affinity() -> Iterator[frozenset[int]]:
-    """This thread's CPUs, put back afterwards."""
-    original = os_affinity()
+def affinity(thread: Thread) -> Iterator[frozenset[int]]:
+    """The thread's CPUs, put back afterwards (another thread's go with it)."""
+    original = affinity_of(thread)
     yield original
-    os.sched_setaffinity(0, original)
-    assert os_affinity() == original
+    if thread is local_thread:
+        os.sched_setaffinity(0, original)
+        assert os_affinity() == original
 
 
 @pytest.fixture
@@ -80,12 +88,12 @@ def child() -> Iterator[subprocess.Popen[bytes]]:
     popen.wait()
 
 
-async def get_affinity(target: object = None) -> CpuSet:
-    mask = await local_thread.malloc(CpuSet)
+async def get_affinity(thread: Thread, target: object = None) -> CpuSet:
+    mask = await thread.malloc(CpuSet)
     if isinstance(target, Process):
         valid, rest = await target.sched_getaffinity(mask)
     else:
-        valid, rest = await local_thread.task.sched_getaffinity(mask)
+        valid, rest = await thread.task.sched_getaffinity(mask)
     assert mask.consumed
     # The kernel writes whole longs, and not more than we gave it.
     assert valid.size() % 8 == 0
@@ -94,86 +102,88 @@ async def get_affinity(target: object = None) -> CpuSet:
     return await valid.read()
 
 
-async def test_sched_yield() -> None:
+async def test_sched_yield(thread: Thread) -> None:
     for _ in range(10):
-        await local_thread.task.sched_yield()
+        await thread.task.sched_yield()
 
 
-async def test_getaffinity_matches_os() -> None:
-    assert await get_affinity() == os_affinity()
-    me = local_thread.task.process
-    assert await get_affinity(me) == os_affinity(os.getpid())
+async def test_getaffinity_matches_os(thread: Thread) -> None:
+    assert await get_affinity(thread) == affinity_of(thread)
+    me = thread.task.process
+    assert await get_affinity(thread, me) == os_affinity(thread_pid(thread))
 
 
-async def test_setaffinity_and_restore(affinity: frozenset[int]) -> None:
-    task = local_thread.task
-    mask = await local_thread.malloc(CpuSet)
+async def test_setaffinity_and_restore(thread: Thread, affinity: frozenset[int]) -> None:
+    task = thread.task
+    mask = await thread.malloc(CpuSet)
     saved, rest = await task.sched_getaffinity(mask)
     one = min(affinity)
     try:
-        await task.sched_setaffinity(await local_thread.ptr(CpuSet([one])))
-        assert os_affinity() == frozenset({one})
-        assert await get_affinity() == frozenset({one})
+        await task.sched_setaffinity(await thread.ptr(CpuSet([one])))
+        assert affinity_of(thread) == frozenset({one})
+        assert await get_affinity(thread) == frozenset({one})
     finally:
         # The part sched_getaffinity filled can be passed straight back.
         await task.sched_setaffinity(saved)
-    assert os_affinity() == affinity
+    assert affinity_of(thread) == affinity
     # And the whole buffer is reusable.
     await task.sched_getaffinity(saved + rest)
 
 
-async def test_process_setaffinity(affinity: frozenset[int]) -> None:
-    me = local_thread.task.process
+async def test_process_setaffinity(thread: Thread, affinity: frozenset[int]) -> None:
+    me = thread.task.process
     one = max(affinity)
     try:
-        await me.sched_setaffinity(await local_thread.ptr(CpuSet([one])))
-        assert os_affinity() == frozenset({one})
-        assert await get_affinity(me) == frozenset({one})
+        await me.sched_setaffinity(await thread.ptr(CpuSet([one])))
+        assert affinity_of(thread) == frozenset({one})
+        assert await get_affinity(thread, me) == frozenset({one})
     finally:
-        await me.sched_setaffinity(await local_thread.ptr(CpuSet(affinity)))
-    assert os_affinity() == affinity
+        await me.sched_setaffinity(await thread.ptr(CpuSet(affinity)))
+    assert affinity_of(thread) == affinity
 
 
-async def test_affinity_of_another_process(child: subprocess.Popen[bytes]) -> None:
-    process = Process(local_thread.task, child.pid)
-    assert await get_affinity(process) == os_affinity(child.pid)
+async def test_affinity_of_another_process(thread: Thread, child: subprocess.Popen[bytes]) -> None:
+    process = Process(thread.task, child.pid)
+    assert await get_affinity(thread, process) == os_affinity(child.pid)
     one = min(os_affinity(child.pid))
-    await process.sched_setaffinity(await local_thread.ptr(CpuSet([one])))
+    await process.sched_setaffinity(await thread.ptr(CpuSet([one])))
     assert os_affinity(child.pid) == frozenset({one})
-    assert await get_affinity(process) == frozenset({one})
+    assert await get_affinity(thread, process) == frozenset({one})
     # Ours did not change.
-    assert os_affinity() != frozenset({one}) or len(os_affinity()) == 1
+    assert affinity_of(thread) != frozenset({one}) or len(affinity_of(thread)) == 1
 
 
-async def still_works() -> None:
-    assert await get_affinity() == os_affinity()
+async def still_works(thread: Thread) -> None:
+    assert await get_affinity(thread) == affinity_of(thread)
 
 
-async def test_bad_arguments(affinity: frozenset[int], child: subprocess.Popen[bytes]) -> None:
-    task = local_thread.task
+async def test_bad_arguments(
+    thread: Thread, affinity: frozenset[int], child: subprocess.Popen[bytes]
+) -> None:
+    task = thread.task
     # Wrong pointer types.
     with pytest.raises(TypeError):
-        await task.sched_getaffinity(await local_thread.malloc(bytes, 128))  # type: ignore[arg-type]
+        await task.sched_getaffinity(await thread.malloc(bytes, 128))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        await task.sched_getaffinity(await local_thread.malloc(Timespec))  # type: ignore[arg-type]
+        await task.sched_getaffinity(await thread.malloc(Timespec))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await task.sched_getaffinity(CpuSet())  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        await task.sched_setaffinity(await local_thread.malloc(CpuSet))  # type: ignore[arg-type]
+        await task.sched_setaffinity(await thread.malloc(CpuSet))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await task.sched_setaffinity(CpuSet([0]))  # type: ignore[arg-type]
     # Too small for even one long.
-    short, _ = (await local_thread.malloc(CpuSet)).split(4)
+    short, _ = (await thread.malloc(CpuSet)).split(4)
     with pytest.raises(ValueError):
         await task.sched_getaffinity(short)
     # Not whole longs: the kernel says EINVAL, and the pointer is given back.
-    odd, _ = (await local_thread.malloc(CpuSet)).split(12)
+    odd, _ = (await thread.malloc(CpuSet)).split(12)
     with pytest.raises(OSError) as info:
         await task.sched_getaffinity(odd)
     assert info.value.errno == errno.EINVAL
     assert not odd.consumed
     # Consumed.
-    mask = await local_thread.malloc(CpuSet)
+    mask = await thread.malloc(CpuSet)
     valid, rest = await task.sched_getaffinity(mask)
     with pytest.raises(UseAfterConsumeError):
         await task.sched_getaffinity(mask)
@@ -184,17 +194,17 @@ async def test_bad_arguments(affinity: frozenset[int], child: subprocess.Popen[b
     # No CPU at all, or only CPUs that do not exist: EINVAL, nothing changed.
     for cpus in (CpuSet(), CpuSet([CPU_SETSIZE - 1])):
         with pytest.raises(OSError) as info:
-            await task.sched_setaffinity(await local_thread.ptr(cpus))
+            await task.sched_setaffinity(await thread.ptr(cpus))
         assert info.value.errno == errno.EINVAL
-    assert os_affinity() == affinity
+    assert affinity_of(thread) == affinity
     # A process that is gone.
     child.kill()
     child.wait()
-    gone = Process(local_thread.task, child.pid)
+    gone = Process(thread.task, child.pid)
     with pytest.raises(OSError) as info:
-        await gone.sched_getaffinity(await local_thread.malloc(CpuSet))
+        await gone.sched_getaffinity(await thread.malloc(CpuSet))
     assert info.value.errno == errno.ESRCH
     with pytest.raises(OSError) as info:
-        await gone.sched_setaffinity(await local_thread.ptr(CpuSet([0])))
+        await gone.sched_setaffinity(await thread.ptr(CpuSet([0])))
     assert info.value.errno == errno.ESRCH
-    await still_works()
+    await still_works(thread)

@@ -15,29 +15,28 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rsyscall import UseAfterConsumeError, local_thread
+from rsyscall import Thread, UseAfterConsumeError, local_thread
 from rsyscall.handle import Process
 from rsyscall.signal import SA, SIG, HowSIG, Sigaction, Sighandler, Sigset
+from rsyscall.sys.signalfd import SFD, SignalfdSiginfo
+
+from .util import blocked_signals, pending_signals, status_field, thread_pid
 
 pytestmark = pytest.mark.anyio
 
 
-def blocked() -> set[int]:
-    return {int(sig) for sig in signal.pthread_sigmask(signal.SIG_BLOCK, [])}
+def ignored(thread: Thread) -> int:
+    """The SigIgn mask of the thread's process, from /proc."""
+    return int(status_field(thread, "SigIgn"), 16)
 
 
-def ignored() -> int:
-    """This process's SigIgn mask, from /proc."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("SigIgn:"):
-                return int(line.split()[1], 16)
-    raise AssertionError("no SigIgn line")
+def tid_of(thread: Thread) -> int:
+    """The thread's OS thread: ours for the local thread, else its only one."""
+    return threading.get_native_id() if thread is local_thread else thread_pid(thread)
 
 
-@pytest.fixture
-def mask() -> Iterator[None]:
-    """Put back this thread's signal mask, after taking any SIGUSR2 the
+def local_mask() -> Iterator[None]:
+    """Put back this OS thread's signal mask, after taking any SIGUSR2 the
     test left pending (its default action would kill the test run)."""
     original = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     yield
@@ -48,6 +47,21 @@ def mask() -> Iterator[None]:
 
 
 @pytest.fixture
+def mask() -> Iterator[None]:
+    yield from local_mask()
+
+
+@pytest.fixture
+def thread_mask(thread: Thread) -> Iterator[None]:
+    """`mask` for the thread of the test (another thread's mask and pending
+    signals go with its process)."""
+    if thread is local_thread:
+        yield from local_mask()
+    else:
+        yield
+
+
+@pytest.fixture
 def child() -> Iterator[subprocess.Popen[bytes]]:
     popen = subprocess.Popen(["sleep", "100"])
     yield popen
@@ -55,29 +69,29 @@ def child() -> Iterator[subprocess.Popen[bytes]]:
     popen.wait()
 
 
-async def still_works() -> None:
-    assert await local_thread.task.getpid() == os.getpid()
-    old = await local_thread.task.sigprocmask(HowSIG.BLOCK, None, await local_thread.malloc(Sigset))
-    assert set(await old.read()) == blocked()
+async def still_works(thread: Thread) -> None:
+    assert await thread.task.getpid() == thread_pid(thread)
+    old = await thread.task.sigprocmask(HowSIG.BLOCK, None, await thread.malloc(Sigset))
+    assert set(await old.read()) == blocked_signals(thread)
 
 
 # ---- kill and tgkill ----
 
 
-async def test_kill_child(child: subprocess.Popen[bytes]) -> None:
-    process = Process(local_thread.task, child.pid)
+async def test_kill_child(thread: Thread, child: subprocess.Popen[bytes]) -> None:
+    process = Process(thread.task, child.pid)
     await process.kill(0)  # exists
     await process.kill(SIG.TERM)
     assert child.wait() == -signal.SIGTERM
 
 
-async def test_kill_child_with_sigkill(child: subprocess.Popen[bytes]) -> None:
-    await Process(local_thread.task, child.pid).kill(SIG.KILL)
+async def test_kill_child_with_sigkill(thread: Thread, child: subprocess.Popen[bytes]) -> None:
+    await Process(thread.task, child.pid).kill(SIG.KILL)
     assert child.wait() == -signal.SIGKILL
 
 
-async def test_kill_errors(child: subprocess.Popen[bytes]) -> None:
-    process = Process(local_thread.task, child.pid)
+async def test_kill_errors(thread: Thread, child: subprocess.Popen[bytes]) -> None:
+    process = Process(thread.task, child.pid)
     with pytest.raises(OSError) as info:
         await process.kill(65)
     assert info.value.errno == errno.EINVAL
@@ -90,123 +104,134 @@ async def test_kill_errors(child: subprocess.Popen[bytes]) -> None:
     with pytest.raises(OSError) as info:
         await process.kill(SIG.TERM)
     assert info.value.errno == errno.ESRCH
-    await still_works()
+    await still_works(thread)
 
 
-async def test_tgkill_blocked_signal_is_pending(mask: None) -> None:
-    task = local_thread.task
-    await task.sigprocmask(HowSIG.BLOCK, await local_thread.ptr(Sigset([SIG.USR2])))
-    assert signal.SIGUSR2 in blocked()
-    assert signal.SIGUSR2 not in signal.sigpending()
-    await task.tgkill(os.getpid(), threading.get_native_id(), SIG.USR2)
-    assert signal.SIGUSR2 in signal.sigpending()
-    info = signal.sigtimedwait([signal.SIGUSR2], 0)
-    assert info is not None and info.si_signo == signal.SIGUSR2
-    assert info.si_pid == os.getpid()
+async def test_tgkill_blocked_signal_is_pending(thread: Thread, thread_mask: None) -> None:
+    task = thread.task
+    pid = thread_pid(thread)
+    await task.sigprocmask(HowSIG.BLOCK, await thread.ptr(Sigset([SIG.USR2])))
+    assert signal.SIGUSR2 in blocked_signals(thread)
+    assert signal.SIGUSR2 not in pending_signals(thread)
+    await task.tgkill(pid, tid_of(thread), SIG.USR2)
+    assert signal.SIGUSR2 in pending_signals(thread)
+    if thread is local_thread:
+        info = signal.sigtimedwait([signal.SIGUSR2], 0)
+        assert info is not None and info.si_signo == signal.SIGUSR2
+        assert info.si_pid == os.getpid()
+    else:  # taken in the thread's own process, through a signalfd
+        fd = await task.signalfd(await thread.ptr(Sigset([SIG.USR2])), SFD.NONBLOCK)
+        valid, _ = await fd.read(await thread.malloc(SignalfdSiginfo))
+        got = await valid.read()
+        assert got.signo == SIG.USR2 and got.pid == pid
+        await fd.close()
+    assert signal.SIGUSR2 not in pending_signals(thread)
 
 
-async def test_tgkill_errors() -> None:
-    task = local_thread.task
+async def test_tgkill_errors(thread: Thread) -> None:
+    task = thread.task
+    pid, tid = thread_pid(thread), tid_of(thread)
     with pytest.raises(OSError) as info:
-        await task.tgkill(os.getpid(), 0x3FFFFFFF, 0)
+        await task.tgkill(pid, 0x3FFFFFFF, 0)
     assert info.value.errno == errno.ESRCH
     with pytest.raises(OSError) as info:
-        await task.tgkill(os.getpid(), threading.get_native_id(), 99)
+        await task.tgkill(pid, tid, 99)
     assert info.value.errno == errno.EINVAL
     with pytest.raises(TypeError):
-        await task.tgkill(os.getpid(), threading.get_native_id(), 1.0)  # type: ignore[arg-type]
-    await task.tgkill(os.getpid(), threading.get_native_id(), 0)
-    await still_works()
+        await task.tgkill(pid, tid, 1.0)  # type: ignore[arg-type]
+    await task.tgkill(pid, tid, 0)
+    await still_works(thread)
 
 
 # ---- sigprocmask ----
 
 
-async def test_sigprocmask_block_unblock(mask: None) -> None:
-    task = local_thread.task
-    before = blocked()
+async def test_sigprocmask_block_unblock(thread: Thread, thread_mask: None) -> None:
+    task = thread.task
+    before = blocked_signals(thread)
     assert signal.SIGUSR2 not in before
-    newset = await local_thread.ptr(Sigset([SIG.USR2]))
-    oldset = await local_thread.malloc(Sigset)
+    newset = await thread.ptr(Sigset([SIG.USR2]))
+    oldset = await thread.malloc(Sigset)
     old = await task.sigprocmask(HowSIG.BLOCK, newset, oldset)
     assert oldset.consumed
     assert set(await old.read()) == before
-    assert blocked() == before | {signal.SIGUSR2}
+    assert blocked_signals(thread) == before | {signal.SIGUSR2}
     # Reading without changing anything.
-    now = await task.sigprocmask(HowSIG.BLOCK, None, await local_thread.malloc(Sigset))
+    now = await task.sigprocmask(HowSIG.BLOCK, None, await thread.malloc(Sigset))
     assert set(await now.read()) == before | {signal.SIGUSR2}
     await task.sigprocmask(HowSIG.UNBLOCK, newset)
-    assert blocked() == before
+    assert blocked_signals(thread) == before
     await task.sigprocmask(HowSIG.BLOCK, newset)
     # The mask read earlier restores the original one.
     await task.sigprocmask(HowSIG.SETMASK, old)
-    assert blocked() == before
+    assert blocked_signals(thread) == before
 
 
-async def test_sigprocmask_setmask_several(mask: None) -> None:
-    task = local_thread.task
+async def test_sigprocmask_setmask_several(thread: Thread, thread_mask: None) -> None:
+    task = thread.task
     wanted = Sigset([SIG.USR1, SIG.USR2, SIG.WINCH, 40])
     old = await task.sigprocmask(
-        HowSIG.SETMASK, await local_thread.ptr(wanted), await local_thread.malloc(Sigset)
+        HowSIG.SETMASK, await thread.ptr(wanted), await thread.malloc(Sigset)
     )
-    assert blocked() == {int(sig) for sig in wanted}
+    assert blocked_signals(thread) == {int(sig) for sig in wanted}
     # SIGKILL and SIGSTOP cannot be blocked: the kernel drops them silently.
-    await task.sigprocmask(HowSIG.BLOCK, await local_thread.ptr(Sigset([SIG.KILL, SIG.STOP])))
-    assert blocked() == {int(sig) for sig in wanted}
+    await task.sigprocmask(HowSIG.BLOCK, await thread.ptr(Sigset([SIG.KILL, SIG.STOP])))
+    assert blocked_signals(thread) == {int(sig) for sig in wanted}
     await task.sigprocmask(HowSIG.SETMASK, old)
 
 
-async def test_sigprocmask_errors(mask: None) -> None:
-    task = local_thread.task
-    newset = await local_thread.ptr(Sigset([SIG.USR2]))
-    oldset = await local_thread.malloc(Sigset)
+async def test_sigprocmask_errors(thread: Thread, thread_mask: None) -> None:
+    task = thread.task
+    newset = await thread.ptr(Sigset([SIG.USR2]))
+    oldset = await thread.malloc(Sigset)
     with pytest.raises(ValueError):  # no such member: refused before the syscall
         await task.sigprocmask(7, newset, oldset)  # type: ignore[call-overload]
     assert not oldset.consumed  # a failed call gives the pointer back
-    assert signal.SIGUSR2 not in blocked()
+    assert signal.SIGUSR2 not in blocked_signals(thread)
     with pytest.raises(TypeError):
         await task.sigprocmask("block", newset)  # type: ignore[call-overload]
     with pytest.raises(TypeError):
-        await task.sigprocmask(HowSIG.BLOCK, await local_thread.ptr(b"\0" * 8))  # type: ignore[arg-type]
+        await task.sigprocmask(HowSIG.BLOCK, await thread.ptr(b"\0" * 8))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        await task.sigprocmask(HowSIG.BLOCK, await local_thread.malloc(Sigset))  # type: ignore[call-overload]
+        await task.sigprocmask(HowSIG.BLOCK, await thread.malloc(Sigset))  # type: ignore[call-overload]
     with pytest.raises(TypeError):
         await task.sigprocmask(HowSIG.BLOCK, Sigset([SIG.USR2]))  # type: ignore[call-overload]
     with pytest.raises(TypeError):
-        await task.sigprocmask(HowSIG.BLOCK, None, await local_thread.malloc(bytes, 8))  # type: ignore[arg-type]
+        await task.sigprocmask(HowSIG.BLOCK, None, await thread.malloc(bytes, 8))  # type: ignore[arg-type]
     filled = await task.sigprocmask(HowSIG.BLOCK, None, oldset)
     with pytest.raises(UseAfterConsumeError):
         await task.sigprocmask(HowSIG.BLOCK, None, oldset)
     filled.split(4)
     with pytest.raises(UseAfterConsumeError):
         await task.sigprocmask(HowSIG.SETMASK, filled)
-    assert signal.SIGUSR2 not in blocked()
-    await still_works()
+    assert signal.SIGUSR2 not in blocked_signals(thread)
+    await still_works(thread)
 
 
 # ---- sigaction ----
 
 
-async def test_sigaction_ignore_and_restore() -> None:
-    task = local_thread.task
+async def test_sigaction_ignore_and_restore(thread: Thread) -> None:
+    task = thread.task
     bit = 1 << (SIG.USR2 - 1)
-    assert not ignored() & bit
-    act = await local_thread.ptr(Sigaction(Sighandler.IGN))
-    old = await task.sigaction(SIG.USR2, act, await local_thread.malloc(Sigaction))
+    assert not ignored(thread) & bit
+    act = await thread.ptr(Sigaction(Sighandler.IGN))
+    old = await task.sigaction(SIG.USR2, act, await thread.malloc(Sigaction))
     try:
-        assert ignored() & bit
+        assert ignored(thread) & bit
         previous = await old.read()
         assert previous.handler == Sighandler.DFL
         assert isinstance(previous.handler, Sighandler)
-        current = await task.sigaction(SIG.USR2, None, await local_thread.malloc(Sigaction))
+        current = await task.sigaction(SIG.USR2, None, await thread.malloc(Sigaction))
         value = await current.read()
         assert value.handler is Sighandler.IGN
         assert value.mask == Sigset()
     finally:
         await task.sigaction(SIG.USR2, old)
-    assert not ignored() & bit
+    assert not ignored(thread) & bit
 
 
+# About the Python interpreter's own handler, in our process: local only.
 async def test_sigaction_reads_python_handler() -> None:
     # Python installs a C handler for SIGINT through glibc, which adds its
     # restorer: reading it back shows the kernel's layout is right.
@@ -221,25 +246,25 @@ async def test_sigaction_reads_python_handler() -> None:
     assert SIG.KILL not in current.mask
 
 
-async def test_sigaction_mask_and_flags_round_trip() -> None:
-    task = local_thread.task
+async def test_sigaction_mask_and_flags_round_trip(thread: Thread) -> None:
+    task = thread.task
     wanted = Sigaction(Sighandler.IGN, SA.RESTART | SA.NODEFER, 0, {SIG.USR1, SIG.TERM, 50})
     old = await task.sigaction(
-        SIG.USR2, await local_thread.ptr(wanted), await local_thread.malloc(Sigaction)
+        SIG.USR2, await thread.ptr(wanted), await thread.malloc(Sigaction)
     )
     try:
-        current = await task.sigaction(SIG.USR2, None, await local_thread.malloc(Sigaction))
+        current = await task.sigaction(SIG.USR2, None, await thread.malloc(Sigaction))
         assert await current.read() == wanted
     finally:
         await task.sigaction(SIG.USR2, old)
-    restored = await task.sigaction(SIG.USR2, None, await local_thread.malloc(Sigaction))
+    restored = await task.sigaction(SIG.USR2, None, await thread.malloc(Sigaction))
     assert await restored.read() == await old.read()
 
 
-async def test_sigaction_errors() -> None:
-    task = local_thread.task
-    act = await local_thread.ptr(Sigaction(Sighandler.IGN))
-    oldact = await local_thread.malloc(Sigaction)
+async def test_sigaction_errors(thread: Thread) -> None:
+    task = thread.task
+    act = await thread.ptr(Sigaction(Sighandler.IGN))
+    oldact = await thread.malloc(Sigaction)
     for signum in (SIG.KILL, SIG.STOP, 0, 65):
         with pytest.raises(OSError) as info:
             await task.sigaction(signum, act, oldact)
@@ -248,51 +273,53 @@ async def test_sigaction_errors() -> None:
     with pytest.raises(TypeError):
         await task.sigaction("USR2", act)  # type: ignore[call-overload]
     with pytest.raises(TypeError):
-        await task.sigaction(SIG.USR2, await local_thread.ptr(Sigset()))  # type: ignore[arg-type]
+        await task.sigaction(SIG.USR2, await thread.ptr(Sigset()))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        await task.sigaction(SIG.USR2, None, await local_thread.malloc(bytes, 32))  # type: ignore[arg-type]
+        await task.sigaction(SIG.USR2, None, await thread.malloc(bytes, 32))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await task.sigaction(SIG.USR2, Sigaction(Sighandler.IGN))  # type: ignore[call-overload]
     act.split(8)
     with pytest.raises(UseAfterConsumeError):
         await task.sigaction(SIG.USR2, act)
-    assert not ignored() & (1 << (SIG.USR2 - 1))
-    await still_works()
+    assert not ignored(thread) & (1 << (SIG.USR2 - 1))
+    await still_works(thread)
 
 
-async def current_action(sig: SIG) -> Sigaction:
-    oldact = await local_thread.malloc(Sigaction)
-    return await (await local_thread.task.sigaction(sig, None, oldact)).read()
+async def current_action(thread: Thread, sig: SIG) -> Sigaction:
+    oldact = await thread.malloc(Sigaction)
+    return await (await thread.task.sigaction(sig, None, oldact)).read()
 
 
-async def test_sigaction_refuses_function_addresses() -> None:
+async def test_sigaction_refuses_function_addresses(thread: Thread) -> None:
     """Regression: sigaction used to install any handler address, and a
     wrong one crashes the process when the signal comes.  Now only DFL and
     IGN are installed, whether `act` is a written pointer or memory the
     kernel filled; nothing changes (and should it, the action is put back
     before any signal can come)."""
-    task = local_thread.task
-    saved = await task.sigaction(SIG.USR2, None, await local_thread.malloc(Sigaction))
+    task = thread.task
+    saved = await task.sigaction(SIG.USR2, None, await thread.malloc(Sigaction))
     before = await saved.read()
     try:
-        bogus = await local_thread.ptr(Sigaction(id(object()), SA.RESTORER, 0x1000))
+        bogus = await thread.ptr(Sigaction(id(object()), SA.RESTORER, 0x1000))
         with pytest.raises(ValueError, match="unsafe_sigaction"):
             await task.sigaction(SIG.USR2, bogus)
-        oldact = await local_thread.malloc(Sigaction)
+        oldact = await thread.malloc(Sigaction)
         with pytest.raises(ValueError):
             await task.sigaction(SIG.USR2, bogus, oldact)
         assert not oldact.consumed
-        # Python's own SIGINT handler, read back from the kernel: not a WrittenPointer.
-        python_int = await task.sigaction(SIG.INT, None, await local_thread.malloc(Sigaction))
-        assert (await python_int.read()).handler not in (Sighandler.DFL, Sighandler.IGN)
-        with pytest.raises(ValueError):
-            await task.sigaction(SIG.USR2, python_int)
-        assert await current_action(SIG.USR2) == before
+        if thread is local_thread:  # Python's handler is installed in our process
+            # Python's own SIGINT handler, read back from the kernel: not a WrittenPointer.
+            python_int = await task.sigaction(SIG.INT, None, await thread.malloc(Sigaction))
+            assert (await python_int.read()).handler not in (Sighandler.DFL, Sighandler.IGN)
+            with pytest.raises(ValueError):
+                await task.sigaction(SIG.USR2, python_int)
+        assert await current_action(thread, SIG.USR2) == before
     finally:
         await task.unsafe_sigaction(SIG.USR2, saved)
-    await still_works()
+    await still_works(thread)
 
 
+# A Python handler runs in our process alone: local only.
 async def test_unsafe_sigaction_restores_a_saved_handler(mask: None) -> None:
     """The hatch's legitimate use: save an action with a C handler (the
     Python interpreter's, installed by signal.signal), replace it, and put
@@ -311,7 +338,7 @@ async def test_unsafe_sigaction_restores_a_saved_handler(mask: None) -> None:
         with pytest.raises(ValueError):
             await task.sigaction(SIG.USR2, saved)
         await task.unsafe_sigaction(SIG.USR2, saved)
-        assert await current_action(SIG.USR2) == await saved.read()
+        assert await current_action(local_thread, SIG.USR2) == await saved.read()
         os.kill(os.getpid(), signal.SIGUSR2)  # os.kill runs Python handlers before returning
         assert received == [signal.SIGUSR2]
     finally:

@@ -1,9 +1,9 @@
 """rsyscall.sys.signalfd: signalfd4 on Task and FileDescriptor, the
 `struct signalfd_siginfo` format, and AsyncSignalQueue.
 
-Signals are sent to this very process while blocked, and read back through
-the signalfd.  Every test puts the signal mask back (and takes any signal
-it left pending first); no handler is ever installed."""
+Signals are sent to the thread's process while blocked, and read back
+through the signalfd.  Every test puts the signal mask back (and takes any
+signal it left pending first); no handler is ever installed."""
 
 from __future__ import annotations
 
@@ -18,12 +18,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rsyscall import UseAfterConsumeError, local_thread
+from rsyscall import Thread, UseAfterConsumeError, local_thread
 from rsyscall.fcntl import FD, F
 from rsyscall.signal import SA, SIG, HowSIG, Sigaction, Sigset
 from rsyscall.sys.signalfd import SFD, AsyncSignalQueue, SignalfdSiginfo
 
-from .util import open_fds
+from .util import (
+    blocked_signals,
+    fdinfo,
+    pending_signals,
+    send_signal,
+    thread_fds,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -34,27 +40,11 @@ def blocked() -> set[int]:
     return {int(sig) for sig in signal.pthread_sigmask(signal.SIG_BLOCK, [])}
 
 
-def kill_self(sig: int) -> None:
-    """Send `sig` to this process.  kill(2) when this is the only OS
-    thread: a process-directed signal goes to any thread that does not
-    block it, and only this one blocks ours.  Otherwise tgkill(2) to this
-    thread (the sender pid is ours either way)."""
-    if len(os.listdir("/proc/self/task")) == 1:
-        os.kill(os.getpid(), sig)
-    else:
-        signal.pthread_kill(threading.get_ident(), sig)
+def fdinfo_sigmask(thread: Thread, number: int) -> int:
+    return int(fdinfo(thread, number)["sigmask"], 16)
 
 
-def fdinfo_sigmask(number: int) -> int:
-    with open(f"/proc/self/fdinfo/{number}") as info:
-        for line in info:
-            if line.startswith("sigmask:"):
-                return int(line.split()[1], 16)
-    raise AssertionError("no sigmask line")
-
-
-@pytest.fixture
-def mask() -> Iterator[frozenset[int]]:
+def local_mask() -> Iterator[frozenset[int]]:
     """The mask from before the test; put back afterwards, after taking any
     SIGUSR1/SIGUSR2 the test left pending (their default action would kill
     the test run)."""
@@ -68,46 +58,63 @@ def mask() -> Iterator[frozenset[int]]:
         signal.pthread_sigmask(signal.SIG_SETMASK, original)
 
 
-async def block(*sigs: SIG) -> None:
-    await local_thread.task.sigprocmask(HowSIG.BLOCK, await local_thread.ptr(Sigset(sigs)))
+@pytest.fixture
+def mask() -> Iterator[frozenset[int]]:
+    yield from local_mask()
 
 
-async def still_works() -> None:
-    fd = await local_thread.task.signalfd(await local_thread.ptr(Sigset([SIG.USR2])))
-    assert fdinfo_sigmask(fd.number) == 1 << (SIG.USR2 - 1)
+@pytest.fixture
+def thread_mask(thread: Thread) -> Iterator[frozenset[int]]:
+    """`mask` for the thread of the test: another thread's mask and the
+    signals left pending go with its process."""
+    if thread is local_thread:
+        yield from local_mask()
+    else:
+        yield frozenset(blocked_signals(thread))
+
+
+async def block(thread: Thread, *sigs: SIG) -> None:
+    await thread.task.sigprocmask(HowSIG.BLOCK, await thread.ptr(Sigset(sigs)))
+
+
+async def still_works(thread: Thread) -> None:
+    fd = await thread.task.signalfd(await thread.ptr(Sigset([SIG.USR2])))
+    assert fdinfo_sigmask(thread, fd.number) == 1 << (SIG.USR2 - 1)
     await fd.close()
 
 
 # ---- signalfd4 ----
 
 
-async def test_signalfd_reads_signal_sent_to_self(mask: frozenset[int]) -> None:
-    await block(SIG.USR1)
-    fd = await local_thread.task.signalfd(await local_thread.ptr(Sigset([SIG.USR1])))
+async def test_signalfd_reads_signal_sent_to_self(
+    thread: Thread, thread_mask: frozenset[int]
+) -> None:
+    await block(thread, SIG.USR1)
+    fd = await thread.task.signalfd(await thread.ptr(Sigset([SIG.USR1])))
     # Close-on-exec always; blocking unless asked.
     assert await fd.fcntl(F.GETFD) == FD.CLOEXEC
     assert not await fd.fcntl(F.GETFL) & os.O_NONBLOCK
-    kill_self(signal.SIGUSR1)
-    assert signal.SIGUSR1 in signal.sigpending()
-    valid, rest = await fd.read(await local_thread.malloc(SignalfdSiginfo))
+    send_signal(thread, signal.SIGUSR1)
+    assert signal.SIGUSR1 in pending_signals(thread)
+    valid, rest = await fd.read(await thread.malloc(SignalfdSiginfo))
     assert valid.size() == 128 and rest.size() == 0
     info = await valid.read()
     assert info.signo is SIG.USR1
     assert info.pid == os.getpid()
     assert info.uid == os.getuid()
-    assert signal.SIGUSR1 not in signal.sigpending()  # the read consumed it
+    assert signal.SIGUSR1 not in pending_signals(thread)  # the read consumed it
     await fd.close()
 
 
-async def test_signalfd_reads_several_signals(mask: frozenset[int]) -> None:
-    await block(SIG.USR1, SIG.USR2)
-    fd = await local_thread.task.signalfd(
-        await local_thread.ptr(Sigset([SIG.USR1, SIG.USR2])), SFD.NONBLOCK
+async def test_signalfd_reads_several_signals(thread: Thread, thread_mask: frozenset[int]) -> None:
+    await block(thread, SIG.USR1, SIG.USR2)
+    fd = await thread.task.signalfd(
+        await thread.ptr(Sigset([SIG.USR1, SIG.USR2])), SFD.NONBLOCK
     )
-    kill_self(signal.SIGUSR1)
-    kill_self(signal.SIGUSR2)
+    send_signal(thread, signal.SIGUSR1)
+    send_signal(thread, signal.SIGUSR2)
     # Room for three: the read returns the two pending ones.
-    buf = await local_thread.malloc(bytes, 3 * SignalfdSiginfo.sizeof())
+    buf = await thread.malloc(bytes, 3 * SignalfdSiginfo.sizeof())
     valid, rest = await fd.read(buf)
     assert valid.size() == 2 * 128 and rest.size() == 128
     data = await valid.read()
@@ -118,10 +125,10 @@ async def test_signalfd_reads_several_signals(mask: frozenset[int]) -> None:
     await fd.close()
 
 
-async def test_signalfd_nonblock_flags(mask: frozenset[int]) -> None:
-    fd = await local_thread.task.signalfd(await local_thread.ptr(Sigset([SIG.USR1])), SFD.NONBLOCK)
+async def test_signalfd_nonblock_flags(thread: Thread, thread_mask: frozenset[int]) -> None:
+    fd = await thread.task.signalfd(await thread.ptr(Sigset([SIG.USR1])), SFD.NONBLOCK)
     assert await fd.fcntl(F.GETFL) & os.O_NONBLOCK
-    buf = await local_thread.malloc(SignalfdSiginfo)
+    buf = await thread.malloc(SignalfdSiginfo)
     with pytest.raises(BlockingIOError) as info:
         await fd.read(buf)
     assert info.value.errno == errno.EAGAIN
@@ -129,31 +136,31 @@ async def test_signalfd_nonblock_flags(mask: frozenset[int]) -> None:
     await fd.close()
 
 
-async def test_fd_signalfd_replaces_mask(mask: frozenset[int]) -> None:
-    await block(SIG.USR1, SIG.USR2)
-    fd = await local_thread.task.signalfd(await local_thread.ptr(Sigset([SIG.USR1])), SFD.NONBLOCK)
-    assert fdinfo_sigmask(fd.number) == 1 << (SIG.USR1 - 1)
-    await fd.signalfd(await local_thread.ptr(Sigset([SIG.USR2, 40])))
-    assert fdinfo_sigmask(fd.number) == 1 << (SIG.USR2 - 1) | 1 << 39
-    kill_self(signal.SIGUSR1)
-    buf = await local_thread.malloc(SignalfdSiginfo)
-    with pytest.raises(BlockingIOError):  # USR1 is no longer in its mask
+async def test_fd_signalfd_replaces_mask(thread: Thread, thread_mask: frozenset[int]) -> None:
+    await block(thread, SIG.USR1, SIG.USR2)
+    fd = await thread.task.signalfd(await thread.ptr(Sigset([SIG.USR1])), SFD.NONBLOCK)
+    assert fdinfo_sigmask(thread, fd.number) == 1 << (SIG.USR1 - 1)
+    await fd.signalfd(await thread.ptr(Sigset([SIG.USR2, 40])))
+    assert fdinfo_sigmask(thread, fd.number) == 1 << (SIG.USR2 - 1) | 1 << 39
+    send_signal(thread, signal.SIGUSR1)
+    buf = await thread.malloc(SignalfdSiginfo)
+    with pytest.raises(BlockingIOError):  # USR1 is no longer in its thread_mask
         await fd.read(buf)
-    kill_self(signal.SIGUSR2)
+    send_signal(thread, signal.SIGUSR2)
     valid, _ = await fd.read(buf)
     assert (await valid.read()).signo is SIG.USR2
     await fd.close()
 
 
-async def test_signalfd_errors(mask: frozenset[int]) -> None:
-    task = local_thread.task
-    sigset = await local_thread.ptr(Sigset([SIG.USR1]))
+async def test_signalfd_errors(thread: Thread, thread_mask: frozenset[int]) -> None:
+    task = thread.task
+    sigset = await thread.ptr(Sigset([SIG.USR1]))
     with pytest.raises(TypeError):
         await task.signalfd(Sigset([SIG.USR1]))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        await task.signalfd(await local_thread.ptr(b"\0" * 8))  # type: ignore[arg-type]
+        await task.signalfd(await thread.ptr(b"\0" * 8))  # type: ignore[arg-type]
     with pytest.raises(TypeError):  # uninitialized memory
-        await task.signalfd(await local_thread.malloc(Sigset))  # type: ignore[arg-type]
+        await task.signalfd(await thread.malloc(Sigset))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await task.signalfd(sigset, "NONBLOCK")  # type: ignore[arg-type]
     # The kernel rejects unknown flags.
@@ -161,7 +168,7 @@ async def test_signalfd_errors(mask: frozenset[int]) -> None:
         await task.signalfd(sigset, SFD(1))
     assert info.value.errno == errno.EINVAL
     # Not a signalfd.
-    pipe = await local_thread.pipe()
+    pipe = await thread.pipe()
     with pytest.raises(OSError) as info:
         await pipe.read.signalfd(sigset)
     assert info.value.errno == errno.EINVAL
@@ -174,16 +181,16 @@ async def test_signalfd_errors(mask: frozenset[int]) -> None:
         await task.signalfd(sigset)
     fd = await task.signalfd(renewed)  # the new pointer works
     await fd.close()
-    await still_works()
+    await still_works(thread)
 
 
 # ---- AsyncSignalQueue ----
 
 
-async def test_queue_waits_for_signal(mask: frozenset[int]) -> None:
-    assert signal.SIGUSR1 not in mask
-    queue = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1]))
-    assert blocked() == mask | {signal.SIGUSR1}
+async def test_queue_waits_for_signal(thread: Thread, thread_mask: frozenset[int]) -> None:
+    assert signal.SIGUSR1 not in thread_mask
+    queue = await AsyncSignalQueue.make(thread, Sigset([SIG.USR1]))
+    assert blocked_signals(thread) == thread_mask | {signal.SIGUSR1}
     got: list[SignalfdSiginfo] = []
 
     async def reader() -> None:
@@ -193,23 +200,23 @@ async def test_queue_waits_for_signal(mask: frozenset[int]) -> None:
         tg.start_soon(reader)
         await anyio.sleep(0.05)
         assert not got  # still waiting: nothing sent yet
-        kill_self(signal.SIGUSR1)
+        send_signal(thread, signal.SIGUSR1)
     assert len(got) == 1
     assert got[0].signo is SIG.USR1
     assert got[0].pid == os.getpid()
     # Signals sent before a read are queued, not lost.
-    kill_self(signal.SIGUSR1)
+    send_signal(thread, signal.SIGUSR1)
     with anyio.fail_after(5):
         assert (await queue.read()).signo is SIG.USR1
     await queue.close()
-    assert blocked() == mask
+    assert blocked_signals(thread) == thread_mask
     await queue.close()  # closing twice is harmless
     with pytest.raises(UseAfterConsumeError):
         await queue.read()
 
 
-async def test_queue_close_ends_waiting_read(mask: frozenset[int]) -> None:
-    queue = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1]))
+async def test_queue_close_ends_waiting_read(thread: Thread, thread_mask: frozenset[int]) -> None:
+    queue = await AsyncSignalQueue.make(thread, Sigset([SIG.USR1]))
     errors: list[BaseException] = []
 
     async def reader() -> None:
@@ -224,17 +231,17 @@ async def test_queue_close_ends_waiting_read(mask: frozenset[int]) -> None:
             await anyio.sleep(0.02)
             await queue.close()
     assert len(errors) == 1
-    assert blocked() == mask
+    assert blocked_signals(thread) == thread_mask
 
 
-async def test_queue_sender_coroutine(mask: frozenset[int]) -> None:
-    async with await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1, SIG.USR2])) as queue:
+async def test_queue_sender_coroutine(thread: Thread, thread_mask: frozenset[int]) -> None:
+    async with await AsyncSignalQueue.make(thread, Sigset([SIG.USR1, SIG.USR2])) as queue:
 
         async def sender() -> None:
             await anyio.sleep(0.02)
-            kill_self(signal.SIGUSR2)
+            send_signal(thread, signal.SIGUSR2)
             await anyio.sleep(0.02)
-            kill_self(signal.SIGUSR1)
+            send_signal(thread, signal.SIGUSR1)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(sender)
@@ -242,63 +249,71 @@ async def test_queue_sender_coroutine(mask: frozenset[int]) -> None:
                 first = await queue.read()
                 second = await queue.read()
         assert (first.signo, second.signo) == (SIG.USR2, SIG.USR1)
-    assert blocked() == mask
+    assert blocked_signals(thread) == thread_mask
 
 
-async def test_queue_keeps_signals_blocked_before(mask: frozenset[int]) -> None:
-    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
-    queue = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1, SIG.USR2]))
+async def test_queue_keeps_signals_blocked_before(
+    thread: Thread, thread_mask: frozenset[int]
+) -> None:
+    if thread is local_thread:  # by the stdlib, behind the library's back
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
+    else:
+        await block(thread, SIG.USR2)
+    queue = await AsyncSignalQueue.make(thread, Sigset([SIG.USR1, SIG.USR2]))
     await queue.close()
     # Only what the queue blocked is unblocked.
-    assert blocked() == mask | {signal.SIGUSR2}
+    assert blocked_signals(thread) == thread_mask | {signal.SIGUSR2}
 
 
-async def test_overlapping_queues(mask: frozenset[int]) -> None:
-    first = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1]))
-    second = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1, SIG.USR2]))
+async def test_overlapping_queues(thread: Thread, thread_mask: frozenset[int]) -> None:
+    first = await AsyncSignalQueue.make(thread, Sigset([SIG.USR1]))
+    second = await AsyncSignalQueue.make(thread, Sigset([SIG.USR1, SIG.USR2]))
     await first.close()
-    assert blocked() == mask | {signal.SIGUSR1, signal.SIGUSR2}  # second needs both
-    kill_self(signal.SIGUSR1)
+    # The second needs both.
+    assert blocked_signals(thread) == thread_mask | {signal.SIGUSR1, signal.SIGUSR2}
+    send_signal(thread, signal.SIGUSR1)
     with anyio.fail_after(5):
         assert (await second.read()).signo is SIG.USR1
     await second.close()
-    assert blocked() == mask
+    assert blocked_signals(thread) == thread_mask
 
 
-async def test_queue_errors(mask: frozenset[int]) -> None:
+async def test_queue_errors(thread: Thread, thread_mask: frozenset[int]) -> None:
     with pytest.raises(TypeError):
-        await AsyncSignalQueue.make(local_thread, {SIG.USR1})  # type: ignore[arg-type]
+        await AsyncSignalQueue.make(thread, {SIG.USR1})  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        await AsyncSignalQueue.make(local_thread, Sigset([0]))
-    assert blocked() == mask
-    await still_works()
+        await AsyncSignalQueue.make(thread, Sigset([0]))
+    assert blocked_signals(thread) == thread_mask
+    await still_works(thread)
 
 
-async def test_queue_cancelled_read_loses_nothing(mask: frozenset[int]) -> None:
-    queue = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1]))
+async def test_queue_cancelled_read_loses_nothing(
+    thread: Thread, thread_mask: frozenset[int]
+) -> None:
+    queue = await AsyncSignalQueue.make(thread, Sigset([SIG.USR1]))
     with anyio.move_on_after(0.02):
         await queue.read()
-    kill_self(signal.SIGUSR1)
+    send_signal(thread, signal.SIGUSR1)
     with anyio.fail_after(5):
         assert (await queue.read()).signo is SIG.USR1
     await queue.close()
-    assert blocked() == mask
+    assert blocked_signals(thread) == thread_mask
 
 
-async def test_queue_churn_leaks_nothing(mask: frozenset[int]) -> None:
+async def test_queue_churn_leaks_nothing(thread: Thread, thread_mask: frozenset[int]) -> None:
     # Warm up: the thread's epoll fd is made on first use.
-    await (await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1]))).close()
-    fds_before = open_fds()
+    await (await AsyncSignalQueue.make(thread, Sigset([SIG.USR1]))).close()
+    fds_before = await thread_fds(thread)
     for i in range(500):
-        queue = await AsyncSignalQueue.make(local_thread, Sigset([SIG.USR1, SIG.USR2]))
+        queue = await AsyncSignalQueue.make(thread, Sigset([SIG.USR1, SIG.USR2]))
         if i % 50 == 0:
-            kill_self(signal.SIGUSR2)
+            send_signal(thread, signal.SIGUSR2)
             assert (await queue.read()).signo is SIG.USR2
         await queue.close()
         if i % 100 == 0:
-            assert blocked() == mask
-    assert open_fds() == fds_before
-    assert blocked() == mask
+            assert blocked_signals(thread) == thread_mask
+    assert await thread_fds(thread) == fds_before
+    assert blocked_signals(thread) == thread_mask
 
 
 # ---- struct signalfd_siginfo ----
@@ -333,9 +348,9 @@ def test_siginfo_layout() -> None:
     assert SignalfdSiginfo.from_bytes(data + b"extra") == info
 
 
-async def test_siginfo_through_memory() -> None:
+async def test_siginfo_through_memory(thread: Thread) -> None:
     info = SignalfdSiginfo(SIG.USR1, code=-6, pid=1, uid=2, ptr=2**64 - 1)
-    ptr = await local_thread.ptr(info)
+    ptr = await thread.ptr(info)
     assert ptr.size() == 128
     assert await ptr.read() == info
 
@@ -478,6 +493,7 @@ async def test_queue_and_python_handlers(mask: frozenset[int]) -> None:
         signal.signal(signal.SIGUSR2, signal.SIG_DFL)
 
 
+# Python's SIGCHLD disposition is our process's: local only.
 async def test_queue_for_sigchld_keeps_children_unwaited(mask: frozenset[int]) -> None:
     # SIG_IGN for SIGCHLD means no zombies; the forwarder says so with
     # SA_NOCLDWAIT, and the old action comes back.
@@ -491,6 +507,7 @@ async def test_queue_for_sigchld_keeps_children_unwaited(mask: frozenset[int]) -
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
+# The local thread's queue is read by one OS thread of our process: local only.
 async def test_queue_reader_is_one_os_thread(mask: frozenset[int]) -> None:
     errors: list[BaseException] = []
 

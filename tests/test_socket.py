@@ -20,9 +20,9 @@ from rsyscall import (
     LinearPointer,
     Pointer,
     ReadablePointer,
+    Thread,
     UseAfterConsumeError,
     WrittenPointer,
-    local_thread,
 )
 from rsyscall.fcntl import F, O
 from rsyscall.netinet.in_ import INADDR, IPPROTO, IPV6, SockaddrIn6
@@ -50,7 +50,7 @@ from rsyscall.sys.socket import (
 from rsyscall.sys.uio import IovecList
 from rsyscall.sys.un import SockaddrUn
 
-from .util import open_fds
+from .util import blocking, cloexec, fd_stat, proc, take_fd, thread_fds, thread_pid
 
 pytestmark = pytest.mark.anyio
 
@@ -60,40 +60,37 @@ LOOPBACK = "127.0.0.1"
 # ---- helpers ----
 
 
-def stdlib_socket(fd: FileDescriptor) -> socket.socket:
+def stdlib_socket(thread: Thread, fd: FileDescriptor) -> socket.socket:
     """A stdlib socket object for a copy of `fd`, to look at it from outside."""
-    return socket.socket(fileno=os.dup(fd.number))
+    return socket.socket(fileno=take_fd(thread, fd))
 
 
-async def still_works() -> None:
-    thread = local_thread
+async def still_works(thread: Thread) -> None:
     pair = await thread.socketpair(AF.UNIX, SOCK.STREAM)
     await pair.first.send(await thread.ptr(b"ok"))
     valid, _ = await pair.second.recv(await thread.malloc(bytes, 8))
     assert await valid.read() == b"ok"
 
 
-async def address_of(fd: FileDescriptor) -> Sockaddr:
-    valid, _ = await fd.getsockname(await local_thread.malloc(Sockaddr))
+async def address_of(thread: Thread, fd: FileDescriptor) -> Sockaddr:
+    valid, _ = await fd.getsockname(await thread.malloc(Sockaddr))
     return await valid.read()
 
 
-async def tcp_listener(port: int = 0) -> tuple[FileDescriptor, SockaddrIn]:
-    thread = local_thread
+async def tcp_listener(thread: Thread, port: int = 0) -> tuple[FileDescriptor, SockaddrIn]:
     sock = await thread.task.socket(AF.INET, SOCK.STREAM)
     await sock.setsockopt(SOL.SOCKET, SO.REUSEADDR, await thread.ptr(Int32(1)))
     await sock.bind(await thread.ptr(SockaddrIn(port, LOOPBACK)))
     await sock.listen(10)
-    addr = await address_of(sock)
+    addr = await address_of(thread, sock)
     assert isinstance(addr, SockaddrIn)
     return sock, addr
 
 
-async def udp_socket() -> tuple[FileDescriptor, SockaddrIn]:
-    thread = local_thread
+async def udp_socket(thread: Thread) -> tuple[FileDescriptor, SockaddrIn]:
     sock = await thread.task.socket(AF.INET, SOCK.DGRAM)
     await sock.bind(await thread.ptr(SockaddrIn(0, LOOPBACK)))
-    addr = await address_of(sock)
+    addr = await address_of(thread, sock)
     assert isinstance(addr, SockaddrIn)
     return sock, addr
 
@@ -142,8 +139,8 @@ def test_constants_match_stdlib() -> None:
 # ---- socket, socketpair ----
 
 
-async def test_socket_types_and_cloexec() -> None:
-    task = local_thread.task
+async def test_socket_types_and_cloexec(thread: Thread) -> None:
+    task = thread.task
     for domain, type_, sdomain, stype in (
         (AF.INET, SOCK.STREAM, socket.AF_INET, socket.SOCK_STREAM),
         (AF.INET, SOCK.DGRAM, socket.AF_INET, socket.SOCK_DGRAM),
@@ -151,24 +148,23 @@ async def test_socket_types_and_cloexec() -> None:
     ):
         sock = await task.socket(domain, type_)
         assert isinstance(sock, FileDescriptor)
-        assert stat.S_ISSOCK(os.fstat(sock.number).st_mode)
-        assert not os.get_inheritable(sock.number)
-        with stdlib_socket(sock) as view:
+        assert stat.S_ISSOCK(fd_stat(thread, sock).st_mode)
+        assert cloexec(thread, sock)
+        with stdlib_socket(thread, sock) as view:
             assert view.family == sdomain and view.type == stype
-        valid, _ = await sock.getsockopt(SOL.SOCKET, SO.TYPE, await local_thread.malloc(Int32))
+        valid, _ = await sock.getsockopt(SOL.SOCKET, SO.TYPE, await thread.malloc(Int32))
         assert int(await valid.read()) == stype
-        valid, _ = await sock.getsockopt(SOL.SOCKET, SO.DOMAIN, await local_thread.malloc(Int32))
+        valid, _ = await sock.getsockopt(SOL.SOCKET, SO.DOMAIN, await thread.malloc(Int32))
         assert int(await valid.read()) == sdomain
     nonblocking = await task.socket(AF.INET, SOCK.STREAM | SOCK.NONBLOCK, IPPROTO.TCP)
-    assert not os.get_blocking(nonblocking.number)
+    assert not blocking(thread, nonblocking)
     with pytest.raises(OSError) as info:
         await task.socket(AF.UNIX, SOCK.STREAM, IPPROTO.UDP)
     assert info.value.errno == errno.EPROTONOSUPPORT
-    await still_works()
+    await still_works(thread)
 
 
-async def test_task_socketpair() -> None:
-    thread = local_thread
+async def test_task_socketpair(thread: Thread) -> None:
     sv = await thread.task.socketpair(AF.UNIX, SOCK.STREAM, 0, await thread.malloc(Socketpair))
     assert isinstance(sv, ReadablePointer)
     pair = await sv.read()
@@ -176,8 +172,8 @@ async def test_task_socketpair() -> None:
     first, second = pair
     assert pair[0] is first is pair.first and pair[1] is second is pair.second
     for fd in pair:
-        assert not os.get_inheritable(fd.number)
-    with stdlib_socket(first) as a, stdlib_socket(second) as b:
+        assert cloexec(thread, fd)
+    with stdlib_socket(thread, first) as a, stdlib_socket(thread, second) as b:
         a.sendall(b"stdlib to rsyscall")
         valid, _ = await second.recv(await thread.malloc(bytes, 64))
         assert await valid.read() == b"stdlib to rsyscall"
@@ -188,30 +184,29 @@ async def test_task_socketpair() -> None:
     with pytest.raises(OSError) as info:
         await thread.task.socketpair(AF.INET, SOCK.STREAM, 0, await thread.malloc(Socketpair))
     assert info.value.errno == errno.EOPNOTSUPP
-    await still_works()
+    await still_works(thread)
 
 
 # ---- TCP: bind, listen, connect, accept, accept4, names, options ----
 
 
-async def test_tcp_connection() -> None:
-    thread = local_thread
+async def test_tcp_connection(thread: Thread) -> None:
     task = thread.task
-    listener, server_addr = await tcp_listener()
+    listener, server_addr = await tcp_listener(thread)
     assert server_addr.addr == IPv4Address(LOOPBACK) and server_addr.port != 0
-    with stdlib_socket(listener) as view:
+    with stdlib_socket(thread, listener) as view:
         assert view.getsockname() == (LOOPBACK, server_addr.port)
     valid, _ = await listener.getsockopt(SOL.SOCKET, SO.ACCEPTCONN, await thread.malloc(Int32))
     assert await valid.read() == 1
 
     client = await task.socket(AF.INET, SOCK.STREAM)
     await client.connect(await thread.ptr(server_addr))
-    client_addr = await address_of(client)
+    client_addr = await address_of(thread, client)
     assert isinstance(client_addr, SockaddrIn) and client_addr.addr == IPv4Address(LOOPBACK)
 
     conn, peer, peer_rest = await listener.accept4(await thread.malloc(Sockaddr))
-    assert isinstance(conn, FileDescriptor) and not os.get_inheritable(conn.number)
-    assert os.get_blocking(conn.number)
+    assert isinstance(conn, FileDescriptor) and cloexec(thread, conn)
+    assert blocking(thread, conn)
     assert isinstance(peer, ReadablePointer) and type(peer_rest) is Pointer
     assert peer.size() == 16 and peer.size() + peer_rest.size() == Sockaddr.sizeof()
     assert await peer.read() == client_addr
@@ -220,7 +215,7 @@ async def test_tcp_connection() -> None:
     assert await name.read() == server_addr
     name_in, _ = await conn.getpeername(await thread.malloc(SockaddrIn))
     assert await name_in.read() == client_addr
-    with stdlib_socket(client) as view:
+    with stdlib_socket(thread, client) as view:
         assert view.getpeername() == (LOOPBACK, server_addr.port)
         assert view.getsockname() == (LOOPBACK, client_addr.port)
 
@@ -246,13 +241,12 @@ async def test_tcp_connection() -> None:
     assert data.size() == 0
 
 
-async def test_accept_and_accept4_flags() -> None:
-    thread = local_thread
-    listener, server_addr = await tcp_listener()
+async def test_accept_and_accept4_flags(thread: Thread) -> None:
+    listener, server_addr = await tcp_listener(thread)
     with socket.create_connection((LOOPBACK, server_addr.port)) as outside:
         conn = await listener.accept()
         assert isinstance(conn, FileDescriptor)
-        assert not os.get_inheritable(conn.number) and os.get_blocking(conn.number)
+        assert cloexec(thread, conn) and blocking(thread, conn)
         valid, _ = await conn.getpeername(await thread.malloc(Sockaddr))
         assert await valid.read() == SockaddrIn(outside.getsockname()[1], LOOPBACK)
         outside.sendall(b"from outside")
@@ -260,12 +254,12 @@ async def test_accept_and_accept4_flags() -> None:
         assert await got.read() == b"from outside"
     with socket.create_connection((LOOPBACK, server_addr.port)) as outside:
         conn = await listener.accept(SOCK.NONBLOCK)
-        assert not os.get_blocking(conn.number) and not os.get_inheritable(conn.number)
+        assert not blocking(thread, conn) and cloexec(thread, conn)
         with pytest.raises(BlockingIOError):
             await conn.recv(await thread.malloc(bytes, 8))
     with socket.create_connection((LOOPBACK, server_addr.port)) as outside:
         conn, peer, _ = await listener.accept4(await thread.malloc(SockaddrIn), SOCK.NONBLOCK)
-        assert not os.get_blocking(conn.number)
+        assert not blocking(thread, conn)
         assert await peer.read() == SockaddrIn(outside.getsockname()[1], LOOPBACK)
     # Nothing waiting: a nonblocking listener says so.
     await listener.fcntl(F.SETFL, O.NONBLOCK)
@@ -277,8 +271,7 @@ async def test_accept_and_accept4_flags() -> None:
         await listener.accept()
 
 
-async def test_setsockopt_getsockopt() -> None:
-    thread = local_thread
+async def test_setsockopt_getsockopt(thread: Thread) -> None:
     sock = await thread.task.socket(AF.INET, SOCK.STREAM)
     valid, rest = await sock.getsockopt(SOL.SOCKET, SO.REUSEADDR, await thread.malloc(Int32))
     assert await valid.read() == 0 and rest.size() == 0
@@ -287,13 +280,13 @@ async def test_setsockopt_getsockopt() -> None:
     assert not value.consumed  # setsockopt only reads it
     valid, _ = await sock.getsockopt(SOL.SOCKET, SO.REUSEADDR, valid + rest)
     assert await valid.read() == 1
-    with stdlib_socket(sock) as view:
+    with stdlib_socket(thread, sock) as view:
         assert view.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
         assert view.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
     await sock.setsockopt(IPPROTO.TCP, TCP.NODELAY, await thread.ptr(Int32(1)))
     valid, _ = await sock.getsockopt(IPPROTO.TCP, TCP.NODELAY, await thread.malloc(Int32))
     assert await valid.read() == 1
-    with stdlib_socket(sock) as view:
+    with stdlib_socket(thread, sock) as view:
         assert view.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
         view.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     valid, _ = await sock.getsockopt(SOL.SOCKET, SO.KEEPALIVE, await thread.malloc(Int32))
@@ -302,7 +295,7 @@ async def test_setsockopt_getsockopt() -> None:
     raw, raw_rest = await sock.getsockopt(SOL.SOCKET, SO.RCVBUF, await thread.malloc(bytes, 16))
     assert raw.size() == 4 and raw_rest.size() == 12
     (rcvbuf,) = struct.unpack("<i", await raw.read())
-    with stdlib_socket(sock) as view:
+    with stdlib_socket(thread, sock) as view:
         assert view.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == rcvbuf
     # A raw bytes option value works too.
     await sock.setsockopt(SOL.SOCKET, SO.KEEPALIVE, await thread.ptr(struct.pack("<i", 0)))
@@ -331,16 +324,15 @@ async def test_setsockopt_getsockopt() -> None:
         await sock.setsockopt(SOL.SOCKET, SO.REUSEADDR, await thread.malloc(Int32))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await sock.setsockopt(SOL.SOCKET, SO.REUSEADDR, 1)  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
 
 
 # ---- UDP and unix datagrams: sendto, recvfrom, send, recv ----
 
 
-async def test_udp_sendto_recvfrom() -> None:
-    thread = local_thread
-    a, a_addr = await udp_socket()
-    b, b_addr = await udp_socket()
+async def test_udp_sendto_recvfrom(thread: Thread) -> None:
+    a, a_addr = await udp_socket(thread)
+    b, b_addr = await udp_socket(thread)
     sent, unsent = await a.sendto(await thread.ptr(b"datagram"), await thread.ptr(b_addr))
     assert sent.value == b"datagram" and unsent.size() == 0
     valid, rest, src, src_rest = await b.recvfrom(
@@ -372,10 +364,9 @@ async def test_udp_sendto_recvfrom() -> None:
     assert not buf.consumed and not addr.consumed
 
 
-async def test_udp_connected_send_recv() -> None:
-    thread = local_thread
-    a, a_addr = await udp_socket()
-    b, b_addr = await udp_socket()
+async def test_udp_connected_send_recv(thread: Thread) -> None:
+    a, a_addr = await udp_socket(thread)
+    b, b_addr = await udp_socket(thread)
     await a.connect(await thread.ptr(b_addr))
     peer, _ = await a.getpeername(await thread.malloc(Sockaddr))
     assert await peer.read() == b_addr
@@ -387,8 +378,7 @@ async def test_udp_connected_send_recv() -> None:
     assert await valid.read() == b"connected" and await src.read() == a_addr
 
 
-async def test_unix_dgram_socketpair() -> None:
-    thread = local_thread
+async def test_unix_dgram_socketpair(thread: Thread) -> None:
     pair = await thread.socketpair(AF.UNIX, SOCK.DGRAM)
     await pair.first.send(await thread.ptr(b"one"))
     await pair.first.send(await thread.ptr(b"two"))
@@ -401,29 +391,28 @@ async def test_unix_dgram_socketpair() -> None:
     assert await valid.read() == b"two"
     assert src.size() == 0 and src_rest.size() == Sockaddr.sizeof()
     # A named one (an abstract name): the address is its name.
-    name = f"\0rsyscall-test-dgram-{os.getpid()}-{id(pair)}".encode()
+    name = f"\0rsyscall-test-dgram-{thread_pid(thread)}-{id(pair)}".encode()
     await pair.first.bind(await thread.ptr(SockaddrUn(name)))
-    assert await address_of(pair.first) == SockaddrUn(name)
+    assert await address_of(thread, pair.first) == SockaddrUn(name)
     await pair.first.send(await thread.ptr(b"named"))
     valid, _, src, _ = await pair.second.recvfrom(valid + rest, await thread.malloc(Sockaddr))
     assert await valid.read() == b"named"
     assert await src.read() == SockaddrUn(name)
     # sendto on a connected socketpair with an explicit address.
     await pair.second.sendto(await thread.ptr(b"to first"), await thread.ptr(SockaddrUn(name)))
-    with stdlib_socket(pair.first) as view:
+    with stdlib_socket(thread, pair.first) as view:
         assert view.recv(64) == b"to first"
 
 
 # ---- unix addresses: filesystem paths and abstract names ----
 
 
-async def test_unix_filesystem_path(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_unix_filesystem_path(thread: Thread, tmp_path: Path) -> None:
     path = tmp_path / "sock"
     listener = await thread.task.socket(AF.UNIX, SOCK.STREAM)
     await listener.bind(await thread.ptr(SockaddrUn(path)))
     assert stat.S_ISSOCK(os.stat(path).st_mode)
-    assert await address_of(listener) == SockaddrUn(os.fsencode(path))
+    assert await address_of(thread, listener) == SockaddrUn(os.fsencode(path))
     await listener.listen(5)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as outside:
         outside.connect(str(path))
@@ -458,12 +447,11 @@ async def test_unix_filesystem_path(tmp_path: Path) -> None:
     assert info.value.errno == errno.EADDRINUSE
     with pytest.raises(FileNotFoundError):
         await other.connect(await thread.ptr(SockaddrUn(tmp_path / "nothing-here")))
-    await still_works()
+    await still_works(thread)
 
 
-async def test_unix_abstract_name() -> None:
-    thread = local_thread
-    name = f"\0rsyscall-test-{os.getpid()}".encode()
+async def test_unix_abstract_name(thread: Thread) -> None:
+    name = f"\0rsyscall-test-{thread_pid(thread)}".encode()
     listener = await thread.task.socket(AF.UNIX, SOCK.STREAM)
     await listener.bind(await thread.ptr(SockaddrUn(name)))
     valid, rest = await listener.getsockname(await thread.malloc(Sockaddr))
@@ -471,7 +459,7 @@ async def test_unix_abstract_name() -> None:
     assert valid.size() == 2 + len(name) and rest.size() == 128 - valid.size()
     got = await valid.read()
     assert got == SockaddrUn(name) and got.path.startswith(b"\0")  # type: ignore[attr-defined]
-    with stdlib_socket(listener) as view:
+    with stdlib_socket(thread, listener) as view:
         assert view.getsockname() == name
     await listener.listen(5)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as outside:
@@ -493,22 +481,21 @@ async def test_unix_abstract_name() -> None:
 
 
 @pytest.mark.skipif(not ipv6_loopback_works(), reason="no IPv6 loopback here")
-async def test_ipv6_loopback() -> None:
-    thread = local_thread
+async def test_ipv6_loopback(thread: Thread) -> None:
     listener = await thread.task.socket(AF.INET6, SOCK.STREAM)
     await listener.bind(await thread.ptr(SockaddrIn6(0, "::1")))
     await listener.listen(5)
-    server_addr = await address_of(listener)
+    server_addr = await address_of(thread, listener)
     assert isinstance(server_addr, SockaddrIn6)
     assert server_addr.addr == IPv6Address("::1") and server_addr.port != 0
-    with stdlib_socket(listener) as view:
+    with stdlib_socket(thread, listener) as view:
         assert view.getsockname()[:2] == ("::1", server_addr.port)
     client = await thread.task.socket(AF.INET6, SOCK.STREAM)
     await client.connect(await thread.ptr(SockaddrIn6(server_addr.port, IPv6Address("::1"))))
     conn, peer, rest = await listener.accept4(await thread.malloc(Sockaddr))
     assert peer.size() == 28 and rest.size() == 100
     client_addr = await peer.read()
-    assert isinstance(client_addr, SockaddrIn6) and client_addr == await address_of(client)
+    assert isinstance(client_addr, SockaddrIn6) and client_addr == await address_of(thread, client)
     with socket.create_connection(("::1", server_addr.port)) as outside:
         _, peer2, _ = await listener.accept4(await thread.malloc(SockaddrIn6))
         got = await peer2.read()
@@ -517,15 +504,14 @@ async def test_ipv6_loopback() -> None:
     valid, _ = await conn.recv(await thread.malloc(bytes, 8))
     assert await valid.read() == b"v6"
     opt, _ = await listener.getsockopt(IPPROTO.IPV6, IPV6.V6ONLY, await thread.malloc(Int32))
-    with stdlib_socket(listener) as view:
+    with stdlib_socket(thread, listener) as view:
         assert await opt.read() == view.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
 
 
 # ---- sendmsg, recvmsg ----
 
 
-async def test_sendmsg_recvmsg_several_buffers() -> None:
-    thread = local_thread
+async def test_sendmsg_recvmsg_several_buffers(thread: Thread) -> None:
     pair = await thread.socketpair(AF.UNIX, SOCK.STREAM)
     pieces = [b"abc", b"de", b"fghij"]
     iov = await thread.ptr(IovecList([await thread.ptr(p) for p in pieces]))
@@ -558,8 +544,7 @@ async def test_sendmsg_recvmsg_several_buffers() -> None:
     assert [await p.read() for p in valid2] == [b"XYZW"] and rest2 == []
 
 
-async def test_sendmsg_partial_with_nonblocking_socket() -> None:
-    thread = local_thread
+async def test_sendmsg_partial_with_nonblocking_socket(thread: Thread) -> None:
     pair = await thread.socketpair(AF.UNIX, SOCK.STREAM | SOCK.NONBLOCK)
     await pair.first.setsockopt(SOL.SOCKET, SO.SNDBUF, await thread.ptr(Int32(4096)))
     big = os.urandom(1 << 20)
@@ -570,17 +555,16 @@ async def test_sendmsg_partial_with_nonblocking_socket() -> None:
     assert sum(p.size() for p in unsent) == len(big) + 4 - total
     assert [p.value for p in sent] == [b"head", big[: total - 4]]  # type: ignore[attr-defined]
     assert [p.value for p in unsent] == [big[total - 4 :]]  # type: ignore[attr-defined]
-    with stdlib_socket(pair.second) as view:
+    with stdlib_socket(thread, pair.second) as view:
         received = b""
         while len(received) < total:
             received += view.recv(1 << 20)
     assert received == b"head" + big[: total - 4]
 
 
-async def test_udp_sendmsg_recvmsg_with_names() -> None:
-    thread = local_thread
-    a, a_addr = await udp_socket()
-    b, b_addr = await udp_socket()
+async def test_udp_sendmsg_recvmsg_with_names(thread: Thread) -> None:
+    a, a_addr = await udp_socket(thread)
+    b, b_addr = await udp_socket(thread)
     iov = await thread.ptr(IovecList([await thread.ptr(b"to "), await thread.ptr(b"b")]))
     await a.sendmsg(await thread.ptr(SendMsghdr(await thread.ptr(b_addr), iov)))
     name = await thread.malloc(Sockaddr)
@@ -601,13 +585,12 @@ async def test_udp_sendmsg_recvmsg_with_names() -> None:
     assert (await hdr.read()).flags & MSG.TRUNC
 
 
-async def test_scm_rights_several_fds(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_scm_rights_several_fds(thread: Thread, tmp_path: Path) -> None:
     pair = await thread.socketpair(AF.UNIX, SOCK.STREAM)
     pipe = await thread.pipe()
     (tmp_path / "f").write_bytes(b"file contents")
     file_fd = await thread.task.open(await thread.ptr(tmp_path / "f"), O.RDONLY)
-    udp, _ = await udp_socket()
+    udp, _ = await udp_socket(thread)
     originals = [pipe.write, file_fd, udp]
     iov = await thread.ptr(IovecList([await thread.ptr(b"fds")]))
     cmsgs = await thread.ptr(CmsgList([CmsgSCMRights(originals)]))
@@ -630,18 +613,17 @@ async def test_scm_rights_several_fds(tmp_path: Path) -> None:
     for got, original in zip(received, originals, strict=True):
         assert isinstance(got, FileDescriptor)
         assert got.number not in {o.number for o in originals}
-        assert os.fstat(got.number).st_ino == os.fstat(original.number).st_ino
-        assert not os.get_inheritable(got.number)  # received close-on-exec
+        assert fd_stat(thread, got).st_ino == fd_stat(thread, original).st_ino
+        assert cloexec(thread, got)  # received close-on-exec
     await received[0].write(await thread.ptr(b"through passed pipe"))
     await received[0].close()
     await pipe.write.close()
     assert await thread.read_to_eof(pipe.read) == b"through passed pipe"
     assert await thread.read_to_eof(received[1]) == b"file contents"
-    assert isinstance(await address_of(received[2]), SockaddrIn)
+    assert isinstance(await address_of(thread, received[2]), SockaddrIn)
 
 
-async def send_three_fds(sock: FileDescriptor) -> list[FileDescriptor]:
-    thread = local_thread
+async def send_three_fds(thread: Thread, sock: FileDescriptor) -> list[FileDescriptor]:
     pipes = [await thread.pipe() for _ in range(3)]
     fds = [p.write for p in pipes]
     iov = await thread.ptr(IovecList([await thread.ptr(b"x")]))
@@ -650,13 +632,12 @@ async def send_three_fds(sock: FileDescriptor) -> list[FileDescriptor]:
     return fds
 
 
-async def test_scm_rights_control_too_small_ctrunc() -> None:
-    thread = local_thread
+async def test_scm_rights_control_too_small_ctrunc(thread: Thread) -> None:
     pair = await thread.socketpair(AF.UNIX, SOCK.DGRAM)
-    fds_before = open_fds()
+    fds_before = await thread_fds(thread)
 
     # Room for exactly one fd: a 16-byte cmsghdr and one int.
-    await send_three_fds(pair.first)
+    await send_three_fds(thread, pair.first)
     iov = await thread.ptr(IovecList([await thread.malloc(bytes, 1)]))
     control = await thread.malloc(CmsgList, 16 + 4)
     _, _, hdr = await pair.second.recvmsg(await thread.ptr(RecvMsghdr(None, iov, control)))
@@ -665,10 +646,10 @@ async def test_scm_rights_control_too_small_ctrunc() -> None:
     assert out.control is not None
     (rights,) = await out.control.read()
     assert isinstance(rights, CmsgSCMRights) and len(rights) == 1
-    os.fstat(rights[0].number)
+    fd_stat(thread, rights[0])
 
     # The padded space for one fd (24 bytes) has room for two.
-    await send_three_fds(pair.first)
+    await send_three_fds(thread, pair.first)
     iov = await thread.ptr(IovecList([await thread.malloc(bytes, 1)]))
     control = await thread.ptr(CmsgList([CmsgSCMRights([pair.first])]))
     assert control.size() == 24
@@ -678,10 +659,10 @@ async def test_scm_rights_control_too_small_ctrunc() -> None:
     assert out.control is not None
     (rights,) = await out.control.read()
     assert isinstance(rights, CmsgSCMRights) and len(rights) == 2
-    assert all(stat.S_ISFIFO(os.fstat(fd.number).st_mode) for fd in rights)
+    assert all(stat.S_ISFIFO(fd_stat(thread, fd).st_mode) for fd in rights)
 
     # No control buffer at all: every fd is dropped.
-    await send_three_fds(pair.first)
+    await send_three_fds(thread, pair.first)
     iov = await thread.ptr(IovecList([await thread.malloc(bytes, 1)]))
     valid, _, hdr = await pair.second.recvmsg(await thread.ptr(RecvMsghdr(None, iov)))
     assert [await p.read() for p in valid] == [b"x"]
@@ -689,12 +670,12 @@ async def test_scm_rights_control_too_small_ctrunc() -> None:
     assert out.flags & MSG.CTRUNC and out.control is None
     del rights, out, hdr
     # No fds leaked: the truncated ones were closed by the kernel.
-    leaked = open_fds() - fds_before
-    assert not leaked, {n: os.readlink(f"/proc/self/fd/{n}") for n in leaked}
+    leaked = await thread_fds(thread) - fds_before
+    assert not leaked, {n: os.readlink(proc(thread, f"fd/{n}")) for n in leaked}
 
 
-async def test_cmsg_generic_and_serializer() -> None:
-    task = local_thread.task
+async def test_cmsg_generic_and_serializer(thread: Thread) -> None:
+    task = thread.task
     serializer = CmsgList.get_serializer(task)
     generic = Cmsg(1234, 5, b"abc")
     assert generic == Cmsg(1234, 5, b"abc") and hash(generic) == hash(Cmsg(1234, 5, b"abc"))
@@ -837,27 +818,26 @@ def test_sockaddr_un_roundtrip(path: bytes) -> None:
 # ---- bad input ----
 
 
-async def test_socket_bad_input(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_socket_bad_input(thread: Thread, tmp_path: Path) -> None:
     sock = await thread.task.socket(AF.INET, SOCK.STREAM)
     with pytest.raises(TypeError):
         await sock.bind(b"x")  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(TypeError):
         await sock.bind(SockaddrIn(0, LOOPBACK))  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(TypeError):
         await sock.connect(await thread.malloc(Sockaddr))  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(TypeError):
         await sock.getsockname(b"x")  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(TypeError):
         await sock.send(b"x")  # type: ignore[call-overload]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(TypeError):
         await sock.recv(bytearray(4))  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     # A consumed address buffer.
     addr = await thread.malloc(Sockaddr)
     await sock.getsockname(addr)
@@ -869,7 +849,7 @@ async def test_socket_bad_input(tmp_path: Path) -> None:
     with pytest.raises(UseAfterConsumeError):
         await sock.recvfrom(buf, addr)
     assert not buf.consumed  # the failed call gave the data buffer back
-    await still_works()
+    await still_works(thread)
     # Kernel errors.
     with pytest.raises(OSError) as info:
         await sock.getpeername(await thread.malloc(Sockaddr))
@@ -882,11 +862,11 @@ async def test_socket_bad_input(tmp_path: Path) -> None:
     with pytest.raises(OSError) as info:
         await sock.bind(await thread.ptr(SockaddrUn(tmp_path / "s")))
     assert info.value.errno == errno.EAFNOSUPPORT
-    listener, server_addr = await tcp_listener()
+    listener, server_addr = await tcp_listener(thread)
     await listener.close()
     with pytest.raises(ConnectionRefusedError):
         await sock.connect(await thread.ptr(server_addr))
-    await still_works()
+    await still_works(thread)
     pipe = await thread.pipe()
     with pytest.raises(OSError) as info:
         await pipe.read.bind(await thread.ptr(SockaddrIn(0)))
@@ -897,7 +877,7 @@ async def test_socket_bad_input(tmp_path: Path) -> None:
     with pytest.raises(OSError) as info:
         await pipe.write.shutdown(SHUT.RDWR)
     assert info.value.errno == errno.ENOTSOCK
-    await still_works()
+    await still_works(thread)
     # A closed socket handle.
     await sock.close()
     with pytest.raises(UseAfterConsumeError):
@@ -910,11 +890,10 @@ async def test_socket_bad_input(tmp_path: Path) -> None:
         await sock.send(await thread.ptr(b"x"))
     with pytest.raises(UseAfterConsumeError):
         await sock.getsockopt(SOL.SOCKET, SO.TYPE, await thread.malloc(Int32))
-    await still_works()
+    await still_works(thread)
 
 
-async def test_msghdr_bad_input() -> None:
-    thread = local_thread
+async def test_msghdr_bad_input(thread: Thread) -> None:
     pair = await thread.socketpair(AF.UNIX, SOCK.STREAM)
     with pytest.raises(TypeError):
         IovecList([b"x"])  # type: ignore[list-item]
@@ -930,18 +909,18 @@ async def test_msghdr_bad_input() -> None:
         await pair.first.recvmsg(await thread.ptr(SendMsghdr(None, iov)))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await pair.first.recvmsg(RecvMsghdr(None, iov))  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     # sendmsg reads its buffers: they must be written.
     with pytest.raises(TypeError):
         await pair.first.sendmsg(await thread.ptr(SendMsghdr(None, iov)))
-    await still_works()
+    await still_works(thread)
     # A buffer consumed after the iovec array was written.
     buf = await thread.ptr(b"data")
     iov = await thread.ptr(IovecList([buf]))
     buf.split(2)
     with pytest.raises(UseAfterConsumeError):
         await pair.first.sendmsg(await thread.ptr(SendMsghdr(None, iov)))
-    await still_works()
+    await still_works(thread)
     # The memory a msghdr points to, consumed after the msghdr was written:
     # the kernel would read freed memory, so the library refuses.
     data = await thread.ptr(b"data")
@@ -964,14 +943,14 @@ async def test_msghdr_bad_input() -> None:
     control.split(4)
     with pytest.raises(UseAfterConsumeError):
         await pair.first.sendmsg(msg_out)
-    udp, udp_addr = await udp_socket()
+    udp, udp_addr = await udp_socket(thread)
     name = await thread.ptr(udp_addr)
     msg_out = await thread.ptr(SendMsghdr(name, await thread.ptr(IovecList([data]))))
     name.split(2)
     with pytest.raises(UseAfterConsumeError):
         await udp.sendmsg(msg_out)
     assert not data.consumed
-    await still_works()
+    await still_works(thread)
     # An fd in an SCM_RIGHTS message closed after the message was written:
     # its number may name another file by now, so nothing is sent.
     pipe = await thread.pipe()
@@ -982,7 +961,7 @@ async def test_msghdr_bad_input() -> None:
         await pair.first.sendmsg(msg_out)
     with pytest.raises(BlockingIOError):
         await pair.second.recv(await thread.malloc(bytes, 8), MSG.DONTWAIT)
-    await still_works()
+    await still_works(thread)
     # recvmsg with nothing to receive gives every buffer back.
     name_room, control_room = await thread.malloc(Sockaddr), await thread.malloc(CmsgList, 64)
     buffers = [await thread.malloc(bytes, 4), await thread.malloc(bytes, 4)]
@@ -998,19 +977,18 @@ async def test_msghdr_bad_input() -> None:
     # The msghdr pointer is consumed by the recvmsg that used it.
     with pytest.raises(UseAfterConsumeError):
         await pair.second.recvmsg(msg)
-    await still_works()
+    await still_works(thread)
 
 
 # ---- options whose values hold addresses ----
 
 
 @pytest.mark.isolated
-async def test_sockopt_with_addresses_refused() -> None:
+async def test_sockopt_with_addresses_refused(thread: Thread) -> None:
     """Regression: getsockopt took any option, and TCP_ZEROCOPY_RECEIVE's
     struct holds copybuf_address, where the kernel copies received data:
     an int there (the address of a live object) had it overwritten.  Now
     options the library does not list are refused before any syscall."""
-    thread = local_thread
     listener = await thread.task.socket(AF.INET, SOCK.STREAM)
     await listener.bind(await thread.ptr(SockaddrIn(0, "127.0.0.1")))
     await listener.listen(1)

@@ -8,10 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rsyscall import FileDescriptor, UseAfterConsumeError, local_thread
+from rsyscall import FileDescriptor, Thread, UseAfterConsumeError, local_thread
 from rsyscall.fcntl import AT, O
 from rsyscall.sys.stat import STATX, STATX_ATTR, S, Stat, Statx, StatxTimestamp
 from rsyscall.time import Timespec
+
+from .util import status_field, thread_cwd, thread_pid
 
 pytestmark = pytest.mark.anyio
 
@@ -38,15 +40,15 @@ def check_stat(st: Stat, expected: os.stat_result) -> None:
     assert ns(st.ctime) == expected.st_ctime_ns
 
 
-async def open_path(path: Path, flags: O = O.RDONLY) -> FileDescriptor:
-    return await local_thread.task.open(await local_thread.ptr(path), flags)
+async def open_path(thread: Thread, path: Path, flags: O = O.RDONLY) -> FileDescriptor:
+    return await thread.task.open(await thread.ptr(path), flags)
 
 
-async def still_works() -> None:
+async def still_works(thread: Thread) -> None:
     """After an error, the thread still makes syscalls and memory still works."""
-    assert await local_thread.task.getpid() == os.getpid()
-    st = await (await local_thread.task.fstatat(
-        None, await local_thread.ptr("/"), await local_thread.malloc(Stat)
+    assert await thread.task.getpid() == thread_pid(thread)
+    st = await (await thread.task.fstatat(
+        None, await thread.ptr("/"), await thread.malloc(Stat)
     )).read()
     assert st.ino == os.stat("/").st_ino
 
@@ -62,9 +64,9 @@ def sample(tmp_path: Path) -> Path:
 # ---- fstat, fstatat, statx ----
 
 
-async def test_fstat(sample: Path) -> None:
-    fd = await open_path(sample)
-    buf = await local_thread.malloc(Stat)
+async def test_fstat(thread: Thread, sample: Path) -> None:
+    fd = await open_path(thread, sample)
+    buf = await thread.malloc(Stat)
     result = await fd.fstat(buf)
     assert buf.consumed
     st = await result.read()
@@ -78,52 +80,52 @@ async def test_fstat(sample: Path) -> None:
     await fd.close()
 
 
-async def test_fstat_directory_and_pipe(tmp_path: Path) -> None:
-    fd = await open_path(tmp_path, O.RDONLY | O.DIRECTORY)
-    st = await (await fd.fstat(await local_thread.malloc(Stat))).read()
+async def test_fstat_directory_and_pipe(thread: Thread, tmp_path: Path) -> None:
+    fd = await open_path(thread, tmp_path, O.RDONLY | O.DIRECTORY)
+    st = await (await fd.fstat(await thread.malloc(Stat))).read()
     check_stat(st, os.stat(tmp_path))
     assert st.mode & S.IFMT == S.IFDIR
-    pipe = await local_thread.pipe()
-    st = await (await pipe.read.fstat(await local_thread.malloc(Stat))).read()
+    pipe = await thread.pipe()
+    st = await (await pipe.read.fstat(await thread.malloc(Stat))).read()
     assert st.mode & S.IFMT == S.IFIFO
 
 
-async def test_fstatat(sample: Path, tmp_path: Path) -> None:
-    task = local_thread.task
+async def test_fstatat(thread: Thread, sample: Path, tmp_path: Path) -> None:
+    task = thread.task
     st = await (await task.fstatat(
-        None, await local_thread.ptr(sample), await local_thread.malloc(Stat)
+        None, await thread.ptr(sample), await thread.malloc(Stat)
     )).read()
     check_stat(st, os.stat(sample))
     # Relative to a directory fd.
-    dirfd = await open_path(tmp_path, O.RDONLY | O.DIRECTORY)
+    dirfd = await open_path(thread, tmp_path, O.RDONLY | O.DIRECTORY)
     st = await (await task.fstatat(
-        dirfd, await local_thread.ptr("file"), await local_thread.malloc(Stat)
+        dirfd, await thread.ptr("file"), await thread.malloc(Stat)
     )).read()
     check_stat(st, os.stat(sample))
     # A symlink: followed by default, its own status with SYMLINK_NOFOLLOW.
     os.symlink("file", tmp_path / "link")
     st = await (await task.fstatat(
-        dirfd, await local_thread.ptr("link"), await local_thread.malloc(Stat)
+        dirfd, await thread.ptr("link"), await thread.malloc(Stat)
     )).read()
     assert st.ino == os.stat(sample).st_ino
     st = await (await task.fstatat(
-        dirfd, await local_thread.ptr("link"), await local_thread.malloc(Stat),
+        dirfd, await thread.ptr("link"), await thread.malloc(Stat),
         AT.SYMLINK_NOFOLLOW,
     )).read()
     check_stat(st, os.lstat(tmp_path / "link"))
     assert st.mode & S.IFMT == S.IFLNK
     # The directory itself, with an empty path.
     st = await (await task.fstatat(
-        dirfd, await local_thread.ptr(""), await local_thread.malloc(Stat), AT.EMPTY_PATH
+        dirfd, await thread.ptr(""), await thread.malloc(Stat), AT.EMPTY_PATH
     )).read()
     check_stat(st, os.stat(tmp_path))
 
 
-async def test_statx(sample: Path, tmp_path: Path) -> None:
-    task = local_thread.task
-    buf = await local_thread.malloc(Statx)
+async def test_statx(thread: Thread, sample: Path, tmp_path: Path) -> None:
+    task = thread.task
+    buf = await thread.malloc(Statx)
     assert buf.size() == 256
-    result = await task.statx(None, await local_thread.ptr(sample), AT.NONE, STATX.BASIC_STATS, buf)
+    result = await task.statx(None, await thread.ptr(sample), AT.NONE, STATX.BASIC_STATS, buf)
     assert buf.consumed
     sx = await result.read()
     expected = os.stat(sample)
@@ -143,22 +145,22 @@ async def test_statx(sample: Path, tmp_path: Path) -> None:
     assert ns(sx.mtime) == expected.st_mtime_ns == 2_000_000_456
     assert ns(sx.ctime) == expected.st_ctime_ns
     # Of a directory fd itself, through AT.EMPTY_PATH.
-    dirfd = await open_path(tmp_path, O.RDONLY | O.DIRECTORY)
+    dirfd = await open_path(thread, tmp_path, O.RDONLY | O.DIRECTORY)
     sx = await (await task.statx(
-        dirfd, await local_thread.ptr(""), AT.EMPTY_PATH, STATX.TYPE | STATX.INO,
-        await local_thread.malloc(Statx),
+        dirfd, await thread.ptr(""), AT.EMPTY_PATH, STATX.TYPE | STATX.INO,
+        await thread.malloc(Statx),
     )).read()
     assert sx.mode & S.IFMT == S.IFDIR
     assert sx.ino == os.stat(tmp_path).st_ino
 
 
-async def test_stat_of_fd_handles_from_other_calls(sample: Path) -> None:
+async def test_stat_of_fd_handles_from_other_calls(thread: Thread, sample: Path) -> None:
     # fstat and statx agree about the same file.
-    fd = await open_path(sample)
-    st = await (await fd.fstat(await local_thread.malloc(Stat))).read()
-    sx = await (await local_thread.task.statx(
-        fd, await local_thread.ptr(""), AT.EMPTY_PATH, STATX.BASIC_STATS,
-        await local_thread.malloc(Statx),
+    fd = await open_path(thread, sample)
+    st = await (await fd.fstat(await thread.malloc(Stat))).read()
+    sx = await (await thread.task.statx(
+        fd, await thread.ptr(""), AT.EMPTY_PATH, STATX.BASIC_STATS,
+        await thread.malloc(Statx),
     )).read()
     assert (st.ino, st.mode, st.size) == (sx.ino, sx.mode, sx.size)
     assert ns(st.mtime) == ns(sx.mtime)
@@ -167,189 +169,204 @@ async def test_stat_of_fd_handles_from_other_calls(sample: Path) -> None:
 # ---- mkdir, chmod, umask ----
 
 
-async def test_mkdirat_and_mkdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    task = local_thread.task
+async def test_mkdirat_and_mkdir(thread: Thread, tmp_path: Path) -> None:
+    task = thread.task
     old = await task.umask(0o022)
     try:
-        await task.mkdir(await local_thread.ptr(tmp_path / "a"))
+        await task.mkdir(await thread.ptr(tmp_path / "a"))
         assert (tmp_path / "a").is_dir()
         assert os.stat(tmp_path / "a").st_mode & 0o7777 == 0o755
-        dirfd = await open_path(tmp_path / "a", O.RDONLY | O.DIRECTORY)
-        await task.mkdirat(dirfd, await local_thread.ptr("b"), 0o777)
+        dirfd = await open_path(thread, tmp_path / "a", O.RDONLY | O.DIRECTORY)
+        await task.mkdirat(dirfd, await thread.ptr("b"), 0o777)
         # The umask is taken away from the mode.
         assert os.stat(tmp_path / "a" / "b").st_mode & 0o7777 == 0o755
-        await task.mkdirat(dirfd, await local_thread.ptr("c"), 0o700)
+        await task.mkdirat(dirfd, await thread.ptr("c"), 0o700)
         assert os.stat(tmp_path / "a" / "c").st_mode & 0o7777 == 0o700
         # mkdir is relative to the working directory.
-        monkeypatch.chdir(tmp_path)
-        await task.mkdir(await local_thread.ptr("rel"), 0o750)
-        assert os.stat(tmp_path / "rel").st_mode & 0o7777 == 0o750
-        with pytest.raises(FileExistsError):
-            await task.mkdir(await local_thread.ptr("rel"))
+        cwd = thread_cwd(thread)
+        await task.chdir(await thread.ptr(tmp_path))
+        try:
+            await task.mkdir(await thread.ptr("rel"), 0o750)
+            assert os.stat(tmp_path / "rel").st_mode & 0o7777 == 0o750
+            with pytest.raises(FileExistsError):
+                await task.mkdir(await thread.ptr("rel"))
+        finally:
+            await task.chdir(await thread.ptr(cwd))
     finally:
         await task.umask(old)
-    await still_works()
+    await still_works(thread)
 
 
-async def test_fchmod_fchmodat(sample: Path, tmp_path: Path) -> None:
-    fd = await open_path(sample)
+async def test_fchmod_fchmodat(thread: Thread, sample: Path, tmp_path: Path) -> None:
+    fd = await open_path(thread, sample)
     await fd.fchmod(0o600)
     assert os.stat(sample).st_mode & 0o7777 == 0o600
     await fd.fchmod(S.IRUSR | S.IWUSR | S.IRGRP | S.ISVTX)
     assert os.stat(sample).st_mode & 0o7777 == 0o1640
-    await local_thread.task.fchmodat(None, await local_thread.ptr(sample), 0o755)
+    await thread.task.fchmodat(None, await thread.ptr(sample), 0o755)
     assert os.stat(sample).st_mode & 0o7777 == 0o755
-    dirfd = await open_path(tmp_path, O.RDONLY | O.DIRECTORY)
-    await local_thread.task.fchmodat(dirfd, await local_thread.ptr("file"), 0o604)
+    dirfd = await open_path(thread, tmp_path, O.RDONLY | O.DIRECTORY)
+    await thread.task.fchmodat(dirfd, await thread.ptr("file"), 0o604)
     assert os.stat(sample).st_mode & 0o7777 == 0o604
     # The fd sees the same change.
-    st = await (await fd.fstat(await local_thread.malloc(Stat))).read()
+    st = await (await fd.fstat(await thread.malloc(Stat))).read()
     assert st.mode & 0o7777 == 0o604
 
 
-async def test_umask(tmp_path: Path) -> None:
-    task = local_thread.task
-    python_old = os.umask(0o022)
-    os.umask(python_old)
+async def test_umask(thread: Thread, tmp_path: Path) -> None:
+    task = thread.task
+
+    def umask_seen() -> int:
+        return int(status_field(thread, "Umask"), 8)
+
+    before = umask_seen()
+    if thread is local_thread:
+        python_old = os.umask(0o022)
+        os.umask(python_old)
+        assert python_old == before
     old = await task.umask(0o077)
     try:
-        assert old == python_old
+        assert old == before
         assert await task.umask(0o027) == 0o077
-        # Python sees the same process-wide mask.
-        assert os.umask(0o027) == 0o027
-        fd = await local_thread.task.open(
-            await local_thread.ptr(tmp_path / "new"), O.WRONLY | O.CREAT, 0o666
+        assert umask_seen() == 0o027
+        if thread is local_thread:
+            # Python sees the same process-wide mask.
+            assert os.umask(0o027) == 0o027
+        fd = await thread.task.open(
+            await thread.ptr(tmp_path / "new"), O.WRONLY | O.CREAT, 0o666
         )
         await fd.close()
         assert os.stat(tmp_path / "new").st_mode & 0o777 == 0o640
     finally:
         await task.umask(old)
-    assert os.umask(python_old) == python_old
+    assert umask_seen() == before
+    if thread is local_thread:
+        assert os.umask(python_old) == python_old
 
 
 # ---- bad input ----
 
 
-async def test_wrong_types(sample: Path) -> None:
-    task = local_thread.task
-    fd = await open_path(sample)
+async def test_wrong_types(thread: Thread, sample: Path) -> None:
+    task = thread.task
+    fd = await open_path(thread, sample)
     with pytest.raises(TypeError):
         await fd.fstat(b"buffer")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await fd.fstat(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError):  # a path must be a pointer, not a str
-        await task.fstatat(None, str(sample), await local_thread.malloc(Stat))  # type: ignore[arg-type]
+        await task.fstatat(None, str(sample), await thread.malloc(Stat))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await task.fstatat(
-            3, await local_thread.ptr(sample), await local_thread.malloc(Stat)  # type: ignore[arg-type]
+            3, await thread.ptr(sample), await thread.malloc(Stat)  # type: ignore[arg-type]
         )
     with pytest.raises(TypeError):  # a path from malloc holds no path
-        await task.mkdir(await local_thread.malloc(str, 10))  # type: ignore[arg-type]
+        await task.mkdir(await thread.malloc(str, 10))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        await task.mkdir(await local_thread.ptr(sample.parent / "d"), "755")  # type: ignore[arg-type]
+        await task.mkdir(await thread.ptr(sample.parent / "d"), "755")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await fd.fchmod(0.5)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        await task.fchmodat(None, await local_thread.ptr(sample), None)  # type: ignore[arg-type]
+        await task.fchmodat(None, await thread.ptr(sample), None)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await task.umask("022")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        await local_thread.malloc(Stat, 144)
+        await thread.malloc(Stat, 144)
     assert not (sample.parent / "d").exists()
-    await still_works()
+    await still_works(thread)
 
 
-async def test_too_small_buffers(sample: Path) -> None:
-    task = local_thread.task
-    fd = await open_path(sample)
-    small = await local_thread.malloc(bytes, Stat.sizeof() - 1)
+async def test_too_small_buffers(thread: Thread, sample: Path) -> None:
+    task = thread.task
+    fd = await open_path(thread, sample)
+    small = await thread.malloc(bytes, Stat.sizeof() - 1)
     with pytest.raises(ValueError):
         await fd.fstat(small)  # type: ignore[arg-type]
     assert not small.consumed
     with pytest.raises(ValueError):
-        await task.fstatat(None, await local_thread.ptr(sample), small)  # type: ignore[arg-type]
-    small = await local_thread.malloc(bytes, Statx.sizeof() - 1)
+        await task.fstatat(None, await thread.ptr(sample), small)  # type: ignore[arg-type]
+    small = await thread.malloc(bytes, Statx.sizeof() - 1)
     with pytest.raises(ValueError):
         await task.statx(
-            None, await local_thread.ptr(sample), AT.NONE, STATX.ALL, small  # type: ignore[arg-type]
+            None, await thread.ptr(sample), AT.NONE, STATX.ALL, small  # type: ignore[arg-type]
         )
     assert not small.consumed
     # A buffer that is big enough works, whatever it was allocated as.
-    big = await local_thread.malloc(bytes, 4096)
+    big = await thread.malloc(bytes, 4096)
     raw: bytes = await (await fd.fstat(big)).read()  # type: ignore[arg-type, assignment]
-    assert Stat.from_bytes(raw) == await (await fd.fstat(await local_thread.malloc(Stat))).read()
-    await still_works()
+    assert Stat.from_bytes(raw) == await (await fd.fstat(await thread.malloc(Stat))).read()
+    await still_works(thread)
 
 
-async def test_consumed_pointer(sample: Path) -> None:
-    fd = await open_path(sample)
-    buf = await local_thread.malloc(Stat)
+async def test_consumed_pointer(thread: Thread, sample: Path) -> None:
+    fd = await open_path(thread, sample)
+    buf = await thread.malloc(Stat)
     result = await fd.fstat(buf)
     with pytest.raises(UseAfterConsumeError):
         await fd.fstat(buf)
     with pytest.raises(UseAfterConsumeError):
-        await local_thread.task.fstatat(None, await local_thread.ptr(sample), buf)
-    sxbuf = await local_thread.malloc(Statx)
-    await local_thread.task.statx(None, await local_thread.ptr(sample), AT.NONE, STATX.ALL, sxbuf)
+        await thread.task.fstatat(None, await thread.ptr(sample), buf)
+    sxbuf = await thread.malloc(Statx)
+    await thread.task.statx(None, await thread.ptr(sample), AT.NONE, STATX.ALL, sxbuf)
     with pytest.raises(UseAfterConsumeError):
-        await local_thread.task.statx(
-            None, await local_thread.ptr(sample), AT.NONE, STATX.ALL, sxbuf
+        await thread.task.statx(
+            None, await thread.ptr(sample), AT.NONE, STATX.ALL, sxbuf
         )
     # A consumed path pointer.
-    path = await local_thread.ptr(sample)
+    path = await thread.ptr(sample)
     path.split(1)
     with pytest.raises(UseAfterConsumeError):
-        await local_thread.task.fstatat(None, path, await local_thread.malloc(Stat))
+        await thread.task.fstatat(None, path, await thread.malloc(Stat))
     assert (await result.read()).ino == os.stat(sample).st_ino
-    await still_works()
+    await still_works(thread)
 
 
-async def test_closed_fd(sample: Path, tmp_path: Path) -> None:
-    fd = await open_path(sample)
+async def test_closed_fd(thread: Thread, sample: Path, tmp_path: Path) -> None:
+    fd = await open_path(thread, sample)
     await fd.close()
-    buf = await local_thread.malloc(Stat)
+    buf = await thread.malloc(Stat)
     with pytest.raises(UseAfterConsumeError):
         await fd.fstat(buf)
     assert not buf.consumed  # nothing was done, so the buffer is still ours
     with pytest.raises(UseAfterConsumeError):
         await fd.fchmod(0o644)
-    dirfd = await open_path(tmp_path, O.RDONLY | O.DIRECTORY)
+    dirfd = await open_path(thread, tmp_path, O.RDONLY | O.DIRECTORY)
     await dirfd.close()
     with pytest.raises(UseAfterConsumeError):
-        await local_thread.task.fstatat(dirfd, await local_thread.ptr("file"), buf)
+        await thread.task.fstatat(dirfd, await thread.ptr("file"), buf)
     with pytest.raises(UseAfterConsumeError):
-        await local_thread.task.statx(
-            dirfd, await local_thread.ptr("file"), AT.NONE, STATX.ALL,
-            await local_thread.malloc(Statx),
+        await thread.task.statx(
+            dirfd, await thread.ptr("file"), AT.NONE, STATX.ALL,
+            await thread.malloc(Statx),
         )
     with pytest.raises(UseAfterConsumeError):
-        await local_thread.task.mkdirat(dirfd, await local_thread.ptr("d"))
+        await thread.task.mkdirat(dirfd, await thread.ptr("d"))
     with pytest.raises(UseAfterConsumeError):
-        await local_thread.task.fchmodat(dirfd, await local_thread.ptr("file"), 0o600)
+        await thread.task.fchmodat(dirfd, await thread.ptr("file"), 0o600)
     assert not buf.consumed
-    await still_works()
+    await still_works(thread)
 
 
-async def test_nonexistent_path(tmp_path: Path) -> None:
-    task = local_thread.task
-    missing = await local_thread.ptr(tmp_path / "missing")
-    buf = await local_thread.malloc(Stat)
+async def test_nonexistent_path(thread: Thread, tmp_path: Path) -> None:
+    task = thread.task
+    missing = await thread.ptr(tmp_path / "missing")
+    buf = await thread.malloc(Stat)
     with pytest.raises(FileNotFoundError):
         await task.fstatat(None, missing, buf)
     # The failed call wrote nothing and gave the buffer back.
     assert not buf.consumed
-    sxbuf = await local_thread.malloc(Statx)
+    sxbuf = await thread.malloc(Statx)
     with pytest.raises(FileNotFoundError):
         await task.statx(None, missing, AT.NONE, STATX.ALL, sxbuf)
     assert not sxbuf.consumed
     with pytest.raises(FileNotFoundError):
         await task.fchmodat(None, missing, 0o600)
     with pytest.raises(FileNotFoundError):
-        await task.mkdir(await local_thread.ptr(tmp_path / "missing" / "sub"))
+        await task.mkdir(await thread.ptr(tmp_path / "missing" / "sub"))
     # The same buffers now work for a path that exists.
-    st = await (await task.fstatat(None, await local_thread.ptr(tmp_path), buf)).read()
+    st = await (await task.fstatat(None, await thread.ptr(tmp_path), buf)).read()
     check_stat(st, os.stat(tmp_path))
-    await still_works()
+    await still_works(thread)
 
 
 # ---- struct round trips ----
@@ -418,12 +435,12 @@ def test_struct_bad_values() -> None:
         Statx.from_bytes(b"\0" * 255)
 
 
-async def test_structs_through_memory() -> None:
+async def test_structs_through_memory(thread: Thread) -> None:
     value = sample_stat()
-    ptr = await local_thread.ptr(value)
+    ptr = await thread.ptr(value)
     assert ptr.size() == 144
     assert await ptr.read() == value
     a, b, c, m = (StatxTimestamp(i, i) for i in range(4))
     sx = Statx(STATX.ALL, 4096, STATX_ATTR.APPEND, 1, 2, 3, 0o644, 4, 5, 6, STATX_ATTR(0),
                a, b, c, m, 7, 8, 9, 10, 11, 12, 13)  # fmt: skip
-    assert await (await local_thread.ptr(sx)).read() == sx
+    assert await (await thread.ptr(sx)).read() == sx

@@ -13,14 +13,14 @@ import anyio
 import pytest
 
 import rsyscall.time
-from rsyscall import FileDescriptor, UseAfterConsumeError, local_thread
+from rsyscall import FileDescriptor, Thread, UseAfterConsumeError
 from rsyscall.fcntl import FD, F, O
 from rsyscall.struct import UInt64
 from rsyscall.sys.eventfd import EFD
 from rsyscall.sys.timerfd import TFD, TFD_TIMER, AsyncTimer, Itimerspec, sleep
 from rsyscall.time import CLOCK, Timespec
 
-from .util import open_fds
+from .util import fd_path, thread_fds
 
 pytestmark = pytest.mark.anyio
 
@@ -28,13 +28,13 @@ ZERO = Timespec(0, 0)
 
 
 async def settime(
-    fd: FileDescriptor, spec: Itimerspec, flags: TFD_TIMER = TFD_TIMER.NONE
+    thread: Thread, fd: FileDescriptor, spec: Itimerspec, flags: TFD_TIMER = TFD_TIMER.NONE
 ) -> None:
-    await fd.timerfd_settime(flags, await local_thread.ptr(spec))
+    await fd.timerfd_settime(flags, await thread.ptr(spec))
 
 
-async def gettime(fd: FileDescriptor) -> Itimerspec:
-    return await (await fd.timerfd_gettime(await local_thread.malloc(Itimerspec))).read()
+async def gettime(thread: Thread, fd: FileDescriptor) -> Itimerspec:
+    return await (await fd.timerfd_gettime(await thread.malloc(Itimerspec))).read()
 
 
 def test_itimerspec_is_times() -> None:
@@ -42,29 +42,29 @@ def test_itimerspec_is_times() -> None:
     assert Itimerspec is rsyscall.time.Itimerspec
 
 
-async def test_create_flags() -> None:
-    fd = await local_thread.task.timerfd_create(CLOCK.MONOTONIC)
+async def test_create_flags(thread: Thread) -> None:
+    fd = await thread.task.timerfd_create(CLOCK.MONOTONIC)
     assert await fd.fcntl(F.GETFD) & FD.CLOEXEC
     assert not await fd.fcntl(F.GETFL) & O.NONBLOCK
-    assert os.readlink(f"/proc/self/fd/{fd.number}") == "anon_inode:[timerfd]"
+    assert os.readlink(fd_path(thread, fd)) == "anon_inode:[timerfd]"
     await fd.close()
     for clock in (CLOCK.REALTIME, CLOCK.BOOTTIME):
-        fd = await local_thread.task.timerfd_create(clock, TFD.NONBLOCK | TFD.CLOEXEC)
+        fd = await thread.task.timerfd_create(clock, TFD.NONBLOCK | TFD.CLOEXEC)
         assert await fd.fcntl(F.GETFL) & O.NONBLOCK
         await fd.close()
 
 
-async def test_periodic_timer() -> None:
-    fd = await local_thread.task.timerfd_create(CLOCK.MONOTONIC, TFD.NONBLOCK)
-    afd = await local_thread.make_afd(fd)
+async def test_periodic_timer(thread: Thread) -> None:
+    fd = await thread.task.timerfd_create(CLOCK.MONOTONIC, TFD.NONBLOCK)
+    afd = await thread.make_afd(fd)
     try:
         # Not armed: nothing to read.
         with pytest.raises(BlockingIOError):
-            await fd.read(await local_thread.malloc(UInt64))
+            await fd.read(await thread.malloc(UInt64))
         start = time.monotonic()
-        await settime(fd, Itimerspec.from_float(0.02, 0.02))
+        await settime(thread, fd, Itimerspec.from_float(0.02, 0.02))
         counts = []
-        buf = await local_thread.malloc(UInt64)
+        buf = await thread.malloc(UInt64)
         for _ in range(5):
             valid, rest = await afd.read(buf)
             counts.append(await valid.read())
@@ -82,47 +82,49 @@ async def test_periodic_timer() -> None:
         await afd.close()
 
 
-async def test_gettime_shows_remaining_time() -> None:
-    fd = await local_thread.task.timerfd_create(CLOCK.MONOTONIC, TFD.NONBLOCK)
-    assert await gettime(fd) == Itimerspec(ZERO, ZERO)  # disarmed
-    await settime(fd, Itimerspec(Timespec(0, 500), Timespec(10, 0)))
-    current = await gettime(fd)
+async def test_gettime_shows_remaining_time(thread: Thread) -> None:
+    fd = await thread.task.timerfd_create(CLOCK.MONOTONIC, TFD.NONBLOCK)
+    assert await gettime(thread, fd) == Itimerspec(ZERO, ZERO)  # disarmed
+    await settime(thread, fd, Itimerspec(Timespec(0, 500), Timespec(10, 0)))
+    current = await gettime(thread, fd)
     assert current.interval == Timespec(0, 500)
     assert 9 < current.value.to_float() <= 10
     # settime gives back the setting it replaced.
-    old = await local_thread.malloc(Itimerspec)
+    old = await thread.malloc(Itimerspec)
     previous = await fd.timerfd_settime(
-        TFD_TIMER.NONE, await local_thread.ptr(Itimerspec(ZERO, ZERO)), old
+        TFD_TIMER.NONE, await thread.ptr(Itimerspec(ZERO, ZERO)), old
     )
     assert old.consumed
     before = await previous.read()
     assert before.interval == Timespec(0, 500)
     assert 9 < before.value.to_float() <= current.value.to_float()
-    assert await gettime(fd) == Itimerspec(ZERO, ZERO)
+    assert await gettime(thread, fd) == Itimerspec(ZERO, ZERO)
     # What gettime filled can be passed back to settime.
-    await settime(fd, Itimerspec.from_float(0, 5))
-    saved = await fd.timerfd_gettime(await local_thread.malloc(Itimerspec))
-    await settime(fd, Itimerspec(ZERO, ZERO))
+    await settime(thread, fd, Itimerspec.from_float(0, 5))
+    saved = await fd.timerfd_gettime(await thread.malloc(Itimerspec))
+    await settime(thread, fd, Itimerspec(ZERO, ZERO))
     await fd.timerfd_settime(TFD_TIMER.NONE, saved)
-    assert 4 < (await gettime(fd)).value.to_float() <= 5
+    assert 4 < (await gettime(thread, fd)).value.to_float() <= 5
     await fd.close()
 
 
-async def test_absolute_timer() -> None:
-    fd = await local_thread.task.timerfd_create(CLOCK.MONOTONIC, TFD.NONBLOCK)
-    afd = await local_thread.make_afd(fd)
+async def test_absolute_timer(thread: Thread) -> None:
+    fd = await thread.task.timerfd_create(CLOCK.MONOTONIC, TFD.NONBLOCK)
+    afd = await thread.make_afd(fd)
     try:
         deadline = time.clock_gettime(time.CLOCK_MONOTONIC) + 0.03
-        await settime(fd, Itimerspec(ZERO, Timespec.from_float(deadline)), TFD_TIMER.ABSTIME)
+        at = Itimerspec(ZERO, Timespec.from_float(deadline))
+        await settime(thread, fd, at, TFD_TIMER.ABSTIME)
         # Read back as time remaining, not as the absolute time.
-        assert 0 < (await gettime(fd)).value.to_float() <= 0.03
-        valid, _ = await afd.read(await local_thread.malloc(UInt64))
+        assert 0 < (await gettime(thread, fd)).value.to_float() <= 0.03
+        valid, _ = await afd.read(await thread.malloc(UInt64))
         assert await valid.read() == 1
         assert time.clock_gettime(time.CLOCK_MONOTONIC) >= deadline - 1e-6
         # CANCEL_ON_SET is for absolute REALTIME timers: accepted there.
-        rt = await local_thread.task.timerfd_create(CLOCK.REALTIME, TFD.NONBLOCK)
+        rt = await thread.task.timerfd_create(CLOCK.REALTIME, TFD.NONBLOCK)
         later = Timespec.from_float(time.time() + 100)
-        await settime(rt, Itimerspec(ZERO, later), TFD_TIMER.ABSTIME | TFD_TIMER.CANCEL_ON_SET)
+        flags = TFD_TIMER.ABSTIME | TFD_TIMER.CANCEL_ON_SET
+        await settime(thread, rt, Itimerspec(ZERO, later), flags)
         await rt.close()
     finally:
         await afd.close()
@@ -131,18 +133,18 @@ async def test_absolute_timer() -> None:
 # ---- sleep and AsyncTimer ----
 
 
-async def test_sleep_takes_the_time_and_no_cpu() -> None:
-    await sleep(local_thread, 0)  # warm up: the thread's epoll fd
+async def test_sleep_takes_the_time_and_no_cpu(thread: Thread) -> None:
+    await sleep(thread, 0)  # warm up: the thread's epoll fd
     cpu = time.process_time()
     start = time.monotonic()
-    await sleep(local_thread, 0.05)
+    await sleep(thread, 0.05)
     elapsed = time.monotonic() - start
     used = time.process_time() - cpu
     assert 0.05 <= elapsed < 0.5
     assert used < 0.02, f"sleeping used {used} s of CPU"
 
 
-async def test_other_coroutines_run_while_sleeping() -> None:
+async def test_other_coroutines_run_while_sleeping(thread: Thread) -> None:
     ticks = 0
     done = False
 
@@ -154,16 +156,16 @@ async def test_other_coroutines_run_while_sleeping() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(ticker)
-        await sleep(local_thread, 0.06)
+        await sleep(thread, 0.06)
         done = True
     assert ticks >= 4
 
 
-async def test_concurrent_sleeps() -> None:
+async def test_concurrent_sleeps(thread: Thread) -> None:
     ended: list[float] = []
 
     async def sleeper(seconds: float) -> None:
-        await sleep(local_thread, seconds)
+        await sleep(thread, seconds)
         ended.append(seconds)
 
     start = time.monotonic()
@@ -174,23 +176,24 @@ async def test_concurrent_sleeps() -> None:
     assert time.monotonic() - start < 0.5
 
 
-async def test_cancelled_sleep_leaves_nothing_open() -> None:
-    await sleep(local_thread, 0)
-    before = open_fds()
+async def test_cancelled_sleep_leaves_nothing_open(thread: Thread) -> None:
+    await sleep(thread, 0)
+    before = await thread_fds(thread)
     start = time.monotonic()
     with anyio.move_on_after(0.02) as scope:
-        await sleep(local_thread, 10)
+        await sleep(thread, 10)
     assert scope.cancelled_caught
     assert time.monotonic() - start < 1
-    assert open_fds() == before
+    assert await thread_fds(thread) == before
     with anyio.move_on_after(0.01):
-        await sleep(local_thread, math.inf)
-    assert open_fds() == before
+        await sleep(thread, math.inf)
+    assert await thread_fds(thread) == before
 
 
-async def test_async_timer_repeated_sleeps() -> None:
-    before = open_fds()
-    timer = await AsyncTimer.make(local_thread)
+async def test_async_timer_repeated_sleeps(thread: Thread) -> None:
+    await sleep(thread, 0)  # warm up: the thread's epoll fd
+    before = await thread_fds(thread)
+    timer = await AsyncTimer.make(thread)
     try:
         for seconds in (0.01, 0.02, 0, 0.01):
             start = time.monotonic()
@@ -210,14 +213,14 @@ async def test_async_timer_repeated_sleeps() -> None:
     finally:
         await timer.close()
     await timer.close()  # twice is fine
-    assert open_fds() == before
-    async with await AsyncTimer.make(local_thread, CLOCK.BOOTTIME) as timer:
+    assert await thread_fds(thread) == before
+    async with await AsyncTimer.make(thread, CLOCK.BOOTTIME) as timer:
         await timer.sleep(0.005)
-    assert open_fds() == before
+    assert await thread_fds(thread) == before
 
 
-async def test_async_timer_one_sleeper_at_a_time() -> None:
-    async with await AsyncTimer.make(local_thread) as timer:
+async def test_async_timer_one_sleeper_at_a_time(thread: Thread) -> None:
+    async with await AsyncTimer.make(thread) as timer:
         async with anyio.create_task_group() as tg:
             tg.start_soon(timer.sleep, 0.05)
             await anyio.sleep(0.01)
@@ -226,48 +229,49 @@ async def test_async_timer_one_sleeper_at_a_time() -> None:
         await timer.sleep(0.001)  # free again
 
 
-async def test_thousand_sleeps_leak_nothing() -> None:
-    allocator = local_thread.task.space.allocator
-    await sleep(local_thread, 0)
+async def test_thousand_sleeps_leak_nothing(thread: Thread) -> None:
+    allocator = thread.task.space.allocator
+    await sleep(thread, 0)
     gc.collect()
-    fds_before = open_fds()
+    fds_before = await thread_fds(thread)
     mapped_before = allocator.mapped_bytes()
     for _ in range(1000):
-        await sleep(local_thread, 0.00001)
+        await sleep(thread, 0.00001)
     gc.collect()
-    assert open_fds() == fds_before
+    assert await thread_fds(thread) == fds_before
     assert allocator.mapped_bytes() == mapped_before
 
 
 # ---- bad input ----
 
 
-async def still_works() -> None:
-    fd = await local_thread.task.timerfd_create(CLOCK.MONOTONIC, TFD.NONBLOCK)
-    await settime(fd, Itimerspec.from_float(0, 1))
-    assert 0 < (await gettime(fd)).value.to_float() <= 1
+async def still_works(thread: Thread) -> None:
+    fd = await thread.task.timerfd_create(CLOCK.MONOTONIC, TFD.NONBLOCK)
+    await settime(thread, fd, Itimerspec.from_float(0, 1))
+    assert 0 < (await gettime(thread, fd)).value.to_float() <= 1
     await fd.close()
 
 
-async def test_bad_sleeps() -> None:
-    before = open_fds()
+async def test_bad_sleeps(thread: Thread) -> None:
+    await sleep(thread, 0)  # warm up: the thread's epoll fd
+    before = await thread_fds(thread)
     for bad in (-1, -0.001, math.nan, -math.inf):
         with pytest.raises(ValueError):
-            await sleep(local_thread, bad)
+            await sleep(thread, bad)
     for wrong in ("1", None, True):
         with pytest.raises(TypeError):
-            await sleep(local_thread, wrong)  # type: ignore[arg-type]
-    async with await AsyncTimer.make(local_thread) as timer:
+            await sleep(thread, wrong)  # type: ignore[arg-type]
+    async with await AsyncTimer.make(thread) as timer:
         with pytest.raises(ValueError):
             await timer.sleep(-1)
         with pytest.raises(TypeError):
             await timer.sleep("1")  # type: ignore[arg-type]
         await timer.sleep(0.001)
-    assert open_fds() == before
+    assert await thread_fds(thread) == before
 
 
-async def test_bad_create() -> None:
-    task = local_thread.task
+async def test_bad_create(thread: Thread) -> None:
+    task = thread.task
     with pytest.raises(TypeError):
         await task.timerfd_create("monotonic")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
@@ -282,46 +286,46 @@ async def test_bad_create() -> None:
         assert info.value.errno == errno.EINVAL
     with pytest.raises(ValueError):  # no such member: refused before the syscall
         await task.timerfd_create(CLOCK.MONOTONIC, 0x10)  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
 
 
-async def test_bad_settime_and_gettime() -> None:
-    fd = await local_thread.task.timerfd_create(CLOCK.MONOTONIC, TFD.NONBLOCK)
-    good = await local_thread.ptr(Itimerspec.from_float(0, 1))
+async def test_bad_settime_and_gettime(thread: Thread) -> None:
+    fd = await thread.task.timerfd_create(CLOCK.MONOTONIC, TFD.NONBLOCK)
+    good = await thread.ptr(Itimerspec.from_float(0, 1))
     # Wrong pointer types.
     with pytest.raises(TypeError):
-        await fd.timerfd_settime(TFD_TIMER.NONE, await local_thread.malloc(Itimerspec))  # type: ignore[call-overload]
+        await fd.timerfd_settime(TFD_TIMER.NONE, await thread.malloc(Itimerspec))  # type: ignore[call-overload]
     with pytest.raises(TypeError):
-        await fd.timerfd_settime(TFD_TIMER.NONE, await local_thread.ptr(Timespec(1, 0)))  # type: ignore[arg-type]
+        await fd.timerfd_settime(TFD_TIMER.NONE, await thread.ptr(Timespec(1, 0)))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await fd.timerfd_settime(TFD_TIMER.NONE, Itimerspec.from_float(0, 1))  # type: ignore[call-overload]
     with pytest.raises(TypeError):
-        await fd.timerfd_gettime(await local_thread.malloc(bytes, 32))  # type: ignore[arg-type]
+        await fd.timerfd_gettime(await thread.malloc(bytes, 32))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await fd.timerfd_settime("abs", good)  # type: ignore[call-overload]
     with pytest.raises(ValueError):
         await fd.timerfd_settime(-(2**31) - 1, good)  # type: ignore[call-overload]
     # Too small.
-    short, _ = (await local_thread.malloc(Itimerspec)).split(16)
+    short, _ = (await thread.malloc(Itimerspec)).split(16)
     with pytest.raises(ValueError):
         await fd.timerfd_gettime(short)
     with pytest.raises(ValueError):
         await fd.timerfd_settime(TFD_TIMER.NONE, good, short)
     # Consumed.
-    curr = await local_thread.malloc(Itimerspec)
+    curr = await thread.malloc(Itimerspec)
     await fd.timerfd_gettime(curr)
     with pytest.raises(UseAfterConsumeError):
         await fd.timerfd_gettime(curr)
     with pytest.raises(UseAfterConsumeError):
         await fd.timerfd_settime(TFD_TIMER.NONE, good, curr)
     # The kernel's refusals: out-of-range times, unknown flags.
-    old = await local_thread.malloc(Itimerspec)
+    old = await thread.malloc(Itimerspec)
     for bad in (
         Itimerspec(ZERO, Timespec(-1, 0)),
         Itimerspec(Timespec(-1, 5), Timespec(1, 0)),
     ):
         with pytest.raises(OSError) as info:
-            await fd.timerfd_settime(TFD_TIMER.NONE, await local_thread.ptr(bad), old)
+            await fd.timerfd_settime(TFD_TIMER.NONE, await thread.ptr(bad), old)
         assert info.value.errno == errno.EINVAL
         assert not old.consumed  # a failed syscall gives it back
     with pytest.raises(ValueError):  # no such member: refused before the syscall
@@ -330,17 +334,17 @@ async def test_bad_settime_and_gettime() -> None:
     # the kernel ignores it.
     await fd.timerfd_settime(TFD_TIMER.CANCEL_ON_SET, good)
     # Reading needs 8 bytes.
-    await settime(fd, Itimerspec(ZERO, Timespec(0, 1)))
+    await settime(thread, fd, Itimerspec(ZERO, Timespec(0, 1)))
     with pytest.raises(OSError) as info:
-        await fd.read(await local_thread.malloc(bytes, 4))
+        await fd.read(await thread.malloc(bytes, 4))
     assert info.value.errno == errno.EINVAL
     # Not a timerfd.
-    efd = await local_thread.task.eventfd(0, EFD.NONBLOCK)
+    efd = await thread.task.eventfd(0, EFD.NONBLOCK)
     with pytest.raises(OSError) as info:
         await efd.timerfd_settime(TFD_TIMER.NONE, good)
     assert info.value.errno == errno.EINVAL
     with pytest.raises(OSError) as info:
-        await efd.timerfd_gettime(await local_thread.malloc(Itimerspec))
+        await efd.timerfd_gettime(await thread.malloc(Itimerspec))
     assert info.value.errno == errno.EINVAL
     await efd.close()
     # Closed.
@@ -348,5 +352,5 @@ async def test_bad_settime_and_gettime() -> None:
     with pytest.raises(UseAfterConsumeError):
         await fd.timerfd_settime(TFD_TIMER.NONE, good)
     with pytest.raises(UseAfterConsumeError):
-        await fd.timerfd_gettime(await local_thread.malloc(Itimerspec))
-    await still_works()
+        await fd.timerfd_gettime(await thread.malloc(Itimerspec))
+    await still_works(thread)

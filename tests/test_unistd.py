@@ -7,7 +7,7 @@ import errno
 import os
 import select
 import stat
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,12 +17,27 @@ from rsyscall import (
     FileDescriptor,
     Pointer,
     ReadablePointer,
+    Thread,
     UseAfterConsumeError,
     WrittenPointer,
     local_thread,
 )
 from rsyscall.fcntl import AT, FD, F, O
 from rsyscall.unistd import OK, SEEK, Pipe
+
+from .util import (
+    blocking,
+    borrowed_fd,
+    cloexec,
+    fd_is_open,
+    fd_stat,
+    read_from,
+    status_field,
+    thread_cwd,
+    thread_fds,
+    thread_pid,
+    write_to,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -62,30 +77,30 @@ def in_forked_child(body: Callable[[], int]) -> int:
     return os.waitstatus_to_exitcode(wait_status)
 
 
-def cloexec(fd: FileDescriptor) -> bool:
-    """Whether `fd` has FD_CLOEXEC, as the stdlib sees it."""
-    return not os.get_inheritable(fd.number)
+async def chdir(thread: Thread, path: str | Path) -> None:
+    await thread.task.chdir(await thread.ptr(path))
 
 
 @pytest.fixture
-def in_tmp_cwd(tmp_path: Path) -> Iterator[Path]:
-    """Work in tmp_path, restoring the working directory afterwards."""
-    before = os.getcwd()
-    os.chdir(tmp_path)
+async def in_tmp_cwd(thread: Thread, tmp_path: Path) -> AsyncIterator[Path]:
+    """The thread works in tmp_path; its working directory is restored afterwards."""
+    before = thread_cwd(thread)
+    await chdir(thread, tmp_path)
     try:
         yield tmp_path
     finally:
-        os.chdir(before)
+        await chdir(thread, before)
 
 
-async def open_file(path: Path, flags: O = O.RDWR | O.CREAT, mode: int = 0o644) -> FileDescriptor:
-    return await local_thread.task.open(await local_thread.ptr(path), flags, mode)
+async def open_file(
+    thread: Thread, path: Path, flags: O = O.RDWR | O.CREAT, mode: int = 0o644
+) -> FileDescriptor:
+    return await thread.task.open(await thread.ptr(path), flags, mode)
 
 
-async def still_works() -> None:
+async def still_works(thread: Thread) -> None:
     """The thread still makes syscalls fine after an error."""
-    thread = local_thread
-    assert await thread.task.getpid() == os.getpid()
+    assert await thread.task.getpid() == thread_pid(thread)
     pipe = await thread.pipe()
     await pipe.write.write(await thread.ptr(b"ok"))
     valid, _ = await pipe.read.read(await thread.malloc(bytes, 8))
@@ -95,23 +110,48 @@ async def still_works() -> None:
 # ---- identity ----
 
 
-async def test_ids_match_os() -> None:
-    task = local_thread.task
-    assert await task.getpid() == os.getpid()
-    assert await task.getppid() == os.getppid()
-    assert await task.getuid() == os.getuid()
-    assert await task.geteuid() == os.geteuid()
-    assert await task.getgid() == os.getgid()
-    assert await task.getegid() == os.getegid()
+async def test_ids_match_os(thread: Thread) -> None:
+    task = thread.task
+    uids = [int(uid) for uid in status_field(thread, "Uid").split()]
+    gids = [int(gid) for gid in status_field(thread, "Gid").split()]
+    assert await task.getpid() == thread_pid(thread)
+    assert await task.getppid() == int(status_field(thread, "PPid"))
+    assert await task.getuid() == uids[0]
+    assert await task.geteuid() == uids[1]
+    assert await task.getgid() == gids[0]
+    assert await task.getegid() == gids[1]
+    if thread is local_thread:
+        assert await task.getppid() == os.getppid()
+        assert (uids[0], uids[1]) == (os.getuid(), os.geteuid())
+        assert (gids[0], gids[1]) == (os.getgid(), os.getegid())
 
 
-async def test_getpgid_task_and_process() -> None:
-    task = local_thread.task
-    assert await task.getpgid() == os.getpgid(0) == os.getpgrp()
-    assert await task.process.getpgid() == os.getpgid(os.getpid())
+async def test_getpgid_task_and_process(thread: Thread) -> None:
+    task = thread.task
+    pid = thread_pid(thread)
+    assert await task.getpgid() == os.getpgid(pid)
+    assert await task.process.getpgid() == os.getpgid(pid)
+    if thread is local_thread:
+        assert await task.getpgid() == os.getpgid(0) == os.getpgrp()
 
 
-async def test_process_setpgid_on_a_child() -> None:
+async def test_process_setpgid_on_a_child(thread: Thread) -> None:
+    task = thread.task
+    sub = await thread.clone()
+    pid = sub.process.pid
+    group = os.getpgid(thread_pid(thread))
+    child = task.process_class(task, pid)
+    assert await child.getpgid() == os.getpgid(pid) == group
+    await child.setpgid()  # its own group
+    assert os.getpgid(pid) == pid
+    assert await child.getpgid() == pid
+    await child.setpgid(group)  # and back into its parent's
+    assert os.getpgid(pid) == group
+    await sub.exit(0)
+
+
+# os.fork makes a child of the Python process alone: local only.
+async def test_process_setpgid_on_a_forked_child() -> None:
     task = local_thread.task
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
@@ -144,6 +184,8 @@ async def test_process_setpgid_on_a_child() -> None:
 
 
 async def test_task_setpgid_and_setsid_in_forked_child() -> None:
+    # drive() runs local syscalls without an event loop, in an os.fork child:
+    # local only.
     task = local_thread.task
 
     def body() -> int:
@@ -182,15 +224,15 @@ async def test_task_setpgid_and_setsid_in_forked_child() -> None:
 # ---- read, write, pread, pwrite, lseek, ftruncate ----
 
 
-async def test_read_write_lseek(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_read_write_lseek(thread: Thread, tmp_path: Path) -> None:
     path = tmp_path / "file"
-    fd = await open_file(path)
+    fd = await open_file(thread, path)
     written, unwritten = await fd.write(await thread.ptr(b"hello world"))
     assert isinstance(written, WrittenPointer) and written.value == b"hello world"
     assert unwritten.size() == 0
     assert path.read_bytes() == b"hello world"
-    assert await fd.lseek(0, SEEK.CUR) == 11 == os.lseek(fd.number, 0, os.SEEK_CUR)
+    with borrowed_fd(thread, fd) as ours:
+        assert await fd.lseek(0, SEEK.CUR) == 11 == os.lseek(ours, 0, os.SEEK_CUR)
     assert await fd.lseek(6, SEEK.SET) == 6
     valid, rest = await fd.read(await thread.malloc(bytes, 16))
     assert isinstance(valid, ReadablePointer) and type(rest) is Pointer
@@ -206,10 +248,9 @@ async def test_read_write_lseek(tmp_path: Path) -> None:
     await fd.close()
 
 
-async def test_read_into_parts_of_a_buffer(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_read_into_parts_of_a_buffer(thread: Thread, tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"0123456789")
-    fd = await open_file(tmp_path / "f", O.RDONLY)
+    fd = await open_file(thread, tmp_path / "f", O.RDONLY)
     first, second = (await thread.malloc(bytes, 10)).split(4)
     got1, left1 = await fd.read(first)
     got2, left2 = await fd.read(second)
@@ -222,11 +263,10 @@ async def test_read_into_parts_of_a_buffer(tmp_path: Path) -> None:
     assert await whole.read() == b"0123456789"
 
 
-async def test_pread_pwrite_leave_offset(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_pread_pwrite_leave_offset(thread: Thread, tmp_path: Path) -> None:
     path = tmp_path / "file"
     path.write_bytes(b"abcdefgh")
-    fd = await open_file(path)
+    fd = await open_file(thread, path)
     await fd.lseek(2, SEEK.SET)
     written, rest = await fd.pwrite(await thread.ptr(b"XY"), 5)
     assert written.value == b"XY" and rest.size() == 0
@@ -238,7 +278,8 @@ async def test_pread_pwrite_leave_offset(tmp_path: Path) -> None:
     assert got.size() == 0 and left.size() == 4
     await fd.pwrite(await thread.ptr(b"!"), 10)
     assert path.read_bytes() == b"abcdeXYh\0\0!"
-    assert await fd.lseek(0, SEEK.CUR) == 2 == os.lseek(fd.number, 0, os.SEEK_CUR)
+    with borrowed_fd(thread, fd) as ours:
+        assert await fd.lseek(0, SEEK.CUR) == 2 == os.lseek(ours, 0, os.SEEK_CUR)
     with pytest.raises(OSError) as info:
         await fd.pread(left, -1)
     assert info.value.errno == errno.EINVAL
@@ -250,10 +291,10 @@ async def test_pread_pwrite_leave_offset(tmp_path: Path) -> None:
     assert await got.read() == b"abcd"
 
 
-async def test_ftruncate(tmp_path: Path) -> None:
+async def test_ftruncate(thread: Thread, tmp_path: Path) -> None:
     path = tmp_path / "file"
     path.write_bytes(b"0123456789")
-    fd = await open_file(path)
+    fd = await open_file(thread, path)
     await fd.ftruncate(4)
     assert os.stat(path).st_size == 4 and path.read_bytes() == b"0123"
     await fd.ftruncate(6)
@@ -261,16 +302,15 @@ async def test_ftruncate(tmp_path: Path) -> None:
     with pytest.raises(OSError) as info:
         await fd.ftruncate(-1)
     assert info.value.errno == errno.EINVAL
-    ro = await open_file(path, O.RDONLY)
+    ro = await open_file(thread, path, O.RDONLY)
     with pytest.raises(OSError) as info:
         await ro.ftruncate(0)
     assert info.value.errno in (errno.EINVAL, errno.EBADF)
     assert os.stat(path).st_size == 6
-    await still_works()
+    await still_works(thread)
 
 
-async def test_partial_write_to_full_pipe() -> None:
-    thread = local_thread
+async def test_partial_write_to_full_pipe(thread: Thread) -> None:
     pipe = await (await thread.task.pipe(await thread.malloc(Pipe), O.NONBLOCK)).read()
     capacity = await pipe.write.fcntl(F.GETPIPE_SZ)
     data = bytes(range(256)) * (capacity // 128)  # twice the pipe's capacity
@@ -282,7 +322,7 @@ async def test_partial_write_to_full_pipe() -> None:
     with pytest.raises(BlockingIOError):
         await pipe.write.write(unwritten)
     assert not unwritten.consumed
-    drained = os.read(pipe.read.number, len(data))
+    drained = read_from(thread, pipe.read, len(data))
     assert drained == data[: written.size()]
     more, left = await pipe.write.write(unwritten)
     assert more.size() > 0
@@ -292,68 +332,70 @@ async def test_partial_write_to_full_pipe() -> None:
 # ---- close, dup, dup2, dup3, fchdir ----
 
 
-async def test_close() -> None:
-    pipe = await local_thread.pipe()
+async def test_close(thread: Thread) -> None:
+    pipe = await thread.pipe()
     number = pipe.read.number
-    os.fstat(number)
+    assert fd_is_open(thread, number)
     await pipe.read.close()
     assert pipe.read.closed
-    with pytest.raises(OSError) as info:
-        os.fstat(number)
-    assert info.value.errno == errno.EBADF
+    assert not fd_is_open(thread, number)
+    if thread is local_thread:  # our own fd table: the stdlib sees it closed
+        with pytest.raises(OSError) as info:
+            os.fstat(number)
+        assert info.value.errno == errno.EBADF
     with pytest.raises(UseAfterConsumeError):
         pipe.read.number  # noqa: B018
     with pytest.raises(UseAfterConsumeError):
-        await pipe.read.read(await local_thread.malloc(bytes, 1))
+        await pipe.read.read(await thread.malloc(bytes, 1))
     with pytest.raises(UseAfterConsumeError):
         await pipe.read.close()
     # Writing to a pipe nobody can read from: EPIPE.
     with pytest.raises(BrokenPipeError):
-        await pipe.write.write(await local_thread.ptr(b"x"))
-    await still_works()
+        await pipe.write.write(await thread.ptr(b"x"))
+    await still_works(thread)
 
 
-async def test_close_shared_handle_closes_last() -> None:
-    task = local_thread.task
-    pipe = await local_thread.pipe()
+async def test_close_shared_handle_closes_last(thread: Thread) -> None:
+    task = thread.task
+    pipe = await thread.pipe()
     other = task.make_fd(pipe.read.number)  # a second owner of the same fd
     assert task.fd_table.handle_count(other.number) == 2
     await pipe.read.close()
     assert task.fd_table.handle_count(other.number) == 1
-    os.fstat(other.number)  # still open: the other handle holds it
+    assert fd_is_open(thread, other)  # still open: the other handle holds it
     number = other.number
     await other.close()
-    with pytest.raises(OSError) as info:
-        os.fstat(number)
-    assert info.value.errno == errno.EBADF
+    assert not fd_is_open(thread, number)
+    if thread is local_thread:  # our own fd table: the stdlib sees it closed
+        with pytest.raises(OSError) as info:
+            os.fstat(number)
+        assert info.value.errno == errno.EBADF
 
 
-async def test_dup() -> None:
-    thread = local_thread
+async def test_dup(thread: Thread) -> None:
     pipe = await thread.pipe()
     copy = await pipe.write.dup()
     assert copy.number != pipe.write.number
-    assert cloexec(copy)
+    assert cloexec(thread, copy)
     assert await copy.fcntl(F.GETFD) == FD.CLOEXEC
-    assert os.fstat(copy.number).st_ino == os.fstat(pipe.write.number).st_ino
+    assert fd_stat(thread, copy).st_ino == fd_stat(thread, pipe.write).st_ino
     await pipe.write.close()
     await copy.write(await thread.ptr(b"via dup"))
     await copy.close()
     assert await thread.read_to_eof(pipe.read) == b"via dup"
 
 
-async def test_dup2_onto_another_fd(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_dup2_onto_another_fd(thread: Thread, tmp_path: Path) -> None:
     pipe = await thread.pipe()
-    target = await open_file(tmp_path / "target")
+    target = await open_file(thread, tmp_path / "target")
     target_number = target.number
-    assert cloexec(target)
+    assert cloexec(thread, target)
     result = await pipe.write.dup2(target)
     assert result is target and target.number == target_number
     # target now names the pipe's write end, and survives exec.
-    assert os.fstat(target.number).st_ino == os.fstat(pipe.write.number).st_ino
-    assert stat.S_ISFIFO(os.fstat(target.number).st_mode)
-    assert await target.fcntl(F.GETFD) == 0 and not cloexec(target)
+    assert fd_stat(thread, target).st_ino == fd_stat(thread, pipe.write).st_ino
+    assert stat.S_ISFIFO(fd_stat(thread, target).st_mode)
+    assert await target.fcntl(F.GETFD) == 0 and not cloexec(thread, target)
     # The original keeps its close-on-exec flag.
     assert await pipe.write.fcntl(F.GETFD) == FD.CLOEXEC
     await target.write(await thread.ptr(b"dup2"))
@@ -363,23 +405,23 @@ async def test_dup2_onto_another_fd(tmp_path: Path) -> None:
     assert (tmp_path / "target").read_bytes() == b""
 
 
-async def test_dup2_onto_itself_clears_cloexec() -> None:
-    pipe = await local_thread.pipe()
-    assert cloexec(pipe.read)
+async def test_dup2_onto_itself_clears_cloexec(thread: Thread) -> None:
+    pipe = await thread.pipe()
+    assert cloexec(thread, pipe.read)
     assert await pipe.read.dup2(pipe.read) is pipe.read
-    assert await pipe.read.fcntl(F.GETFD) == 0 and not cloexec(pipe.read)
-    os.fstat(pipe.read.number)  # still open
+    assert await pipe.read.fcntl(F.GETFD) == 0 and not cloexec(thread, pipe.read)
+    assert fd_is_open(thread, pipe.read)  # still open
 
 
-async def test_dup3(tmp_path: Path) -> None:
-    pipe = await local_thread.pipe()
-    target = await open_file(tmp_path / "t")
+async def test_dup3(thread: Thread, tmp_path: Path) -> None:
+    pipe = await thread.pipe()
+    target = await open_file(thread, tmp_path / "t")
     assert await pipe.read.dup3(target, O.CLOEXEC) is target
-    assert cloexec(target)
-    assert os.fstat(target.number).st_ino == os.fstat(pipe.read.number).st_ino
+    assert cloexec(thread, target)
+    assert fd_stat(thread, target).st_ino == fd_stat(thread, pipe.read).st_ino
     await pipe.write.dup3(target)
-    assert not cloexec(target)
-    assert os.fstat(target.number).st_ino == os.fstat(pipe.write.number).st_ino
+    assert not cloexec(thread, target)
+    assert fd_stat(thread, target).st_ino == fd_stat(thread, pipe.write).st_ino
     # dup3 onto itself is an error, unlike dup2.
     with pytest.raises(OSError) as info:
         await target.dup3(target)
@@ -388,74 +430,73 @@ async def test_dup3(tmp_path: Path) -> None:
     with pytest.raises(OSError) as info:
         await pipe.read.dup3(target, O.NONBLOCK)
     assert info.value.errno == errno.EINVAL
-    await still_works()
+    await still_works(thread)
 
 
-async def test_dup2_bad_targets() -> None:
-    pipe = await local_thread.pipe()
+async def test_dup2_bad_targets(thread: Thread) -> None:
+    pipe = await thread.pipe()
     with pytest.raises(TypeError):
         await pipe.read.dup2(5)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await pipe.read.dup3(None)  # type: ignore[arg-type]
-    other = await local_thread.pipe()
+    other = await thread.pipe()
     await other.read.close()
     with pytest.raises(UseAfterConsumeError):
         await pipe.read.dup2(other.read)
     with pytest.raises(UseAfterConsumeError):
         await other.read.dup2(pipe.read)
-    await still_works()
+    await still_works(thread)
 
 
-async def test_fchdir(tmp_path: Path) -> None:
-    before = os.getcwd()
-    directory = await open_file(tmp_path, O.RDONLY | O.DIRECTORY)
+async def test_fchdir(thread: Thread, tmp_path: Path) -> None:
+    before = thread_cwd(thread)
+    directory = await open_file(thread, tmp_path, O.RDONLY | O.DIRECTORY)
     try:
         await directory.fchdir()
-        assert os.getcwd() == str(tmp_path)
+        assert thread_cwd(thread) == str(tmp_path)
     finally:
-        os.chdir(before)
+        await chdir(thread, before)
     (tmp_path / "file").write_bytes(b"")
-    regular = await open_file(tmp_path / "file", O.RDONLY)
+    regular = await open_file(thread, tmp_path / "file", O.RDONLY)
     with pytest.raises(NotADirectoryError):
         await regular.fchdir()
-    assert os.getcwd() == before
+    assert thread_cwd(thread) == before
 
 
 # ---- pipe ----
 
 
-async def test_pipe_plain() -> None:
-    thread = local_thread
+async def test_pipe_plain(thread: Thread) -> None:
     pipefd = await thread.task.pipe(await thread.malloc(Pipe))
     assert isinstance(pipefd, ReadablePointer)
     pipe = await pipefd.read()
     assert isinstance(pipe, Pipe)
     r, w = pipe
     assert r is pipe.read and w is pipe.write and pipe[0] is r and pipe[1] is w
-    assert cloexec(r) and cloexec(w)
-    assert os.get_blocking(r.number) and os.get_blocking(w.number)
-    assert stat.S_ISFIFO(os.fstat(r.number).st_mode)
+    assert cloexec(thread, r) and cloexec(thread, w)
+    assert blocking(thread, r) and blocking(thread, w)
+    assert stat.S_ISFIFO(fd_stat(thread, r).st_mode)
     assert await r.fcntl(F.GETFL) & 0o3 == O.RDONLY
     assert await w.fcntl(F.GETFL) & 0o3 == O.WRONLY
-    os.write(w.number, b"from os")
+    write_to(thread, w, b"from os")
     valid, _ = await r.read(await thread.malloc(bytes, 16))
     assert await valid.read() == b"from os"
 
 
-async def test_pipe_nonblock() -> None:
-    thread = local_thread
+async def test_pipe_nonblock(thread: Thread) -> None:
     pipe = await (await thread.task.pipe(await thread.malloc(Pipe), O.NONBLOCK)).read()
     for fd in pipe:
-        assert not os.get_blocking(fd.number)
+        assert not blocking(thread, fd)
         assert await fd.fcntl(F.GETFL) & O.NONBLOCK
-        assert cloexec(fd)
+        assert cloexec(thread, fd)
     buf = await thread.malloc(bytes, 4)
     with pytest.raises(BlockingIOError) as info:
         await pipe.read.read(buf)
     assert info.value.errno == errno.EAGAIN
     assert not buf.consumed
     await pipe.write.write(await thread.ptr(b"data"))
-    assert select.select([pipe.read.number], [], [], 0)[0] == [pipe.read.number]
+    with borrowed_fd(thread, pipe.read) as ours:
+        assert select.select([ours], [], [], 0)[0] == [ours]
     valid, _ = await pipe.read.read(buf)
     assert await valid.read() == b"data"
 
@@ -463,46 +504,43 @@ async def test_pipe_nonblock() -> None:
 # ---- chdir, getcwd ----
 
 
-async def test_chdir_getcwd(tmp_path: Path) -> None:
-    thread = local_thread
-    before = os.getcwd()
+async def test_chdir_getcwd(thread: Thread, tmp_path: Path) -> None:
+    before = thread_cwd(thread)
     try:
         await thread.task.chdir(await thread.ptr(tmp_path))
-        assert os.getcwd() == str(tmp_path)
+        assert thread_cwd(thread) == str(tmp_path)
         (tmp_path / "sub").mkdir()
         await thread.task.chdir(await thread.ptr("sub"))  # relative to the new cwd
-        assert os.getcwd() == str(tmp_path / "sub")
+        assert thread_cwd(thread) == str(tmp_path / "sub")
         valid, rest = await thread.task.getcwd(await thread.malloc(str, 4096))
         assert isinstance(valid, ReadablePointer)
-        assert await valid.read() == os.getcwd()
-        assert valid.size() == len(os.fsencode(os.getcwd())) + 1  # with the NUL
+        assert await valid.read() == thread_cwd(thread)
+        assert valid.size() == len(os.fsencode(thread_cwd(thread))) + 1  # with the NUL
         assert valid.size() + rest.size() == 4096
         with pytest.raises(FileNotFoundError):
             await thread.task.chdir(await thread.ptr(tmp_path / "missing"))
         with pytest.raises(NotADirectoryError):
             (tmp_path / "file").write_bytes(b"")
             await thread.task.chdir(await thread.ptr(tmp_path / "file"))
-        assert os.getcwd() == str(tmp_path / "sub")
+        assert thread_cwd(thread) == str(tmp_path / "sub")
     finally:
-        os.chdir(before)
+        await chdir(thread, before)
 
 
-async def test_getcwd_buffer_too_small() -> None:
-    thread = local_thread
+async def test_getcwd_buffer_too_small(thread: Thread) -> None:
     buf = await thread.malloc(str, 2)
     with pytest.raises(OSError) as info:
         await thread.task.getcwd(buf)
     assert info.value.errno == errno.ERANGE
     assert not buf.consumed
     valid, _ = await thread.task.getcwd(await thread.malloc(str, 4096))
-    assert await valid.read() == os.getcwd()
+    assert await valid.read() == thread_cwd(thread)
 
 
 # ---- links and access, with dirfd None and with a directory fd ----
 
 
-async def test_symlinkat_readlinkat_cwd(in_tmp_cwd: Path) -> None:
-    thread = local_thread
+async def test_symlinkat_readlinkat_cwd(thread: Thread, in_tmp_cwd: Path) -> None:
     task = thread.task
     await task.symlinkat(await thread.ptr("target/of/link"), None, await thread.ptr("link"))
     assert os.readlink(in_tmp_cwd / "link") == "target/of/link"
@@ -525,10 +563,9 @@ async def test_symlinkat_readlinkat_cwd(in_tmp_cwd: Path) -> None:
         await task.readlinkat(None, await thread.ptr("nope"), await thread.malloc(bytes, 8))
 
 
-async def test_symlinkat_readlinkat_dirfd(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_symlinkat_readlinkat_dirfd(thread: Thread, tmp_path: Path) -> None:
     task = thread.task
-    dirfd = await open_file(tmp_path, O.RDONLY | O.DIRECTORY)
+    dirfd = await open_file(thread, tmp_path, O.RDONLY | O.DIRECTORY)
     await task.symlinkat(await thread.ptr("../elsewhere"), dirfd, await thread.ptr("lnk"))
     assert os.readlink(tmp_path / "lnk") == "../elsewhere"
     valid, _ = await task.readlinkat(dirfd, await thread.ptr("lnk"), await thread.malloc(bytes, 64))
@@ -540,13 +577,12 @@ async def test_symlinkat_readlinkat_dirfd(tmp_path: Path) -> None:
     assert await valid.read() == b"../elsewhere"
     # AT_EMPTY_PATH-free readlinkat on a non-directory fd with a relative path: ENOTDIR.
     (tmp_path / "f").write_bytes(b"")
-    notdir = await open_file(tmp_path / "f", O.RDONLY)
+    notdir = await open_file(thread, tmp_path / "f", O.RDONLY)
     with pytest.raises(NotADirectoryError):
         await task.readlinkat(notdir, await thread.ptr("lnk"), await thread.malloc(bytes, 8))
 
 
-async def test_linkat(tmp_path: Path, in_tmp_cwd: Path) -> None:
-    thread = local_thread
+async def test_linkat(thread: Thread, tmp_path: Path, in_tmp_cwd: Path) -> None:
     task = thread.task
     (tmp_path / "orig").write_bytes(b"content")
     await task.linkat(None, await thread.ptr("orig"), None, await thread.ptr("hard1"))
@@ -554,7 +590,7 @@ async def test_linkat(tmp_path: Path, in_tmp_cwd: Path) -> None:
     assert os.stat(tmp_path / "orig").st_nlink == 2
     sub = tmp_path / "sub"
     sub.mkdir()
-    dirfd = await open_file(sub, O.RDONLY | O.DIRECTORY)
+    dirfd = await open_file(thread, sub, O.RDONLY | O.DIRECTORY)
     await task.linkat(None, await thread.ptr(tmp_path / "orig"), dirfd, await thread.ptr("hard2"))
     assert (sub / "hard2").read_bytes() == b"content"
     assert os.stat(tmp_path / "orig").st_nlink == 3
@@ -570,27 +606,26 @@ async def test_linkat(tmp_path: Path, in_tmp_cwd: Path) -> None:
     assert not os.path.islink(tmp_path / "followed")
     assert os.stat(tmp_path / "followed").st_ino == os.stat(tmp_path / "orig").st_ino
     # AT.EMPTY_PATH: give an O_TMPFILE file a name through its fd.
-    tmpfile = await open_file(tmp_path, O.TMPFILE | O.RDWR, 0o600)
+    tmpfile = await open_file(thread, tmp_path, O.TMPFILE | O.RDWR, 0o600)
     await tmpfile.write(await thread.ptr(b"was anonymous"))
     await task.linkat(tmpfile, await thread.ptr(""), dirfd, await thread.ptr("named"),
                       AT.EMPTY_PATH)
     assert (sub / "named").read_bytes() == b"was anonymous"
-    assert os.stat(sub / "named").st_ino == os.fstat(tmpfile.number).st_ino
+    assert os.stat(sub / "named").st_ino == fd_stat(thread, tmpfile).st_ino
     with pytest.raises(FileExistsError):
         await task.linkat(None, await thread.ptr("orig"), None, await thread.ptr("hard1"))
     with pytest.raises(FileNotFoundError):
         await task.linkat(None, await thread.ptr("missing"), None, await thread.ptr("x"))
 
 
-async def test_unlinkat(tmp_path: Path, in_tmp_cwd: Path) -> None:
-    thread = local_thread
+async def test_unlinkat(thread: Thread, tmp_path: Path, in_tmp_cwd: Path) -> None:
     task = thread.task
     (tmp_path / "a").write_bytes(b"")
     await task.unlinkat(None, await thread.ptr("a"))
     assert not (tmp_path / "a").exists()
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "inner").write_bytes(b"")
-    dirfd = await open_file(tmp_path / "d", O.RDONLY | O.DIRECTORY)
+    dirfd = await open_file(thread, tmp_path / "d", O.RDONLY | O.DIRECTORY)
     with pytest.raises(OSError) as info:
         await task.unlinkat(None, await thread.ptr("d"), AT.REMOVEDIR)
     assert info.value.errno == errno.ENOTEMPTY
@@ -604,11 +639,10 @@ async def test_unlinkat(tmp_path: Path, in_tmp_cwd: Path) -> None:
     assert not (tmp_path / "d").exists()
     with pytest.raises(FileNotFoundError):
         await task.unlinkat(None, await thread.ptr("a"))
-    await still_works()
+    await still_works(thread)
 
 
-async def test_faccessat(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_faccessat(thread: Thread, tmp_path: Path) -> None:
     task = thread.task
     regular = tmp_path / "regular"
     regular.write_bytes(b"")
@@ -625,7 +659,7 @@ async def test_faccessat(tmp_path: Path) -> None:
         await task.faccessat(None, await thread.ptr(regular), OK.X)
     with pytest.raises(FileNotFoundError):
         await task.faccessat(None, await thread.ptr(tmp_path / "missing"), OK.F)
-    dirfd = await open_file(tmp_path, O.RDONLY | O.DIRECTORY)
+    dirfd = await open_file(thread, tmp_path, O.RDONLY | O.DIRECTORY)
     await task.faccessat(dirfd, await thread.ptr("script"), OK.X)
     with pytest.raises(PermissionError):
         await task.faccessat(dirfd, await thread.ptr("regular"), OK.X, AT.EACCESS)
@@ -641,50 +675,48 @@ async def test_faccessat(tmp_path: Path) -> None:
 # ---- bad input ----
 
 
-async def test_wrong_argument_types() -> None:
-    thread = local_thread
+async def test_wrong_argument_types(thread: Thread) -> None:
     task = thread.task
     pipe = await thread.pipe()
     with pytest.raises(TypeError):
         await pipe.read.read(b"x")  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(TypeError):
         await pipe.write.write(b"x")  # type: ignore[call-overload]
-    await still_works()
+    await still_works(thread)
     # write needs initialized memory, not a bare malloc.
     with pytest.raises(TypeError):
         await pipe.write.write(await thread.malloc(bytes, 4))  # type: ignore[call-overload]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(TypeError):
         await task.chdir("/tmp")  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     # A bytes pointer is not a path.
     with pytest.raises(TypeError):
         await task.chdir(await thread.ptr(b"/tmp\0"))  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(TypeError):
         await task.unlinkat("dir", await thread.ptr("x"))  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
     with pytest.raises(TypeError):
         await task.pipe(None)  # type: ignore[arg-type]
-    await still_works()
+    await still_works(thread)
 
 
-async def test_sizes_bad() -> None:
-    thread = local_thread
+async def test_sizes_bad(thread: Thread) -> None:
     with pytest.raises(TypeError):
         await thread.malloc(bytes)
     with pytest.raises(ValueError):
         await thread.malloc(bytes, -1)
-    await still_works()
+    await still_works(thread)
     # A buffer too small for the fixed-size out-parameter: nothing happens.
     small = await thread.malloc(bytes, 4)
-    before = set(os.listdir("/proc/self/fd"))
+    before = await thread_fds(thread)
     with pytest.raises(ValueError):
         await thread.task.pipe(small)  # type: ignore[arg-type]
     assert not small.consumed
-    assert set(os.listdir("/proc/self/fd")) == before
-    await still_works()
+    assert await thread_fds(thread) == before
+    await still_works(thread)
     # A zero-size read reads nothing.
     pipe = await thread.pipe()
     await pipe.write.write(await thread.ptr(b"abc"))
@@ -694,20 +726,19 @@ async def test_sizes_bad() -> None:
     assert await valid.read() == b"abc"
 
 
-async def test_consumed_pointer() -> None:
-    thread = local_thread
+async def test_consumed_pointer(thread: Thread) -> None:
     pipe = await thread.pipe()
     await pipe.write.write(await thread.ptr(b"abc"))
     buf = await thread.malloc(bytes, 8)
     valid, rest = await pipe.read.read(buf)
     with pytest.raises(UseAfterConsumeError):
         await pipe.read.read(buf)
-    await still_works()
+    await still_works(thread)
     data = await thread.ptr(b"xyz")
     await pipe.write.write(data)
     with pytest.raises(UseAfterConsumeError):
         await pipe.write.write(data)
-    await still_works()
+    await still_works(thread)
     pipefd = await thread.malloc(Pipe)
     filled = await thread.task.pipe(pipefd)
     with pytest.raises(UseAfterConsumeError):
@@ -722,25 +753,24 @@ async def test_consumed_pointer() -> None:
     with pytest.raises(UseAfterConsumeError):
         await thread.task.faccessat(None, path, OK.F)
     assert not first.consumed and (valid + rest).size() == 8
-    await still_works()
+    await still_works(thread)
 
 
-async def test_kernel_errors_are_oserrors(tmp_path: Path) -> None:
-    thread = local_thread
+async def test_kernel_errors_are_oserrors(thread: Thread, tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"data")
-    ro = await open_file(path, O.RDONLY)
+    ro = await open_file(thread, path, O.RDONLY)
     with pytest.raises(OSError) as info:
         await ro.write(await thread.ptr(b"x"))
     assert info.value.errno == errno.EBADF
-    await still_works()
-    wo = await open_file(path, O.WRONLY)
+    await still_works(thread)
+    wo = await open_file(thread, path, O.WRONLY)
     buf = await thread.malloc(bytes, 4)
     with pytest.raises(OSError) as info:
         await wo.read(buf)
     assert info.value.errno == errno.EBADF
     assert not buf.consumed
-    await still_works()
+    await still_works(thread)
     with pytest.raises(OSError) as info:
         await wo.pread(buf, 0)
     assert info.value.errno == errno.EBADF
@@ -751,9 +781,9 @@ async def test_kernel_errors_are_oserrors(tmp_path: Path) -> None:
     with pytest.raises(OSError) as info:
         await pipe.read.pread(buf, 0)
     assert info.value.errno == errno.ESPIPE
-    await still_works()
+    await still_works(thread)
     # A directory cannot be read.
-    directory = await open_file(tmp_path, O.RDONLY | O.DIRECTORY)
+    directory = await open_file(thread, tmp_path, O.RDONLY | O.DIRECTORY)
     with pytest.raises(IsADirectoryError):
         await directory.read(buf)
     valid, _ = await ro.read(buf)

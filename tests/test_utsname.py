@@ -1,7 +1,7 @@
 """uname(2) (rsyscall.sys.utsname) and sethostname/setdomainname
-(rsyscall.unistd): names set in a child with its own UTS namespace, read
-back there, while ours stay as they were.  The test process's own host
-name is never changed."""
+(rsyscall.unistd): names set in a child (of the thread of the test) with
+its own UTS namespace, read back there, while ours stay as they were.  The
+thread's own host name is never changed."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rsyscall import UseAfterConsumeError, local_thread
+from rsyscall import UseAfterConsumeError
 from rsyscall.sched import CLONE
 from rsyscall.sys.utsname import UTSNAME_LENGTH, Utsname
 from rsyscall.thread import ChildThread, Thread
+
+from .util import proc
 
 pytestmark = pytest.mark.anyio
 
@@ -59,12 +61,12 @@ async def uname(thread: Thread) -> Utsname:
     return await result.read()
 
 
-async def uts_child() -> ChildThread:
-    return await local_thread.clone(CLONE.NEWUSER | CLONE.NEWUTS)
+async def uts_child(thread: Thread) -> ChildThread:
+    return await thread.clone(CLONE.NEWUSER | CLONE.NEWUTS)
 
 
-async def test_uname_matches_os() -> None:
-    ours = await uname(local_thread)
+async def test_uname_matches_os(thread: Thread) -> None:
+    ours = await uname(thread)
     expected = os.uname()
     assert (ours.sysname, ours.nodename, ours.release, ours.version, ours.machine) == (
         expected.sysname,
@@ -77,22 +79,22 @@ async def test_uname_matches_os() -> None:
         assert ours.domainname == domainname.read().rstrip("\n")
 
 
-async def test_sethostname_in_a_new_uts_namespace() -> None:
+async def test_sethostname_in_a_new_uts_namespace(thread: Thread) -> None:
     ours = os.uname().nodename
-    child = await uts_child()
+    child = await uts_child(thread)
     await child.task.sethostname(await child.ptr(b"inner-host"))
     assert (await uname(child)).nodename == "inner-host"
     assert os.uname().nodename == ours
-    assert (await uname(local_thread)).nodename == ours
+    assert (await uname(thread)).nodename == ours
     # The kernel's view of the child's namespace agrees.
     pid = child.process.process.pid
-    assert os.readlink(f"/proc/{pid}/ns/uts") != os.readlink("/proc/self/ns/uts")
+    assert os.readlink(f"/proc/{pid}/ns/uts") != os.readlink(proc(thread, "ns/uts"))
     await child.exit(0)
     assert os.uname().nodename == ours
 
 
-async def test_name_lengths() -> None:
-    child = await uts_child()
+async def test_name_lengths(thread: Thread) -> None:
+    child = await uts_child(thread)
     task = child.task
     # A str pointer's NUL is not passed: 64 characters fit.
     await task.sethostname(await child.ptr("h" * 64))
@@ -117,10 +119,10 @@ async def test_name_lengths() -> None:
     await child.exit(0)
 
 
-async def test_setdomainname() -> None:
+async def test_setdomainname(thread: Thread) -> None:
     with open("/proc/sys/kernel/domainname") as domainname:
         ours = domainname.read()
-    child = await uts_child()
+    child = await uts_child(thread)
     await child.task.setdomainname(await child.ptr("example.org"))
     uts = await uname(child)
     assert uts.domainname == "example.org"
@@ -130,8 +132,8 @@ async def test_setdomainname() -> None:
     await child.exit(0)
 
 
-async def test_name_errors() -> None:
-    child = await uts_child()
+async def test_name_errors(thread: Thread) -> None:
+    child = await uts_child(thread)
     task = child.task
     with pytest.raises(TypeError):
         await task.sethostname("name")  # type: ignore[arg-type]
@@ -157,11 +159,11 @@ async def test_name_errors() -> None:
     await child.exit(0)
 
 
-async def test_sethostname_without_privilege_over_the_namespace() -> None:
+async def test_sethostname_without_privilege_over_the_namespace(thread: Thread) -> None:
     # A new user namespace alone: our UTS namespace is not its to change.
     # (It tries to set the name we already have, so nothing could change.)
     ours = os.uname().nodename
-    child = await local_thread.clone(CLONE.NEWUSER)
+    child = await thread.clone(CLONE.NEWUSER)
     with pytest.raises(PermissionError):
         await child.task.sethostname(await child.ptr(os.fsencode(ours)))
     assert os.uname().nodename == ours
