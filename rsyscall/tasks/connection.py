@@ -263,13 +263,21 @@ class ConnectionSyscall(SyscallInterface):
         later.  Lets the caller work while the process runs the syscall."""
         return self._submit(number, args)
 
-    async def finish(self, slot: _Slot) -> int:
+    async def finish(self, slot: _Slot, interruptible: bool = True) -> int:
         """The answer to a `start`ed request, with the same cancellation
-        handling as `syscall`."""
+        handling as `syscall`; not `interruptible`, it is waited for as
+        `syscall_to_completion` waits (the memory transport's copies)."""
         try:
             await self._wait(slot)
         except BaseException as error:
-            return await self._after_cancel(slot, error)
+            if interruptible:
+                return await self._after_cancel(slot, error)
+            native = not _anyio_cancelled()
+            absorbed = await self._collect(slot, poke=None)
+            if not _is_cancellation(error) or slot.error is not None:
+                raise
+            if native or absorbed:
+                _rearm_native_cancellation()
         return _outcome(slot)
 
     async def syscall_pokeable(
