@@ -9,6 +9,7 @@ process itself.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import weakref
@@ -46,6 +47,7 @@ from rsyscall.sys.epoll import EPOLL, EPOLL_CTL, EpollEvent
 from rsyscall.sys.eventfd import EFD
 from rsyscall.sys.socket import (
     AF,
+    MSG,
     SOCK,
     CmsgList,
     CmsgSCMRights,
@@ -676,6 +678,7 @@ class ChildThread(RemoteThread):
         self.process = process
         # Made when first needed: our end in the local thread, and the child's.
         self._transfer: tuple[FileDescriptor, FileDescriptor] | None = None
+        self._transfers = 0  # tags of the messages on it
 
     @property
     def local_pidfd(self) -> FileDescriptor:
@@ -742,8 +745,9 @@ class ChildThread(RemoteThread):
             # Our end goes with the process.
             self.process.on_exit(local_end.drop)
         local_end, child_end = self._transfer
-        await _send_fd(self.local, local_end, fd)
-        return await _receive_fd(self, child_end)
+        self._transfers += 1
+        await _send_fd(self.local, local_end, fd, self._transfers)
+        return await _receive_fd(self, child_end, self._transfers)
 
 
 def _gaps(keep: list[int]) -> list[tuple[int, int]]:
@@ -825,24 +829,41 @@ class _ExecWatch:
         self.disarmed = True
 
 
-async def _send_fd(thread: Thread, sock: FileDescriptor, fd: FileDescriptor) -> None:
-    iov = await thread.ptr(IovecList([await thread.ptr(b"\0")]))
+async def _send_fd(
+    thread: Thread, sock: FileDescriptor, fd: FileDescriptor, tag: int = 0
+) -> None:
+    iov = await thread.ptr(IovecList([await thread.ptr(bytes([tag & 0xFF]))]))
     control = await thread.ptr(CmsgList([CmsgSCMRights([fd])]))
     await sock.sendmsg(await thread.ptr(SendMsghdr(None, iov, control)))
 
 
-async def _receive_fd(thread: Thread, sock: FileDescriptor) -> FileDescriptor:
-    iov = await thread.ptr(IovecList([await thread.malloc(bytes, 1)]))
-    room = await thread.ptr(CmsgList([CmsgSCMRights([sock])]))  # room for one fd
-    _, _, header = await sock.recvmsg(await thread.ptr(RecvMsghdr(None, iov, room)))
-    received = await header.read()
-    if received.control is None:
-        raise RuntimeError("no fd arrived on the transfer socket")
-    messages = await received.control.read()
-    fds = [fd for message in messages if isinstance(message, CmsgSCMRights) for fd in message]
-    if len(fds) != 1:
-        raise RuntimeError(f"expected one fd on the transfer socket, got {len(fds)}")
-    return fds[0]
+async def _receive_fd(thread: Thread, sock: FileDescriptor, tag: int = 0) -> FileDescriptor:
+    """The fd of the next message tagged `tag` on `sock`.  Messages with
+    another tag are left over from a transfer whose receiving end was
+    cancelled: their fds are dropped (closed), so that a transfer never
+    hands over the wrong fd."""
+    while True:
+        buf = await thread.malloc(bytes, 1)
+        iov = await thread.ptr(IovecList([buf]))
+        room = await thread.ptr(CmsgList([CmsgSCMRights([sock])]))  # room for one fd
+        valid, _, header = await sock.recvmsg(await thread.ptr(RecvMsghdr(None, iov, room)))
+        received = await header.read()
+        got = await valid[0].read() if valid and valid[0].size() else b""
+        fds: list[FileDescriptor] = []
+        if received.control is not None:
+            messages = await received.control.read()
+            fds = [fd for m in messages if isinstance(m, CmsgSCMRights) for fd in m]
+        if not got:
+            raise SyscallHangup("the fd transfer socket closed")
+        if got[0] != tag & 0xFF:
+            continue  # a stale message: its fds go with `fds`
+        if not fds:
+            if received.flags & MSG.CTRUNC:
+                raise OSError(errno.EMFILE, "no room in the fd table for a transferred fd")
+            raise OSError(errno.EIO, "a message without its fd on the transfer socket")
+        if len(fds) != 1:
+            raise OSError(errno.EIO, f"expected one fd on the transfer socket, got {len(fds)}")
+        return fds[0]
 
 
 async def _stage_exec_arguments(

@@ -124,19 +124,24 @@ class StubThread(RemoteThread):
         # Our end (local, blocking: read only once a message is there) and
         # the stub's end of the socket that moves fds.
         self._transfer = transfer
+        # Tags of the messages each way (see rsyscall.thread._receive_fd).
+        self._to_local = 0
+        self._from_local = 0
 
     def __repr__(self) -> str:
         return f"StubThread(pid={self.task.pid})"
 
     async def _fd_to_local(self, fd: FileDescriptor) -> FileDescriptor:
         ours, theirs = self._transfer
-        await _send_fd(self, theirs, fd)
-        return await _receive_fd(self.local, ours)
+        self._to_local += 1
+        await _send_fd(self, theirs, fd, self._to_local)
+        return await _receive_fd(self.local, ours, self._to_local)
 
     async def _fd_from_local(self, fd: FileDescriptor) -> FileDescriptor:
         ours, theirs = self._transfer
-        await _send_fd(self.local, ours, fd)
-        return await _receive_fd(self, theirs)
+        self._from_local += 1
+        await _send_fd(self.local, ours, fd, self._from_local)
+        return await _receive_fd(self, theirs, self._from_local)
 
 
 async def _read_exactly(afd: AsyncFileDescriptor, count: int, what: str) -> bytes:
@@ -176,7 +181,9 @@ async def _read_hello(afd: AsyncFileDescriptor) -> _Hello:
     if version != _PROTOCOL_VERSION:
         raise BootstrapError(f"stub protocol version {version}, expected {_PROTOCOL_VERSION}")
     if state_size != SERVER_STATE_SIZE:
-        raise BootstrapError(f"stub server state of {state_size} bytes, expected {SERVER_STATE_SIZE}")
+        raise BootstrapError(
+            f"stub server state of {state_size} bytes, expected {SERVER_STATE_SIZE}"
+        )
     if not 0 < pid < 1 << 31 or any(not 0 <= fd < 1 << 31 for fd in fds):
         raise BootstrapError(f"stub description with pid {pid} and fds {fds}")
     if argc > _MAX_COUNT or envc > _MAX_COUNT or strings > _MAX_STRINGS:
@@ -215,7 +222,10 @@ async def connect_stub(
             await end.setsockopt(SOL.SOCKET, option, size)
     iov = await local.ptr(IovecList([await local.ptr(struct.pack("<Q", _BOOT_MAGIC))]))
     control = await local.ptr(CmsgList([CmsgSCMRights([theirs for _, theirs in pairs])]))
-    await boot.sendmsg(await local.ptr(SendMsghdr(None, iov, control)))
+    try:
+        await boot.sendmsg(await local.ptr(SendMsghdr(None, iov, control)))
+    except (BrokenPipeError, ConnectionResetError):
+        raise BootstrapError("the stub went away before it got its connection") from None
     del control
     for _, theirs in pairs:
         await theirs.close()
