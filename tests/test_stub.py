@@ -19,6 +19,7 @@ from rsyscall.fcntl import O
 from rsyscall.sys.socket import AF, SOCK, CmsgList, CmsgSCMRights, RecvMsghdr, SendMsghdr
 from rsyscall.sys.uio import IovecList
 from rsyscall.tasks.stdin_bootstrap import BootstrapError, stdin_bootstrap, stdin_bootstrap_path
+from rsyscall.tasks.remote_memory import SocketMemoryTransport
 from rsyscall.tasks.stub import StubServer, StubThread, stub_path
 
 from .util import mapping_count, open_fds
@@ -69,7 +70,16 @@ async def test_the_stub_maps_no_libc_and_no_python(stub: StubThread) -> None:
     assert await stub.task.getpid() == stub.task.pid
 
 
-async def test_memory_round_trips(stub: StubThread) -> None:
+@pytest.mark.parametrize("way", ["direct", "socket"])
+async def test_memory_round_trips(stub: StubThread, way: str) -> None:
+    """Both ways of copying: process_vm_readv/writev where we may (a stub
+    of ours on this host), the data socket where we may not (ssh, another
+    user): forced here by switching the fast path off."""
+    transport = stub.task.space.transport
+    assert isinstance(transport, SocketMemoryTransport)
+    assert transport.direct_pid is not None  # a stub of ours: we may
+    if way == "socket":
+        transport.direct_pid = None
     for size in (1, 7, 4096, 65537, 1 << 20, 16 << 20):
         data = os.urandom(size)
         ptr = await stub.ptr(data)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from rsyscall._native import _raw
 from rsyscall.base import FDTable
 from rsyscall.command import Command
 from rsyscall.fcntl import F, O
@@ -275,7 +276,41 @@ async def connect_stub(
     connection.on_hangup(close_ours)
     if process is not None:
         process.on_exit(_hangup_later(connection, "the process exited"))
+    await _direct_memory(thread, space.transport)  # type: ignore[arg-type]
     return thread
+
+
+async def _direct_memory(thread: StubThread, transport: SocketMemoryTransport) -> None:
+    """Let the transport copy memory directly (process_vm_readv) if it may:
+    the stub's pid in our pid namespace.  A stub that is the very process
+    stdin_bootstrap started from the local thread has its pid (it runs
+    the stub's executable); otherwise the pid comes from a pidfd the stub
+    makes of itself, which we read in /proc/self/fdinfo."""
+    process = thread.process
+    if process is not None and process.thread is thread.local and process.state is None:
+        try:
+            if os.readlink(f"/proc/{process.pid}/exe") == os.fspath(stub_path()):
+                transport.direct_pid = process.pid
+                _raw.process_vm_read(process.pid, thread.connection.interrupter.state, 8)  # type: ignore[union-attr]
+                return
+        except OSError:
+            transport.direct_pid = None
+    try:
+        pidfd = await thread.task.pidfd_open(thread.task.pid)
+        ours = await thread._fd_to_local(pidfd)
+        del pidfd
+        with open(f"/proc/self/fdinfo/{ours.number}") as fdinfo:
+            fields = dict(line.split(":", 1) for line in fdinfo if ":" in line)
+        pid = int(fields["Pid"])
+        await ours.close()
+    except (OSError, KeyError, ValueError):
+        return  # another host, another pid namespace...: the socket it is
+    if pid > 0:
+        transport.direct_pid = pid
+        try:
+            _raw.process_vm_read(pid, thread.connection.interrupter.state, 8)  # type: ignore[union-attr]
+        except OSError:
+            transport.direct_pid = None
 
 
 class StubServer:
