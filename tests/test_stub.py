@@ -18,8 +18,8 @@ from rsyscall import Command, SyscallHangup, local_thread
 from rsyscall.fcntl import O
 from rsyscall.sys.socket import AF, SOCK, CmsgList, CmsgSCMRights, RecvMsghdr, SendMsghdr
 from rsyscall.sys.uio import IovecList
-from rsyscall.tasks.stdin_bootstrap import BootstrapError, stdin_bootstrap, stdin_bootstrap_path
 from rsyscall.tasks.remote_memory import SocketMemoryTransport
+from rsyscall.tasks.stdin_bootstrap import BootstrapError, stdin_bootstrap, stdin_bootstrap_path
 from rsyscall.tasks.stub import StubServer, StubThread, stub_path
 
 from .util import mapping_count, open_fds

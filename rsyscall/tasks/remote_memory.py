@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from rsyscall.epoller import FDClosedWhileWaiting
 from rsyscall._native import _raw
+from rsyscall.epoller import FDClosedWhileWaiting
 from rsyscall.memory.allocator import Mapper
 from rsyscall.memory.transport import MemoryTransport
 from rsyscall.near.interface import SyscallHangup
