@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
-from rsyscall import local_thread
+from rsyscall import Command, local_thread
 from rsyscall.epoller import AsyncFileDescriptor
 from rsyscall.sys.socket import AF, SOCK
 
@@ -283,6 +283,105 @@ async def sequential_calls(n: int) -> float:
     return await child_rtt_rsyscall(n)
 
 
+# ---- stub threads: a separate address space ----
+
+
+async def _stub() -> tuple[object, object]:
+    from rsyscall.tasks.stdin_bootstrap import stdin_bootstrap, stdin_bootstrap_path
+
+    path = await stdin_bootstrap_path(local_thread)
+    # The stub as the command itself (no shell in between).
+    return await stdin_bootstrap(local_thread, Command(path, [path]))
+
+
+async def _end_stub(process: object) -> None:
+    await process.kill()  # type: ignore[attr-defined]
+    await process.waitpid()  # type: ignore[attr-defined]
+
+
+async def stub_rtt_rsyscall(n: int) -> float:
+    process, stub = await _stub()
+    task = stub.task  # type: ignore[attr-defined]
+    start = time.perf_counter()
+    for _ in range(n):
+        await task.getpid()
+    elapsed = time.perf_counter() - start
+    del stub, task
+    await _end_stub(process)
+    return elapsed
+
+
+MEGABYTE = os.urandom(1 << 20)
+
+
+async def stub_memory_rsyscall(n: int) -> float:
+    process, stub = await _stub()
+    buf = await stub.malloc(bytes, len(MEGABYTE))  # type: ignore[attr-defined]
+    start = time.perf_counter()
+    for _ in range(n):
+        written = await buf.write(MEGABYTE)
+        assert await written.read() == MEGABYTE
+        buf = written
+    elapsed = time.perf_counter() - start
+    del stub, buf, written
+    await _end_stub(process)
+    return elapsed
+
+
+async def socket_megabyte_anyio(n: int) -> float:
+    """1 MiB one way and 1 MiB back over a socketpair, as the stub's copies
+    move it (anyio socket streams, a task on each end)."""
+    first, second = await _anyio_pair()
+
+    async def pump(sender: anyio.abc.SocketStream) -> None:
+        await sender.send(MEGABYTE)
+
+    async def take(receiver: anyio.abc.SocketStream) -> None:
+        remaining = len(MEGABYTE)
+        while remaining:
+            remaining -= len(await receiver.receive(1 << 20))
+
+    start = time.perf_counter()
+    for _ in range(n):
+        for sender, receiver in ((first, second), (second, first)):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pump, sender)
+                await take(receiver)
+    elapsed = time.perf_counter() - start
+    await first.aclose()
+    await second.aclose()
+    return elapsed
+
+
+def _static_true() -> Path:
+    """A static `true` (no loader, like the stub), built for the baseline."""
+    binary = _BUILD / "true-static"
+    if not binary.exists():
+        _BUILD.mkdir(exist_ok=True)
+        source = _BUILD / "true.c"
+        source.write_text("int main(void) { return 0; }\n")
+        subprocess.run(["gcc", "-O2", "-static", "-o", str(binary), str(source)], check=True)
+    return binary
+
+
+async def stub_start_rsyscall(n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        process, stub = await _stub()
+        await stub.task.getpid()  # type: ignore[attr-defined]
+        del stub
+        await _end_stub(process)
+    return time.perf_counter() - start
+
+
+async def static_true_subprocess(n: int) -> float:
+    true = str(_static_true())
+    start = time.perf_counter()
+    for _ in range(n):
+        subprocess.run([true], check=True)
+    return time.perf_counter() - start
+
+
 BENCHMARKS = [
     Benchmark("await task.getpid()", "os.getpid()", getpid_rsyscall, getpid_os, 200_000,
               "<= 2.5x"),
@@ -300,6 +399,14 @@ BENCHMARKS = [
               spawn_rsyscall, spawn_subprocess, 300, "<= 1x (as many per second)"),
     Benchmark("100 concurrent calls to one child", "100 sequential calls",
               concurrent_calls, sequential_calls, 5_000, "< 1x: pipelining shows"),
+    Benchmark("stub-thread syscall round trip", "child-thread round trip",
+              stub_rtt_rsyscall, child_rtt_rsyscall, 5_000, "(none set)"),
+    Benchmark("stub-thread round trip", "C socketpair ping-pong",
+              stub_rtt_rsyscall, child_rtt_c, 5_000, "(none set)"),
+    Benchmark("1 MiB write+read of stub memory", "1 MiB each way, socketpair",
+              stub_memory_rsyscall, socket_megabyte_anyio, 200, "near 1x"),
+    Benchmark("stdin bootstrap to a working stub", "subprocess.run(static true)",
+              stub_start_rsyscall, static_true_subprocess, 100, "(none set)"),
 ]
 
 

@@ -97,17 +97,25 @@ class _Status:
 
 
 class _Waiter:
-    __slots__ = ("event", "seen", "status", "write")
+    __slots__ = ("event", "seen", "seen_other", "status", "write")
 
-    def __init__(self, status: _Status, write: bool, seen: int) -> None:
+    def __init__(self, status: _Status, write: bool | None, seen: int, seen_other: int = 0):
         self.status = status
+        # True: a write edge; False: a read edge; None: either (`seen` the
+        # reads, `seen_other` the writes).
         self.write = write
         self.seen = seen
+        self.seen_other = seen_other
         self.event: anyio.Event | None = None  # made when it has to sleep
 
     def ready(self) -> bool:
         status = self.status
-        return status.closed or (status.writes if self.write else status.reads) != self.seen
+        if status.closed:
+            return True
+        write = self.write
+        if write is None:
+            return status.reads != self.seen or status.writes != self.seen_other
+        return (status.writes if write else status.reads) != self.seen
 
 
 class Epoller:
@@ -214,10 +222,14 @@ class Epoller:
             if waiter.event is not None and waiter.ready():
                 waiter.event.set()
 
-    async def wait(self, status: _Status, write: bool, seen: int) -> None:
+    async def wait(
+        self, status: _Status, write: bool | None, seen: int, seen_other: int = 0
+    ) -> None:
         """Wait until `status` shows a new edge in the given direction since
-        the count `seen` (or its fd is closed, which raises)."""
-        waiter = _Waiter(status, write, seen)
+        the count `seen` (or its fd is closed, which raises).  With `write`
+        None, an edge in either: reads since `seen`, writes since
+        `seen_other`."""
+        waiter = _Waiter(status, write, seen, seen_other)
         while not waiter.ready():
             if self._driving:
                 event = waiter.event = anyio.Event()

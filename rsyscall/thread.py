@@ -9,6 +9,7 @@ process itself.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import weakref
@@ -29,7 +30,7 @@ from rsyscall.handle import ChildProcess, FileDescriptor, Pointer, Task, Written
 from rsyscall.memory.allocator import Allocation
 from rsyscall.memory.transport import local_address_space
 from rsyscall.monitor import AsyncChildProcess
-from rsyscall.near.interface import SyscallHangup
+from rsyscall.near.interface import SyscallHangup, SyscallInterface
 from rsyscall.near.sysnum import SYS
 from rsyscall.sched import CLONE
 from rsyscall.signal import SIG
@@ -46,6 +47,7 @@ from rsyscall.sys.epoll import EPOLL, EPOLL_CTL, EpollEvent
 from rsyscall.sys.eventfd import EFD
 from rsyscall.sys.socket import (
     AF,
+    MSG,
     SOCK,
     CmsgList,
     CmsgSCMRights,
@@ -57,11 +59,11 @@ from rsyscall.sys.stat import S
 from rsyscall.sys.uio import IovecList
 from rsyscall.sys.wait import ChildState, P, W
 from rsyscall.tasks.clone import (
-    CHILD_MAIN,
     CHILD_STACK_SIZE,
     EXEC_WORD_OFFSET,
     SIGINFO_SIZE,
     USER_FLAGS,
+    HelperInterrupter,
     RunningMemory,
     ServerInterrupter,
     allocate_stack,
@@ -367,7 +369,8 @@ class Thread:
         parent_pid = 0 if new_pid_namespace else self.task.pid
         request_number = request_fd.number
         stack, sp = await allocate_stack(
-            space, CHILD_STACK_SIZE, CHILD_MAIN, lambda base: [request_number, base, parent_pid]
+            space, CHILD_STACK_SIZE, space.functions.child_main,
+            lambda base: [request_number, base, parent_pid],
         )
         pid, pidfd_number = await clone_process(self, flags, stack, sp)
         pidfd = self.task.make_fd(pidfd_number)
@@ -380,8 +383,13 @@ class Thread:
         memory = RunningMemory(local_pidfd, stack)
         process = ChildProcess(self.task, pid, pidfd, local_pidfd, memory)
         sysif = ConnectionSyscall(await local.make_afd(connection.first), f"pid {pid}")
-        info = await local.task.space.allocator.allocate(SIGINFO_SIZE)
-        sysif.interrupter = ServerInterrupter(stack, local_pidfd, info)
+        if space.local:
+            info = await local.task.space.allocator.allocate(SIGINFO_SIZE)
+            sysif.interrupter = ServerInterrupter(stack, local_pidfd, info)
+        else:
+            control = space.interrupts
+            assert isinstance(control, FileDescriptor)
+            sysif.interrupter = HelperInterrupter(control, stack, stack.address, pid)
         keep: list[int] | None = None
         if flags & CLONE.FILES:
             child_table = table
@@ -473,13 +481,13 @@ class Thread:
         return fd
 
 
-class ChildThread(Thread):
-    """A child process made by `Thread.clone`, set up syscall by syscall.
+class RemoteThread(Thread):
+    """A thread in another process, reached over a syscall connection: a
+    child (`ChildThread`) or a stub (`rsyscall.tasks.stub.StubThread`).
 
     Its syscalls travel over a socket to the server loop running in it;
-    `exec` replaces it with a program, `exit` ends it.  `process` is its
-    `AsyncChildProcess`, owned by the parent thread.  Dropping a ChildThread
-    without `exit` kills and reaps it."""
+    `exec` replaces it with a program.  `parent` is the thread that made
+    it; `process`, if known, its `AsyncChildProcess`."""
 
     def __init__(
         self,
@@ -491,15 +499,13 @@ class ChildThread(Thread):
         *,
         local: Thread,
         parent: Thread,
-        process: AsyncChildProcess,
+        process: AsyncChildProcess | None,
         request_fd: FileDescriptor,
     ) -> None:
         super().__init__(task, environ, stdin, stdout, stderr, local)
         self.parent = parent
-        self.process = process
+        self._process = process
         self._request_fd = request_fd
-        # Made when first needed: our end in the local thread, and the child's.
-        self._transfer: tuple[FileDescriptor, FileDescriptor] | None = None
 
     _wait_for_events = staticmethod(wait_remote)
 
@@ -509,17 +515,10 @@ class ChildThread(Thread):
         assert isinstance(sysif, ConnectionSyscall)
         return sysif
 
-    @property
-    def local_pidfd(self) -> FileDescriptor:
-        """A pidfd for this child in the local thread's fd table."""
-        pidfd = self.process.process.local_pidfd
-        if pidfd is None:
-            raise SyscallHangup(f"{self.connection.name}: the process was reaped")
-        return pidfd
-
     async def epoller(self) -> Epoller:
-        """This thread's epoll instance: epoll_wait blocks in the child, with
-        the request fd registered so that a new syscall request wakes it."""
+        """This thread's epoll instance: epoll_wait blocks in its process,
+        with the request fd registered so that a new syscall request wakes
+        it."""
         if self._epoller is None:
             epfd = await self.task.epoll_create1()
             self.task.fd_table.mark_private(epfd.number)
@@ -533,34 +532,11 @@ class ChildThread(Thread):
                 self._epoller = epoller
         return self._epoller
 
-    def inherit_fd(self, fd: FileDescriptor) -> FileDescriptor:
-        """Our handle for the copy of the parent's `fd` that this child got
-        at clone time (or, with CLONE.FILES, for the same fd).
-
-        Only fds the parent had handles for when it cloned us, and still
-        has, exist here: anything else (an fd opened after the clone, or
-        one whose copy was closed here when the parent let it go) is a
-        ValueError.  Claiming the same fd twice gives handles that share
-        ownership of the child's copy, as any two handles for one fd do."""
-        if not isinstance(fd, BaseFileDescriptor):
-            raise TypeError(f"inherit_fd needs a FileDescriptor, not {type(fd).__name__}")
-        parent_table = self.parent.task.fd_table
-        if fd.task.fd_table is not parent_table:
-            raise ValueError("inherit_fd takes an fd of this child's parent thread")
-        number = fd.number
-        table = self.task.fd_table
-        if table is not parent_table and not table.inherits(number):
-            raise ValueError(
-                f"fd {number} was not inherited by this child: it was opened after the "
-                "clone, or this child's copy was already closed"
-            )
-        return self.task.make_fd(number)
-
-    async def exec(self, command: Command) -> AsyncChildProcess:
-        """execve(2) `command` in this child; returns its AsyncChildProcess
-        (the same as `self.process`).  A failed exec raises OSError and
-        leaves the child usable; after a successful one, this thread's
-        syscalls fail with SyscallHangup.
+    async def exec(self, command: Command) -> AsyncChildProcess | None:
+        """execve(2) `command` in this thread's process; returns its
+        AsyncChildProcess (`self.process`), if this thread has one.  A
+        failed exec raises OSError and leaves the thread usable; after a
+        successful one, this thread's syscalls fail with SyscallHangup.
 
         As with subprocess's defaults (close_fds, restore_signals), the
         program gets only the fds this child has handles for (the rest are
@@ -613,8 +589,9 @@ class ChildThread(Thread):
                                            "the process exited"):
                 raise
             del memory
-            self.process.command = command
-            return self.process
+            if self._process is not None:
+                self._process.command = command
+            return self._process
         finally:
             if helper is not None and connection.hung_up is None:
                 # The exec failed: the helper still sleeps.
@@ -623,21 +600,123 @@ class ChildThread(Thread):
 
     def _stack_address(self) -> int:
         interrupter = self.connection.interrupter
-        assert isinstance(interrupter, ServerInterrupter)
+        assert isinstance(interrupter, ServerInterrupter | HelperInterrupter)
         return interrupter.state
 
     async def _watch_exec(self, word: int) -> _ExecWatch:
         """Start the helper that exits when `word` is zeroed; it hangs up the
-        connection when it does."""
-        local = self.local
-        pid, pidfd, stack = await spawn_futex_waiter(local, word)
-        local.task.fd_table.mark_private(pidfd.number)
+        connection when it does.  It must live in this thread's address
+        space: a child of the local process for our own, else a child of
+        the parent thread, if that shares the space."""
+        space = self.task.space
+        if space.local:
+            home = self.local
+        elif isinstance(self.parent, RemoteThread) and self.parent.task.space is space:
+            home = self.parent
+        else:
+            raise ValueError(
+                "exec from a shared fd table in another address space needs a parent thread "
+                "in that address space, to watch the exec"
+            )
+        pid, pidfd, stack = await spawn_futex_waiter(home, word)
+        home.task.fd_table.mark_private(pidfd.number)
+        local_pidfd = pidfd if home is self.local else await home._fd_to_local(pidfd)
+        self.local.task.fd_table.mark_private(local_pidfd.number)
         interrupter = self.connection.interrupter
-        assert isinstance(interrupter, ServerInterrupter)
-        watch = _ExecWatch(self.connection, pid, pidfd, (stack, interrupter.memory), word)
-        epoller = await local.epoller()
-        watch.registration = (epoller, await epoller.watch(pidfd, watch.exited))
+        assert isinstance(interrupter, ServerInterrupter | HelperInterrupter)
+        watch = _ExecWatch(
+            self.connection, pid, local_pidfd, (stack, interrupter.memory), word,
+            home.task.sysif, space.local,
+        )
+        epoller = await self.local.epoller()
+        watch.registration = (epoller, await epoller.watch(local_pidfd, watch.exited))
         return watch
+
+    async def open_channels(self, n: int) -> list[tuple[FileDescriptor, FileDescriptor]]:
+        """`n` connected stream sockets (socketpair(2), AF_UNIX) between
+        the thread that made this one and this one, as `(our_end, its_end)`
+        pairs: ours in the parent thread's fd table, its in this thread's.
+        For moving data and fds between processes that share no fd table."""
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise TypeError(f"n must be an int, not {type(n).__name__}")
+        if not 0 <= n <= 1 << 16:
+            raise ValueError(f"n {n} outside 0..65536")
+        channels = []
+        for _ in range(n):
+            pair = await self.local.socketpair(AF.UNIX, SOCK.STREAM)
+            ours = pair.first if self.parent is self.local else (
+                await self.parent._fd_from_local(pair.first)
+            )
+            theirs = await self._fd_from_local(pair.second)
+            channels.append((ours, theirs))
+        return channels
+
+class ChildThread(RemoteThread):
+    """A child process made by `Thread.clone`, set up syscall by syscall.
+
+    `exec` replaces it with a program, `exit` ends it.  `process` is its
+    `AsyncChildProcess`, owned by the parent thread.  Dropping a ChildThread
+    without `exit` kills and reaps it."""
+
+    def __init__(
+        self,
+        task: Task,
+        environ: Mapping[str, str],
+        stdin: FileDescriptor,
+        stdout: FileDescriptor,
+        stderr: FileDescriptor,
+        *,
+        local: Thread,
+        parent: Thread,
+        process: AsyncChildProcess,
+        request_fd: FileDescriptor,
+    ) -> None:
+        super().__init__(
+            task, environ, stdin, stdout, stderr, local=local, parent=parent, process=process,
+            request_fd=request_fd,
+        )
+        self.process = process
+        # Made when first needed: our end in the local thread, and the child's.
+        self._transfer: tuple[FileDescriptor, FileDescriptor] | None = None
+        self._transfers = 0  # tags of the messages on it
+
+    @property
+    def local_pidfd(self) -> FileDescriptor:
+        """A pidfd for this child in the local thread's fd table."""
+        pidfd = self.process.process.local_pidfd
+        if pidfd is None:
+            raise SyscallHangup(f"{self.connection.name}: the process was reaped")
+        return pidfd
+
+    def inherit_fd(self, fd: FileDescriptor) -> FileDescriptor:
+        """Our handle for the copy of the parent's `fd` that this child got
+        at clone time (or, with CLONE.FILES, for the same fd).
+
+        Only fds the parent had handles for when it cloned us, and still
+        has, exist here: anything else (an fd opened after the clone, or
+        one whose copy was closed here when the parent let it go) is a
+        ValueError.  Claiming the same fd twice gives handles that share
+        ownership of the child's copy, as any two handles for one fd do."""
+        if not isinstance(fd, BaseFileDescriptor):
+            raise TypeError(f"inherit_fd needs a FileDescriptor, not {type(fd).__name__}")
+        parent_table = self.parent.task.fd_table
+        if fd.task.fd_table is not parent_table:
+            raise ValueError("inherit_fd takes an fd of this child's parent thread")
+        number = fd.number
+        table = self.task.fd_table
+        if table is not parent_table and not table.inherits(number):
+            raise ValueError(
+                f"fd {number} was not inherited by this child: it was opened after the "
+                "clone, or this child's copy was already closed"
+            )
+        return self.task.make_fd(number)
+
+    async def exec(self, command: Command) -> AsyncChildProcess:
+        """execve(2) `command` in this child; returns its AsyncChildProcess
+        (the same as `self.process`).  See RemoteThread.exec."""
+        process = await super().exec(command)
+        assert process is self.process
+        return self.process
 
     async def exit(self, status: CInt = 0) -> ChildState:
         """exit(2) this child with `status`; wait for it and return its state.
@@ -666,8 +745,9 @@ class ChildThread(Thread):
             # Our end goes with the process.
             self.process.on_exit(local_end.drop)
         local_end, child_end = self._transfer
-        await _send_fd(self.local, local_end, fd)
-        return await _receive_fd(self, child_end)
+        self._transfers += 1
+        await _send_fd(self.local, local_end, fd, self._transfers)
+        return await _receive_fd(self, child_end, self._transfers)
 
 
 def _gaps(keep: list[int]) -> list[tuple[int, int]]:
@@ -695,39 +775,42 @@ def _hangup_later(sysif: ConnectionSyscall, reason: str) -> Callable[[], None]:
 
 
 class _ExecWatch:
-    """The helper of one exec in a shared fd table (see ChildThread.exec): a
-    child of the local process sleeping on the word the kernel zeroes at
-    exec.  Its exit hangs up the connection (as exec'd if the word is
-    zero, as a failure of the watch otherwise), and it is reaped at once."""
+    """The helper of one exec in a shared fd table (see RemoteThread.exec):
+    a process in the exec'ing thread's address space sleeping on the word
+    the kernel zeroes at exec.  Its exit (seen through `pidfd`, a pidfd in
+    the local process) hangs up the connection, as exec'd if the word is
+    zero (where we can read it: our own address space), as a failure of
+    the watch otherwise; `parent`, whose child it is, reaps it."""
 
     def __init__(
         self, connection: ConnectionSyscall, pid: int, pidfd: FileDescriptor,
-        memory: tuple[Allocation, Allocation], word: int,
+        memory: tuple[Allocation, Allocation | None], word: int, parent: SyscallInterface,
+        readable: bool,
     ) -> None:
         self.connection = weakref.ref(connection)
         self.pid = pid
         self.pidfd = pidfd
         # Its stack, which it runs on until it is reaped, and the child's
         # block, which holds the word it reads.
-        self.stack: tuple[Allocation, Allocation] | None = memory
+        self.stack: tuple[Allocation, Allocation | None] | None = memory
         self.word = word
+        self.parent = parent
+        self.readable = readable
         self.registration: tuple[Epoller, int] | None = None
         self.disarmed = False
 
     def exited(self) -> None:
         if self.stack is None:
             return
-        # Our own child, exited: reaping takes no waiting.
-        try:
-            _raw.syscall(_SYS_waitid, P.PID, self.pid, 0, W.EXITED | W.NOHANG, 0)
-        except OSError:
-            pass
+        # Exited: reaping it takes no waiting.
+        self.parent.syscall_later(_SYS_waitid, P.PID, self.pid, 0, W.EXITED | W.NOHANG, 0)
         live = None if self.disarmed else self.connection()
         if live is not None:
-            if _raw.read_memory(self.word, 4) == bytes(4):
+            if not self.readable or _raw.read_memory(self.word, 4) == bytes(4):
                 live.hangup(EXEC_OR_EXIT)
             else:
                 live.hangup("the exec watch helper died")
+        # It exited: it runs on none of this any more.
         self.stack = None
         if self.registration is not None:
             epoller, ident = self.registration
@@ -746,24 +829,41 @@ class _ExecWatch:
         self.disarmed = True
 
 
-async def _send_fd(thread: Thread, sock: FileDescriptor, fd: FileDescriptor) -> None:
-    iov = await thread.ptr(IovecList([await thread.ptr(b"\0")]))
+async def _send_fd(
+    thread: Thread, sock: FileDescriptor, fd: FileDescriptor, tag: int = 0
+) -> None:
+    iov = await thread.ptr(IovecList([await thread.ptr(bytes([tag & 0xFF]))]))
     control = await thread.ptr(CmsgList([CmsgSCMRights([fd])]))
     await sock.sendmsg(await thread.ptr(SendMsghdr(None, iov, control)))
 
 
-async def _receive_fd(thread: Thread, sock: FileDescriptor) -> FileDescriptor:
-    iov = await thread.ptr(IovecList([await thread.malloc(bytes, 1)]))
-    room = await thread.ptr(CmsgList([CmsgSCMRights([sock])]))  # room for one fd
-    _, _, header = await sock.recvmsg(await thread.ptr(RecvMsghdr(None, iov, room)))
-    received = await header.read()
-    if received.control is None:
-        raise RuntimeError("no fd arrived on the transfer socket")
-    messages = await received.control.read()
-    fds = [fd for message in messages if isinstance(message, CmsgSCMRights) for fd in message]
-    if len(fds) != 1:
-        raise RuntimeError(f"expected one fd on the transfer socket, got {len(fds)}")
-    return fds[0]
+async def _receive_fd(thread: Thread, sock: FileDescriptor, tag: int = 0) -> FileDescriptor:
+    """The fd of the next message tagged `tag` on `sock`.  Messages with
+    another tag are left over from a transfer whose receiving end was
+    cancelled: their fds are dropped (closed), so that a transfer never
+    hands over the wrong fd."""
+    while True:
+        buf = await thread.malloc(bytes, 1)
+        iov = await thread.ptr(IovecList([buf]))
+        room = await thread.ptr(CmsgList([CmsgSCMRights([sock])]))  # room for one fd
+        valid, _, header = await sock.recvmsg(await thread.ptr(RecvMsghdr(None, iov, room)))
+        received = await header.read()
+        got = await valid[0].read() if valid and valid[0].size() else b""
+        fds: list[FileDescriptor] = []
+        if received.control is not None:
+            messages = await received.control.read()
+            fds = [fd for m in messages if isinstance(m, CmsgSCMRights) for fd in m]
+        if not got:
+            raise SyscallHangup("the fd transfer socket closed")
+        if got[0] != tag & 0xFF:
+            continue  # a stale message: its fds go with `fds`
+        if not fds:
+            if received.flags & MSG.CTRUNC:
+                raise OSError(errno.EMFILE, "no room in the fd table for a transferred fd")
+            raise OSError(errno.EIO, "a message without its fd on the transfer socket")
+        if len(fds) != 1:
+            raise OSError(errno.EIO, f"expected one fd on the transfer socket, got {len(fds)}")
+        return fds[0]
 
 
 async def _stage_exec_arguments(

@@ -537,6 +537,74 @@ static PyObject *raw_forwarding_thread(PyObject *self, PyObject *arg)
     return PyLong_FromLong(fwd_installed[sig] ? (long)fwd_target[sig] : 0);
 }
 
+/* ---- another process's memory, directly (process_vm_readv(2)) ---- */
+
+#include <sys/uio.h>
+
+static PyObject *raw_process_vm_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "process_vm_read(pid, address, size)");
+        return NULL;
+    }
+    long pid = PyLong_AsLong(args[0]);
+    unsigned long address = PyLong_AsUnsignedLong(args[1]);
+    Py_ssize_t size = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative size");
+        return NULL;
+    }
+    PyObject *result = PyBytes_FromStringAndSize(NULL, size);
+    if (result == NULL)
+        return NULL;
+    struct iovec local = {PyBytes_AS_STRING(result), (size_t)size};
+    struct iovec remote = {(void *)address, (size_t)size};
+    long got;
+    Py_BEGIN_ALLOW_THREADS
+    got = rsys_syscall(pid, (long)&local, 1, (long)&remote, 1, 0, 310 /* process_vm_readv */);
+    Py_END_ALLOW_THREADS
+    if (got != size) {
+        Py_DECREF(result);
+        if (got < 0 && got > -4096)
+            return raise_errno(-got, 310);
+        PyErr_Format(PyExc_OSError, "process_vm_readv: short read (%ld of %zd)", got, size);
+        return NULL;
+    }
+    return result;
+}
+
+static PyObject *raw_process_vm_write(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "process_vm_write(pid, address, data)");
+        return NULL;
+    }
+    long pid = PyLong_AsLong(args[0]);
+    unsigned long address = PyLong_AsUnsignedLong(args[1]);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[2], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    struct iovec local = {view.buf, (size_t)view.len};
+    struct iovec remote = {(void *)address, (size_t)view.len};
+    long done;
+    Py_BEGIN_ALLOW_THREADS
+    done = rsys_syscall(pid, (long)&local, 1, (long)&remote, 1, 0, 311 /* process_vm_writev */);
+    Py_END_ALLOW_THREADS
+    Py_ssize_t len = view.len;
+    PyBuffer_Release(&view);
+    if (done != len) {
+        if (done < 0 && done > -4096)
+            return raise_errno(-done, 311);
+        PyErr_Format(PyExc_OSError, "process_vm_writev: short write (%ld of %zd)", done, len);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* ---- the state of a server in our address space (a CLONE_VM child) ---- */
 
 static int to_state(PyObject *obj, struct rsys_server_state **out)
@@ -603,6 +671,10 @@ static PyMethodDef raw_methods[] = {
      "The tid signo is forwarded to, or 0."},
     {"set_forward_wakeup", (PyCFunction)raw_set_forward_wakeup, METH_O,
      "set_forward_wakeup(fd) -> None: an eventfd written after each forward (-1: none)."},
+    {"process_vm_read", (PyCFunction)(void (*)(void))raw_process_vm_read, METH_FASTCALL,
+     "process_vm_read(pid, address, size) -> bytes (all of it, or OSError)"},
+    {"process_vm_write", (PyCFunction)(void (*)(void))raw_process_vm_write, METH_FASTCALL,
+     "process_vm_write(pid, address, data) -> None (all of it, or OSError)"},
     {"request_skip", (PyCFunction)(void (*)(void))raw_request_skip, METH_FASTCALL,
      "request_skip(state_address, seq) -> bool\n\n"
      "Ask the server whose state is at state_address to skip request seq;\n"

@@ -14,7 +14,10 @@ from rsyscall._native import _raw
 from rsyscall.memory.allocator import Allocation, Allocator, Mapper
 from rsyscall.near.sysnum import SYS
 
-__all__ = ["AddressSpace", "LocalMapper", "LocalMemoryTransport", "MemoryTransport"]
+__all__ = [
+    "LOCAL_FUNCTIONS", "AddressSpace", "LocalMapper", "LocalMemoryTransport", "MemoryTransport",
+    "ServerFunctions",
+]
 
 
 class MemoryTransport(abc.ABC):
@@ -66,18 +69,51 @@ class LocalMapper(Mapper):
             pass
 
 
+class ServerFunctions:
+    """Where the C core's functions are in one address space: what a child
+    cloned there starts in (rsys.h).  Our own process has them where the
+    extension was loaded; a stub reports its own."""
+
+    __slots__ = ("child_main", "futex_waiter")
+
+    def __init__(self, child_main: int, futex_waiter: int) -> None:
+        self.child_main = child_main
+        self.futex_waiter = futex_waiter
+
+
+LOCAL_FUNCTIONS = ServerFunctions(_raw.CHILD_MAIN_FUNCTION, _raw.FUTEX_WAITER_FUNCTION)
+
+
 class AddressSpace:
-    """One address space: its allocator and the way to reach its bytes.
+    """One address space: its allocator, the way to reach its bytes, and
+    where the server's functions are in it.
 
     Tasks that share memory (a child cloned with CLONE_VM and its parent)
-    share one AddressSpace, and pointers from one are valid in the other."""
+    share one AddressSpace, and pointers from one are valid in the other.
+    `local` says whether it is the Python process's own, whose bytes we
+    touch directly; otherwise `interrupts` is how its servers' requests
+    are stopped (rsyscall.tasks.clone.HelperInterrupter)."""
 
-    __slots__ = ("__weakref__", "allocator", "name", "transport")
+    __slots__ = (
+        "__weakref__", "allocator", "functions", "interrupts", "local", "name", "transport",
+    )
 
-    def __init__(self, name: str, allocator: Allocator, transport: MemoryTransport) -> None:
+    def __init__(
+        self,
+        name: str,
+        allocator: Allocator,
+        transport: MemoryTransport,
+        functions: ServerFunctions = LOCAL_FUNCTIONS,
+        local: bool = False,
+    ) -> None:
         self.name = name
         self.allocator = allocator
         self.transport = transport
+        self.functions = functions
+        self.local = local
+        # For a space we cannot touch: our end of the control socket of the
+        # interrupt helper that serves every server in it (a stub's).
+        self.interrupts: object | None = None
 
     def __repr__(self) -> str:
         return f"AddressSpace({self.name!r})"
@@ -94,4 +130,4 @@ class AddressSpace:
 
 def local_address_space() -> AddressSpace:
     """The address space of the Python process."""
-    return AddressSpace("local", Allocator(LocalMapper()), LocalMemoryTransport())
+    return AddressSpace("local", Allocator(LocalMapper()), LocalMemoryTransport(), local=True)

@@ -49,6 +49,7 @@ __all__ = [
     "CHILD_MAIN",
     "CHILD_STACK_SIZE",
     "USER_FLAGS",
+    "HelperInterrupter",
     "RunningMemory",
     "ServerInterrupter",
     "allocate_stack",
@@ -135,7 +136,8 @@ async def spawn_futex_waiter(local: Thread, word: int) -> tuple[int, FileDescrip
     is shared, where exec closes no connection (ChildThread.exec).  Returns
     its pid, its pidfd and its stack, which must outlive it."""
     stack, sp = await allocate_stack(
-        local.task.space, _HELPER_STACK_SIZE, _raw.FUTEX_WAITER_FUNCTION, lambda _: [word]
+        local.task.space, _HELPER_STACK_SIZE, local.task.space.functions.futex_waiter,
+        lambda _: [word],
     )
     pid, pidfd = await clone_process(local, CLONE.FILES, stack, sp)
     return pid, local.task.make_fd(pidfd), stack
@@ -217,6 +219,34 @@ class ServerInterrupter:
         return False
 
 
+class HelperInterrupter:
+    """Stops requests of a server in an address space we cannot touch (a
+    stub's, or a child cloned there): the stub's interrupt helper thread
+    does there what ServerInterrupter does here, told by a triple (state
+    address, pid, request number) on its control socket (stub.c).  Whether
+    a request was skipped is not known here, so callers wait for its
+    answer; a skipped one is answered at once when its turn comes."""
+
+    __slots__ = ("control", "memory", "pid", "state")
+
+    def __init__(self, control: FileDescriptor, memory: Allocation | None, state: int, pid: int):
+        # Our end of the control socket (non-blocking, in the local process).
+        self.control = control
+        # The block holding the state, if it is one of ours to keep alive.
+        self.memory = memory
+        self.state = state
+        self.pid = pid
+
+    def interrupt(self, seq: int) -> bool:
+        if not self.control.closed:
+            try:
+                os.write(self.control.number, _CONTROL.pack(self.state, self.pid, seq))
+            except OSError:
+                pass  # full (it will be asked again) or gone (so is the stub)
+        return False
+
+
+_CONTROL = struct.Struct("<QQQ")
 _SIGINFO = struct.Struct("<iii4xiIQ")
 SIGINFO_SIZE = 128
 """The size of a siginfo_t, the room ServerInterrupter's `info` needs."""

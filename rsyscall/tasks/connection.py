@@ -263,13 +263,21 @@ class ConnectionSyscall(SyscallInterface):
         later.  Lets the caller work while the process runs the syscall."""
         return self._submit(number, args)
 
-    async def finish(self, slot: _Slot) -> int:
+    async def finish(self, slot: _Slot, interruptible: bool = True) -> int:
         """The answer to a `start`ed request, with the same cancellation
-        handling as `syscall`."""
+        handling as `syscall`; not `interruptible`, it is waited for as
+        `syscall_to_completion` waits (the memory transport's copies)."""
         try:
             await self._wait(slot)
         except BaseException as error:
-            return await self._after_cancel(slot, error)
+            if interruptible:
+                return await self._after_cancel(slot, error)
+            native = not _anyio_cancelled()
+            absorbed = await self._collect(slot, poke=None)
+            if not _is_cancellation(error) or slot.error is not None:
+                raise
+            if native or absorbed:
+                _rearm_native_cancellation()
         return _outcome(slot)
 
     async def syscall_pokeable(
@@ -421,10 +429,17 @@ class ConnectionSyscall(SyscallInterface):
         afd = self._afd
         while not slot.done:
             if self._outbox:
-                seen = afd._status.writes
+                status = afd._status
+                seen_reads, seen_writes = status.reads, status.writes
                 self._flush_now()
                 if self._outbox and not slot.done:
-                    await afd.epoller.wait(afd._status, True, seen)
+                    # The server answers each request before it reads the
+                    # next: if nobody reads its answers, it stops reading
+                    # requests, and our writes wait forever.  Take what it
+                    # answered, and wait for room or for more answers.
+                    self._read_answers_now()
+                    if self._outbox and not slot.done and self._hangup is None:
+                        await afd.epoller.wait(status, None, seen_reads, seen_writes)
                 continue
             if self._reading:
                 if slot.event is None:
@@ -444,6 +459,22 @@ class ConnectionSyscall(SyscallInterface):
                     if other.event is not None:
                         other.event.set()
                         break
+
+    def _read_answers_now(self) -> None:
+        """Take and apply the answers already in our socket, without
+        waiting."""
+        while self._hangup is None:
+            try:
+                data = os.read(self._fd, _READ_SIZE)
+            except BlockingIOError:
+                return
+            except OSError as error:
+                self.hangup(f"reading answers failed: {error.strerror}")
+                return
+            if not data:
+                self.hangup("the process closed the connection")
+                return
+            self._dispatch(data)
 
     async def _read_answers(self) -> None:
         try:
