@@ -466,9 +466,15 @@ class AsyncFileDescriptor:
         if self._local:
             return os.read(number, count)
         alloc = await self._scratch(count)
-        task = self.handle.task
-        got = await task.sysif.syscall(_SYS_read, number, alloc.address, count)
-        return await task.space.transport.read(alloc.address, got)
+        try:
+            task = self.handle.task
+            got = await task.sysif.syscall(_SYS_read, number, alloc.address, count)
+            # The bytes are read: copying them out must not be cut short.
+            with anyio.CancelScope(shield=True):
+                data = await task.space.transport.read(alloc.address, got)
+            return data
+        finally:
+            self._scratch_done(alloc)
 
     async def _write_bytes(self, data: memoryview) -> int:
         number = self.handle.number
@@ -476,17 +482,27 @@ class AsyncFileDescriptor:
             return os.write(number, data)
         data = data[:_SCRATCH_MAX]
         alloc = await self._scratch(len(data))
-        task = self.handle.task
-        await task.space.transport.write(alloc.address, bytes(data))
-        return await task.sysif.syscall(_SYS_write, number, alloc.address, len(data))
+        try:
+            task = self.handle.task
+            await task.space.transport.write(alloc.address, bytes(data))
+            return await task.sysif.syscall(_SYS_write, number, alloc.address, len(data))
+        finally:
+            self._scratch_done(alloc)
 
     async def _scratch(self, size: int) -> Allocation:
+        """A buffer for one read or write: the fd's own, kept for reuse, or
+        a new one if it is in use (concurrent calls must not share it)."""
         alloc = self._scratch_alloc
         if alloc is None or alloc.size < size:
             alloc = await self.handle.task.space.allocator.allocate(
                 max(size, alloc.size if alloc else 0))
-            self._scratch_alloc = alloc
+        self._scratch_alloc = None
         return alloc
+
+    def _scratch_done(self, alloc: Allocation) -> None:
+        kept = self._scratch_alloc
+        if kept is None or kept.size < alloc.size:
+            self._scratch_alloc = alloc
 
     async def close(self) -> None:
         """Remove the fd from epoll, then close it; waiters get FDClosedWhileWaiting."""

@@ -24,7 +24,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import anyio
 import pytest
 
-from rsyscall import Thread, local_thread
+from rsyscall import Command, Thread, local_thread
 from rsyscall.near.interface import SyscallHangup
 
 _ISOLATED_ENV = "RSYSCALL_ISOLATED_TEST"
@@ -76,9 +76,30 @@ async def _child_kind() -> AsyncIterator[Thread]:
                 await child.process.waitpid()
 
 
+@asynccontextmanager
+async def _stub_kind() -> AsyncIterator[Thread]:
+    # A stub process, in an address space of its own, reached through the
+    # stdin bootstrap (rsyscall.tasks.stdin_bootstrap).
+    from rsyscall.tasks.stdin_bootstrap import stdin_bootstrap, stdin_bootstrap_path
+
+    path = await stdin_bootstrap_path(local_thread)
+    process, stub = await stdin_bootstrap(local_thread, Command(path, [path]))
+    try:
+        yield stub
+    finally:
+        del stub
+        if process.state is None:
+            try:
+                await process.kill()
+            except ProcessLookupError:
+                pass
+            await process.waitpid()
+
+
 THREAD_KINDS: dict[str, Callable[[], AbstractAsyncContextManager[Thread]]] = {
     "local": _local_kind,
     "child": _child_kind,
+    "stub": _stub_kind,
 }
 
 

@@ -41,6 +41,9 @@ def thread_pid(thread: Thread) -> int:
         return os.getpid()
     if isinstance(thread, ChildThread):
         return thread.process.pid
+    process = getattr(thread, "process", None)
+    if process is not None:  # a stub that stdin_bootstrap started
+        return int(process.pid)
     raise NotImplementedError(f"no pid seen from here for {thread!r}")
 
 

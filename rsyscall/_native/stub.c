@@ -24,6 +24,8 @@
  * rsys.h): for the stub's own server and for any child cloned from it,
  * which shares this address space.
  *
+ * Signals: SIGPIPE and SIGXFSZ are ignored, as in the Python process.
+ *
  * Syscalls used: read, write, close, socket, connect, recvmsg, clone,
  * rt_sigaction, rt_sigprocmask, rt_tgsigqueueinfo, getpid, getuid,
  * exit, exit_group: all in Linux 2.6.31, so the stub runs on any x86_64
@@ -189,8 +191,10 @@ struct queued_siginfo {
 
 static long interrupt_helper(long control, long pid, long uid)
 {
+    /* Signals are not for us: a process-directed one goes to the server
+     * thread, whose mask the user sets. */
     uint64_t all = ~(uint64_t)0;
-    sys(NR_rt_sigprocmask, SIG_SETMASK, (long)&all, 0); /* signals are not for us */
+    rsys_syscall(SIG_SETMASK, (long)&all, 0, 8, 0, 0, NR_rt_sigprocmask);
     struct interrupt_request request;
     struct queued_siginfo info;
     memset(&info, 0, sizeof(info));
@@ -333,6 +337,14 @@ long rsys_stub_main(long *sp)
         return fail("cannot install the interrupt handler");
     uint64_t interrupt = (uint64_t)1 << (RSYS_INTERRUPT_SIGNAL - 1);
     rsys_syscall(1 /* SIG_UNBLOCK */, (long)&interrupt, 0, 8, 0, 0, NR_rt_sigprocmask);
+    /* As in the Python process and its child threads: a write to a closed
+     * pipe is EPIPE, a file too big EFBIG, not death (exec puts both back
+     * to SIG_DFL for the program, see RemoteThread.exec). */
+    struct {
+        uint64_t handler, flags, restorer, mask;
+    } ignore = {1 /* SIG_IGN */, 0, 0, 0};
+    rsys_syscall(13 /* SIGPIPE */, (long)&ignore, 0, 8, 0, 0, 13 /* rt_sigaction */);
+    rsys_syscall(25 /* SIGXFSZ */, (long)&ignore, 0, 8, 0, 0, 13);
 
     long envc = 0;
     uint64_t strings = 0;

@@ -9,9 +9,10 @@ other end is ours:
   address, size)` while we receive them.
 
 Both are requests on the thread's connection like any other, pipelined
-with them.  A copy runs to completion once its first request is sent, even
-if the caller is cancelled (half a copy would leave memory and socket out
-of step); the cancellation then comes at the caller's next checkpoint.
+with them.  A copy, once asked for, runs to completion even if the caller
+is cancelled (half a copy would leave memory and socket out of step, and a
+caller that just read data into memory must not lose it); the cancellation
+then comes at the caller's next checkpoint.
 Copies take turns (a FIFO), since their bytes share one socket.
 
 Reads go in chunks no bigger than the data socket's buffer, all requested
@@ -138,8 +139,7 @@ class SocketMemoryTransport(MemoryTransport):
                 return
             except OSError:
                 self.direct_pid = None
-        await self._turns.acquire()
-        self._absorbed = False
+        self._absorbed = await self._take_turn()
         try:
             with anyio.CancelScope(shield=True):
                 await self._write(address, memoryview(data))
@@ -157,8 +157,7 @@ class SocketMemoryTransport(MemoryTransport):
                 return _raw.process_vm_read(pid, address, size)
             except OSError:
                 self.direct_pid = None
-        await self._turns.acquire()
-        self._absorbed = False
+        self._absorbed = await self._take_turn()
         result: list[bytes] = []
         try:
             with anyio.CancelScope(shield=True):
@@ -168,6 +167,23 @@ class SocketMemoryTransport(MemoryTransport):
         if self._absorbed:
             _rearm_native_cancellation()
         return result[0]
+
+    async def _take_turn(self) -> bool:
+        """Wait for our turn, whatever cancellation comes: a copy, once
+        asked for, is made (a caller that has just read data into memory
+        must not lose it to a cancellation here), and the cancellation
+        comes after.  Returns whether a native one was absorbed."""
+        absorbed = False
+        with anyio.CancelScope(shield=True):
+            while True:
+                try:
+                    await self._turns.acquire()
+                    break
+                except BaseException as error:
+                    if not _is_cancellation(error):
+                        raise
+                    absorbed = True
+        return absorbed
 
     async def _write(self, address: int, data: memoryview) -> None:
         connection = self.connection
