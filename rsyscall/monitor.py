@@ -1,11 +1,13 @@
 """AsyncChildProcess: waiting for a child through its pidfds.
 
-A child's pidfd becomes readable when the child exits.  Every child has one
-in the local process (`ChildProcess.local_pidfd`), registered once in the
-local thread's epoller: that registration wakes waiters, and tells a child
-thread's connection that its process is gone.  The wait itself, waitid(2)
-on the pidfd in the parent's table, is made by the parent thread, the only
-one the kernel lets reap the child.  No SIGCHLD handler, and no
+A child's pidfd becomes readable when the child exits.  Every child on our
+host has one in the local process (`ChildProcess.local_pidfd`), registered
+once in the local thread's epoller: that registration wakes waiters, and
+tells a child thread's connection that its process is gone.  A child on
+another host (an ssh thread's) has none: its pidfd in the parent's table
+is registered in the parent thread's epoller instead, which blocks there.
+The wait itself, waitid(2) on the pidfd in the parent's table, is made by
+the parent thread, the only one the kernel lets reap the child.  No SIGCHLD handler, and no
 process-wide `wait` can steal another's child.
 
 If the parent can no longer make syscalls (it exec'd: a grandchild outlives
@@ -126,12 +128,17 @@ class AsyncChildProcess:
 
     async def watch(self) -> AsyncFileDescriptor:
         """The registration of the local pidfd in the local epoller (made on
-        first use), whose edges mean the child exited."""
+        first use), whose edges mean the child exited; for a child on
+        another host, of the parent's pidfd in the parent's epoller."""
         if self._afd is None:
             pidfd = self.process.local_pidfd
-            if pidfd is None:
-                raise ValueError("this child has no pidfd to wait on")
-            epoller = await self.thread.local.epoller()
+            if pidfd is not None:
+                epoller = await self.thread.local.epoller()
+            else:
+                pidfd = self.process.pidfd
+                if pidfd is None or pidfd.closed:
+                    raise ValueError("this child has no pidfd to wait on")
+                epoller = await self.thread.epoller()
             this = weakref.ref(self)
 
             def exited() -> None:
@@ -193,7 +200,9 @@ class AsyncChildProcess:
 
     async def _wait_reaped_elsewhere(self) -> ChildState:
         local = self.process.local_pidfd
-        assert local is not None
+        if local is None:
+            # On another host, with its parent gone: nothing can tell.
+            raise SyscallHangup(f"child {self.pid}: its parent thread is gone")
         delay = 0.001
         while True:
             state = _exit_status(local.number, self.pid)
@@ -242,8 +251,10 @@ class AsyncChildProcess:
 
     async def kill(self, sig: SIG = SIG.KILL) -> None:
         """Send `sig` to the child (pidfd_send_signal(2), through the local
-        pidfd).  After it has been reaped, raises ProcessLookupError."""
-        pidfd = self.process.local_pidfd
+        pidfd, or for a child on another host the parent's).  After it has
+        been reaped, raises ProcessLookupError."""
+        process = self.process
+        pidfd = process.local_pidfd if process.local_pidfd is not None else process.pidfd
         if self._state is not None or pidfd is None or pidfd.closed:
             raise ProcessLookupError(f"child {self.pid} was already reaped")
         await pidfd.pidfd_send_signal(sig)

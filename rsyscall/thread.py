@@ -25,7 +25,7 @@ from rsyscall.blockingio import write_file as _local_write_file
 from rsyscall.command import Command
 from rsyscall.environ import Environment
 from rsyscall.epoller import REQUEST_FD_ID, AsyncFileDescriptor, Epoller, wait_local
-from rsyscall.fcntl import O
+from rsyscall.fcntl import F, O
 from rsyscall.handle import ChildProcess, FileDescriptor, Pointer, Task, WrittenPointer
 from rsyscall.memory.allocator import Allocation
 from rsyscall.memory.transport import local_address_space
@@ -353,13 +353,10 @@ class Thread:
         local = self.local
         # Memory of children that have exited since the last clone goes now.
         sweep()
-        # Both ends non-blocking: ours for the epoller; the child's main
-        # makes its end blocking again (rsys_child_main).
-        connection = await local.socketpair(AF.UNIX, SOCK.STREAM | SOCK.NONBLOCK)
         local_table = local.task.fd_table
-        local_table.mark_private(connection.first.number)
-        local_table.mark_private(connection.second.number)
-        request_fd = await self._fd_from_local(connection.second)
+        # Ours non-blocking, for the epoller; the child's main makes its end
+        # blocking (rsys_child_main).
+        ours, request_fd = await self._new_connection()
         table = self.task.fd_table
         table.mark_private(request_fd.number)
         space = self.task.space
@@ -375,15 +372,16 @@ class Thread:
         pid, pidfd_number = await clone_process(self, flags, stack, sp)
         pidfd = self.task.make_fd(pidfd_number)
         table.mark_private(pidfd_number)
-        if self is local:
-            local_pidfd = pidfd
-        else:
-            local_pidfd = await self._fd_to_local(pidfd)
-            local_table.mark_private(local_pidfd.number)
+        local_pidfd: FileDescriptor | None = pidfd
+        if self is not local:
+            local_pidfd = await self._pidfd_to_local(pidfd)
+            if local_pidfd is not None:
+                local_table.mark_private(local_pidfd.number)
         memory = RunningMemory(local_pidfd, stack)
         process = ChildProcess(self.task, pid, pidfd, local_pidfd, memory)
-        sysif = ConnectionSyscall(await local.make_afd(connection.first), f"pid {pid}")
+        sysif = ConnectionSyscall(await local.make_afd(ours), f"pid {pid}")
         if space.local:
+            assert local_pidfd is not None  # our own memory: this host
             info = await local.task.space.allocator.allocate(SIGINFO_SIZE)
             sysif.interrupter = ServerInterrupter(stack, local_pidfd, info)
         else:
@@ -413,7 +411,7 @@ class Thread:
         child_table.mark_private(request_fd.number)
         # Our copies of the child's end go now (unless the table is shared,
         # where the child's is the same fd).
-        del request_fd, connection
+        del request_fd, ours
         # The process watch: when it exits, the connection hangs up (if EOF
         # has not said so already) and its memory is released.
         await child.process.watch()
@@ -474,11 +472,33 @@ class Thread:
     # fds move between the local thread and a child over the child's
     # transfer socket (SCM_RIGHTS); the local thread needs no moving.
 
+    on_local_host = True
+    """Whether this thread's process is on our host, where fds can move
+    between it and us (not so for ssh threads and theirs)."""
+
     async def _fd_from_local(self, fd: FileDescriptor) -> FileDescriptor:
         return fd
 
     async def _fd_to_local(self, fd: FileDescriptor) -> FileDescriptor:
         return fd
+
+    async def _pidfd_to_local(self, pidfd: FileDescriptor) -> FileDescriptor | None:
+        """A pidfd of ours for the process `pidfd` (in this thread's table)
+        names, or None where pidfds cannot move (another host)."""
+        return await self._fd_to_local(pidfd)
+
+    async def _new_connection(self) -> tuple[FileDescriptor, FileDescriptor]:
+        """A new connected stream socket between the local thread and this
+        one: our end (non-blocking, private) and this thread's end (private
+        in its table).  On our host: a socket pair, one end moved."""
+        local = self.local
+        pair = await local.socketpair(AF.UNIX, SOCK.STREAM | SOCK.NONBLOCK)
+        local_table = local.task.fd_table
+        local_table.mark_private(pair.first.number)
+        local_table.mark_private(pair.second.number)
+        theirs = await self._fd_from_local(pair.second)
+        self.task.fd_table.mark_private(theirs.number)
+        return pair.first, theirs
 
 
 class RemoteThread(Thread):
@@ -620,28 +640,48 @@ class RemoteThread(Thread):
             )
         pid, pidfd, stack = await spawn_futex_waiter(home, word)
         home.task.fd_table.mark_private(pidfd.number)
-        local_pidfd = pidfd if home is self.local else await home._fd_to_local(pidfd)
-        self.local.task.fd_table.mark_private(local_pidfd.number)
+        # Watched from the local epoller where its pidfd can come here, else
+        # (another host) from the epoller of the thread whose child it is.
+        watcher: Thread = self.local
+        if home is not self.local:
+            local_pidfd = await home._pidfd_to_local(pidfd)
+            if local_pidfd is None:
+                watcher = home
+            else:
+                self.local.task.fd_table.mark_private(local_pidfd.number)
+                pidfd = local_pidfd
         interrupter = self.connection.interrupter
         assert isinstance(interrupter, ServerInterrupter | HelperInterrupter)
         watch = _ExecWatch(
-            self.connection, pid, local_pidfd, (stack, interrupter.memory), word,
+            self.connection, pid, pidfd, (stack, interrupter.memory), word,
             home.task.sysif, space.local,
         )
-        epoller = await self.local.epoller()
-        watch.registration = (epoller, await epoller.watch(local_pidfd, watch.exited))
+        epoller = await watcher.epoller()
+        watch.registration = (epoller, await epoller.watch(pidfd, watch.exited))
         return watch
 
     async def open_channels(self, n: int) -> list[tuple[FileDescriptor, FileDescriptor]]:
         """`n` connected stream sockets (socketpair(2), AF_UNIX) between
         the thread that made this one and this one, as `(our_end, its_end)`
         pairs: ours in the parent thread's fd table, its in this thread's.
-        For moving data and fds between processes that share no fd table."""
+        For moving data and fds between processes that share no fd table.
+
+        For a thread on another host (over ssh), where no socket pair can
+        span the two, each is a connection forwarded by ssh, and ours is
+        in the local thread's table.  Both ends are blocking."""
         if not isinstance(n, int) or isinstance(n, bool):
             raise TypeError(f"n must be an int, not {type(n).__name__}")
         if not 0 <= n <= 1 << 16:
             raise ValueError(f"n {n} outside 0..65536")
         channels = []
+        if not self.on_local_host:
+            for _ in range(n):
+                ours, theirs = await self._new_connection()
+                await ours.fcntl(F.SETFL, O.RDWR)
+                for fd in (ours, theirs):
+                    fd.task.fd_table.mark_private(fd.number, False)
+                channels.append((ours, theirs))
+            return channels
         for _ in range(n):
             pair = await self.local.socketpair(AF.UNIX, SOCK.STREAM)
             ours = pair.first if self.parent is self.local else (
@@ -679,14 +719,22 @@ class ChildThread(RemoteThread):
         # Made when first needed: our end in the local thread, and the child's.
         self._transfer: tuple[FileDescriptor, FileDescriptor] | None = None
         self._transfers = 0  # tags of the messages on it
+        # The same with the parent thread, for children on other hosts.
+        self._parent_transfer: tuple[FileDescriptor, FileDescriptor] | None = None
+        self._parent_transfers = 0
 
     @property
     def local_pidfd(self) -> FileDescriptor:
-        """A pidfd for this child in the local thread's fd table."""
+        """A pidfd for this child in the local thread's fd table (OSError
+        EXDEV for a child on another host: there is none)."""
         pidfd = self.process.process.local_pidfd
         if pidfd is None:
-            raise SyscallHangup(f"{self.connection.name}: the process was reaped")
+            raise OSError(errno.EXDEV, f"{self.connection.name} is on another host: no local pidfd")
         return pidfd
+
+    @property
+    def on_local_host(self) -> bool:  # type: ignore[override]
+        return self.parent.on_local_host
 
     def inherit_fd(self, fd: FileDescriptor) -> FileDescriptor:
         """Our handle for the copy of the parent's `fd` that this child got
@@ -731,6 +779,43 @@ class ChildThread(RemoteThread):
     async def _fd_to_local(self, fd: FileDescriptor) -> FileDescriptor:
         # We may take fds from our descendants (pidfd_getfd's ptrace check).
         return await self.local_pidfd.pidfd_getfd(fd.number)
+
+    async def _pidfd_to_local(self, pidfd: FileDescriptor) -> FileDescriptor | None:
+        if not self.on_local_host:
+            return None
+        return await self._fd_to_local(pidfd)
+
+    async def _new_connection(self) -> tuple[FileDescriptor, FileDescriptor]:
+        if self.on_local_host:
+            return await super()._new_connection()
+        # On another host: the parent's new connection, its end moved here.
+        ours, in_parent = await self.parent._new_connection()
+        theirs = await self._fd_from_parent(in_parent)
+        self.task.fd_table.mark_private(theirs.number)
+        return ours, theirs
+
+    async def _fd_from_parent(self, fd: FileDescriptor) -> FileDescriptor:
+        """Our copy of the parent thread's `fd`, for hosts where fds cannot
+        come from the local thread: over a socket between the two (made
+        here, the parent's end taken with pidfd_getfd on its pidfd for
+        us, and kept for next time)."""
+        if self.task.fd_table is self.parent.task.fd_table:
+            return self.task.make_fd(fd.number)
+        if self._parent_transfer is None:
+            pair = await self.socketpair(AF.UNIX, SOCK.STREAM)
+            table = self.task.fd_table
+            table.mark_private(pair.first.number)
+            table.mark_private(pair.second.number)
+            pidfd = self.process.process.pidfd
+            assert pidfd is not None
+            parent_end = await pidfd.pidfd_getfd(pair.first.number)
+            self.parent.task.fd_table.mark_private(parent_end.number)
+            self._parent_transfer = (parent_end, pair.second)
+            self.process.on_exit(parent_end.drop)
+        parent_end, child_end = self._parent_transfer
+        self._parent_transfers += 1
+        await _send_fd(self.parent, parent_end, fd, self._parent_transfers)
+        return await _receive_fd(self, child_end, self._parent_transfers)
 
     async def _fd_from_local(self, fd: FileDescriptor) -> FileDescriptor:
         # The other way needs a socket: made in the child, our end taken
@@ -778,7 +863,8 @@ class _ExecWatch:
     """The helper of one exec in a shared fd table (see RemoteThread.exec):
     a process in the exec'ing thread's address space sleeping on the word
     the kernel zeroes at exec.  Its exit (seen through `pidfd`, a pidfd in
-    the local process) hangs up the connection, as exec'd if the word is
+    the local process, or where it cannot come here, in its parent's) hangs
+    up the connection, as exec'd if the word is
     zero (where we can read it: our own address space), as a failure of
     the watch otherwise; `parent`, whose child it is, reaps it."""
 
@@ -821,10 +907,9 @@ class _ExecWatch:
         """The exec failed: stop the helper (its exit is reaped as usual)."""
         if self.pidfd.closed:
             return
-        try:
-            _raw.syscall(_SYS_pidfd_send_signal, self.pidfd.number, SIG.KILL, 0, 0)
-        except OSError:
-            pass
+        # Its pidfd is the local process's, or (another host) its parent's.
+        pidfd = self.pidfd
+        pidfd.task.sysif.syscall_later(_SYS_pidfd_send_signal, pidfd.number, SIG.KILL, 0, 0)
         # It must not hang up the connection of a child that lives on.
         self.disarmed = True
 

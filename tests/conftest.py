@@ -96,10 +96,46 @@ async def _stub_kind() -> AsyncIterator[Thread]:
             await process.waitpid()
 
 
+_local_ssh_host: dict[str, object] = {}
+
+
+async def local_ssh_host() -> object:
+    """The suite's private sshd (rsyscall.tasks.ssh.make_local_ssh), made
+    once: its keys and config, that is; each connection starts its own
+    sshd."""
+    from rsyscall.tasks.ssh import make_local_ssh
+
+    if "host" not in _local_ssh_host:
+        _local_ssh_host["host"] = await make_local_ssh(local_thread)
+    return _local_ssh_host["host"]
+
+
+@asynccontextmanager
+async def _ssh_kind() -> AsyncIterator[Thread]:
+    # A stub on "another host" (this one, through a private sshd), made by
+    # copying the stub over ssh: see rsyscall.tasks.ssh.
+    from rsyscall.tasks.ssh import SSHHost
+
+    host = await local_ssh_host()
+    assert isinstance(host, SSHHost)
+    process, remote = await host.ssh(local_thread)
+    try:
+        yield remote
+    finally:
+        del remote
+        if process.state is None:
+            try:
+                await process.kill()
+            except ProcessLookupError:
+                pass
+            await process.waitpid()
+
+
 THREAD_KINDS: dict[str, Callable[[], AbstractAsyncContextManager[Thread]]] = {
     "local": _local_kind,
     "child": _child_kind,
     "stub": _stub_kind,
+    "ssh": _ssh_kind,
 }
 
 

@@ -187,7 +187,12 @@ def test_fields_checked_at_construction(cls: type[Serializable]) -> None:
             return
         # Reading a socket address gives the class of its family.
         again = (Sockaddr if issubclass(cls, Sockaddr) else cls).from_bytes(data)
-        assert again.to_bytes() == data, (value, again)
+        written = again.to_bytes()
+        if type(again).__name__ == "SockaddrUn" and written == data + b"\0":
+            # A path the bytes did not NUL-terminate (as the kernel allows)
+            # is written back with its NUL: the same address.
+            written = data
+        assert written == data, (value, again)
         if isinstance(value, Struct):
             assert len(data) <= cls.sizeof()  # socket addresses write what they use
 

@@ -44,6 +44,12 @@ def thread_pid(thread: Thread) -> int:
     process = getattr(thread, "process", None)
     if process is not None:  # a stub that stdin_bootstrap started
         return int(process.pid)
+    from rsyscall.tasks.ssh import SSHThread
+
+    if isinstance(thread, SSHThread):
+        # "Another host" that is this one, in our pid namespace: the
+        # private sshd of make_local_ssh.
+        return thread.task.pid
     raise NotImplementedError(f"no pid seen from here for {thread!r}")
 
 

@@ -13,6 +13,12 @@
  * The bootstrap socket is fd 0 (the stdin bootstrap: the program was
  * started with a socket as stdin), or, with `--connect PATH` as the first
  * arguments, a unix socket connected to PATH (exec'd stubs, StubServer).
+ * With `--listen PATH` (ssh, where no fd can be passed), the stub listens
+ * on PATH, says RSYSCALL-LISTENING on fd 3 (then closes it, leaving stdout
+ * and stderr to the programs it runs), and takes the request, data
+ * and control sockets as three connections to it, each starting with its
+ * 8-byte tag; the listening socket takes the transfer socket's place, and
+ * later connections (a child's, a channel) are accepted from it.
  * The stub then describes itself on the request socket (its pid, the
  * addresses of its own functions, its argv and environment: struct
  * rsys_stub_hello below) and serves requests until the connection ends.
@@ -23,6 +29,10 @@
  * a CLONE_VM child (rsys_request_skip, then the interrupt signal; see
  * rsys.h): for the stub's own server and for any child cloned from it,
  * which shares this address space.
+ *
+ * The helper also ends the stub when the control socket ends: the
+ * connection is gone (its other sockets too), even if the server is
+ * blocked in a syscall.
  *
  * Signals: SIGPIPE and SIGXFSZ are ignored, as in the Python process.
  *
@@ -40,6 +50,9 @@
 #define NR_getpid 39
 #define NR_socket 41
 #define NR_connect 42
+#define NR_bind 49
+#define NR_listen 50
+#define NR_accept4 288
 #define NR_recvmsg 47
 #define NR_clone 56
 #define NR_exit 60
@@ -64,6 +77,11 @@
 #define CLONE_SYSVSEM 0x40000
 
 #define BOOT_FDS 4
+/* The tags a connection to a listening stub starts with, saying which of
+ * the connection's sockets it is ("RSYSREQU", "RSYSDATA", "RSYSCTRL"). */
+#define TAG_REQUEST 0x5551455253595352ULL
+#define TAG_DATA 0x4154414453595352ULL
+#define TAG_CONTROL 0x4c52544353595352ULL
 #define HELLO_MAGIC 0x4255545353595352ULL /* "RSYSSTUB" as a little-endian word */
 #define BOOT_MAGIC 0x544f4f4253595352ULL /* "RSYSBOOT" as a little-endian word */
 #define PROTOCOL_VERSION 1
@@ -212,6 +230,10 @@ static long interrupt_helper(long control, long pid, long uid)
         rsys_syscall((long)request.pid, (long)request.pid, RSYS_INTERRUPT_SIGNAL,
                      (long)&info, 0, 0, NR_rt_tgsigqueueinfo);
     }
+    /* The connection is gone, and nobody can make another: end the stub
+     * even while its server is blocked in a syscall that may never
+     * return (on another host, nobody else would kill it). */
+    sys(NR_exit_group, 1, 0, 0);
     return 0;
 }
 
@@ -281,6 +303,58 @@ static long connect_to(const char *path)
     return fd;
 }
 
+static long listen_on(const char *path)
+{
+    struct {
+        uint16_t family;
+        char path[108];
+    } addr;
+    unsigned long n = length(path);
+    if (n >= sizeof(addr.path))
+        return -1;
+    addr.family = AF_UNIX;
+    for (unsigned long i = 0; i <= n; i++)
+        addr.path[i] = path[i];
+    long fd = sys(NR_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fd;
+    long ret = sys(NR_bind, fd, (long)&addr, (long)(2 + n + 1));
+    if (ret >= 0)
+        ret = sys(NR_listen, fd, 64, 0);
+    if (ret < 0) {
+        sys(NR_close, fd, 0, 0);
+        return ret;
+    }
+    return fd;
+}
+
+/* The listen mode (ssh): the connection's sockets are connections to a
+ * unix socket we listen on, each starting with its tag; the listening
+ * socket stays, for the connections made later (children, channels). */
+static int accept_connection(long listener, long fds[BOOT_FDS])
+{
+    fds[0] = fds[1] = fds[2] = -1;
+    fds[3] = listener;
+    for (int got = 0; got < 3;) {
+        long connection = rsys_syscall(listener, 0, 0, SOCK_CLOEXEC, 0, 0, NR_accept4);
+        if (connection == -EINTR)
+            continue;
+        if (connection < 0)
+            return 1;
+        uint64_t tag = 0;
+        int which = -1;
+        if (!read_exact(connection, &tag, sizeof(tag)))
+            which = tag == TAG_REQUEST ? 0 : tag == TAG_DATA ? 1 : tag == TAG_CONTROL ? 2 : -1;
+        if (which < 0 || fds[which] >= 0) {
+            sys(NR_close, connection, 0, 0);
+            continue;
+        }
+        fds[which] = connection;
+        got++;
+    }
+    return 0;
+}
+
 static struct rsys_server_state main_state;
 
 long rsys_stub_main(long *sp)
@@ -289,6 +363,24 @@ long rsys_stub_main(long *sp)
     char **argv = (char **)(sp + 1);
     char **envp = argv + argc + 1;
     long boot = 0;
+    long fds[BOOT_FDS];
+    if (argc >= 3 && same(argv[1], "--listen")) {
+        /* Reported on fd 3, so that stdout and stderr stay the program's. */
+        long listener = listen_on(argv[2]);
+        static const char ready[] = "RSYSCALL-LISTENING\n";
+        static const char refused[] = "RSYSCALL-NOLISTEN\n";
+        if (listener < 0) {
+            write_all(3, refused, sizeof(refused) - 1);
+            return fail("cannot listen on the given socket path");
+        }
+        int told = write_all(3, ready, sizeof(ready) - 1);
+        sys(NR_close, 3, 0, 0);
+        if (told || accept_connection(listener, fds))
+            return fail("no connection came");
+        argv += 3;
+        argc -= 3;
+        goto connected;
+    }
     if (argc >= 3 && same(argv[1], "--connect")) {
         boot = connect_to(argv[2]);
         if (boot < 0)
@@ -316,9 +408,12 @@ long rsys_stub_main(long *sp)
         || cmsg.level != SOL_SOCKET || cmsg.type != SCM_RIGHTS || cmsg.len != sizeof(cmsg))
         return fail("no bootstrap message: start me through rsyscall's stdin_bootstrap "
                     "or a StubServer");
-    long request = cmsg.fds[0], control = cmsg.fds[2];
+    for (int i = 0; i < BOOT_FDS; i++)
+        fds[i] = cmsg.fds[i];
     if (boot != 0)
         sys(NR_close, boot, 0, 0);
+connected:;
+    long request = fds[0], control = fds[2];
 
     long pid = sys(NR_getpid, 0, 0, 0);
     long uid = sys(NR_getuid, 0, 0, 0);
@@ -360,8 +455,7 @@ long rsys_stub_main(long *sp)
         .child_main = (uint64_t)&rsys_child_main,
         .futex_waiter = (uint64_t)&rsys_futex_waiter,
         .state_size = sizeof(struct rsys_server_state),
-        .fds = {(uint64_t)cmsg.fds[0], (uint64_t)cmsg.fds[1], (uint64_t)cmsg.fds[2],
-                (uint64_t)cmsg.fds[3]},
+        .fds = {(uint64_t)fds[0], (uint64_t)fds[1], (uint64_t)fds[2], (uint64_t)fds[3]},
         .argc = (uint64_t)argc,
         .envc = (uint64_t)envc,
         .strings = strings,

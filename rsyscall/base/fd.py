@@ -104,10 +104,11 @@ class FDTable:
         """The fd numbers that have live handles."""
         return sorted(self._refs)
 
-    def mark_private(self, number: int) -> None:
+    def mark_private(self, number: int, private: bool = True) -> None:
         """`number` (which has a handle) is library machinery: children's
-        copies of this table close it at once."""
-        self._refs[number].private = True
+        copies of this table close it at once (or, not `private`, it is
+        the user's again: children inherit it as any other)."""
+        self._refs[number].private = private
 
     def slot(self, number: int) -> _Slot | None:
         """The slot of the handles for `number`, if any."""

@@ -105,8 +105,9 @@ class Process(
 
 class ChildProcess(Process):
     """A child process of the task that holds this handle (its parent), with
-    a pidfd for it in the parent's fd table (`pidfd`) and one in the local
-    process's (`local_pidfd`), which works whatever the parent is doing.
+    a pidfd for it in the parent's fd table (`pidfd`) and, for a child on
+    our host, one in the local process's (`local_pidfd`, the same for the
+    local thread's children), which works whatever the parent is doing.
 
     Until it is reaped, the pid cannot name another process.  If the handle
     goes away unreaped, the child is killed (through the local pidfd) and
@@ -126,7 +127,7 @@ class ChildProcess(Process):
     ) -> None:
         super().__init__(task, pid)
         self.pidfd = pidfd
-        self.local_pidfd = local_pidfd if local_pidfd is not None else pidfd
+        self.local_pidfd = local_pidfd
         self.memory = memory
         self.reaped = False
 
@@ -135,20 +136,32 @@ class ChildProcess(Process):
             return
         self.reaped = True
         local = self.local_pidfd
+        pidfd = self.pidfd
         if local is not None and not local.closed:
             local.task.sysif.syscall_later(_SYS_pidfd_send_signal, local.number, SIG.KILL, 0, 0)
+        elif local is None and pidfd is not None and not pidfd.closed:
+            # A child on another host: through the parent's pidfd.
+            self.task.sysif.syscall_later(_SYS_pidfd_send_signal, pidfd.number, SIG.KILL, 0, 0)
         else:
             # By pid: an unreaped child's pid cannot have been reused.
             self.task.sysif.syscall_later(_SYS_kill, self.pid, SIG.KILL)
         sysif = self.task.sysif
-        sysif.syscall_later(_SYS_waitid, P.PID, self.pid, 0, W.EXITED, 0)
-        memory = self.memory
-        if memory is not None and sysif.is_local:
-            # The waitid above has returned: the child is reaped.
-            memory.release()
+        record = self.memory
+        if sysif.is_local or local is None:
+            # The waitid holds the memory until it is answered (locally, it
+            # has been by now); with a local pidfd and a parent elsewhere,
+            # the parent may go first: then sweep() sees the pidfd.
+            memory = None if record is None else record.memory
+            sysif.syscall_later(_SYS_waitid, P.PID, self.pid, 0, W.EXITED, 0, keep=memory)
+            if record is not None:
+                record.release()
+        else:
+            sysif.syscall_later(_SYS_waitid, P.PID, self.pid, 0, W.EXITED, 0)
 
 
 class _Releasable(Protocol):
+    memory: object
+
     def release(self) -> None: ...
 
 

@@ -145,11 +145,12 @@ async def spawn_futex_waiter(local: Thread, word: int) -> tuple[int, FileDescrip
 
 class RunningMemory:
     """Memory that a child process runs on, and the local pidfd that tells
-    when it stops: the record stays in the registry until then."""
+    when it stops: the record stays in the registry until then (without a
+    local pidfd, a child on another host, until it is reaped)."""
 
     __slots__ = ("memory", "pidfd")
 
-    def __init__(self, pidfd: FileDescriptor, memory: object) -> None:
+    def __init__(self, pidfd: FileDescriptor | None, memory: object) -> None:
         self.pidfd = pidfd
         self.memory = memory
         _running[id(self)] = self
@@ -175,7 +176,10 @@ def sweep() -> int:
     poller = select.poll()
     by_number: dict[int, list[RunningMemory]] = {}
     for record in _running.values():
-        # A record holds its pidfd handle, so the number is live.
+        # A record holds its pidfd handle, so the number is live; one with
+        # none (a child on another host) is released when it is reaped.
+        if record.pidfd is None or record.pidfd.closed:
+            continue
         number = record.pidfd.number
         by_number.setdefault(number, []).append(record)
         poller.register(number, select.POLLIN)

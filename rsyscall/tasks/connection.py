@@ -417,8 +417,11 @@ class ConnectionSyscall(SyscallInterface):
                 written = os.write(self._fd, outbox)
             except BlockingIOError:
                 return
+            except (BrokenPipeError, ConnectionResetError):
+                # It closed its end (exec, exit, death): as EOF would say.
+                self.hangup("the process closed the connection")
+                return
             except OSError as error:
-                # EPIPE and the like: the other end is gone.
                 self.hangup(f"writing a request failed: {error.strerror}")
                 return
             del outbox[:written]
@@ -468,6 +471,8 @@ class ConnectionSyscall(SyscallInterface):
                 data = os.read(self._fd, _READ_SIZE)
             except BlockingIOError:
                 return
+            except ConnectionResetError:
+                data = b""  # closed with requests unread: see _read_answers
             except OSError as error:
                 self.hangup(f"reading answers failed: {error.strerror}")
                 return
@@ -481,8 +486,12 @@ class ConnectionSyscall(SyscallInterface):
             data = await self._afd.read_some_bytes(_READ_SIZE)
         except FDClosedWhileWaiting:
             return  # hangup() closed it under us; our slot is failed already
+        except ConnectionResetError:
+            # It closed its end (exec, exit, death) with requests unread:
+            # the same end as EOF, for exec's success too.  (A finalizer's
+            # close can come just after an execve request, from gc.)
+            data = b""
         except OSError as error:
-            # ECONNRESET: it died with requests unread.
             self.hangup(f"reading answers failed: {error.strerror}")
             return
         if not data:

@@ -25,12 +25,13 @@ registered), clone (the child starts in the stub's own trampoline), exec
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
@@ -110,7 +111,7 @@ class StubThread(RemoteThread):
         process: AsyncChildProcess | None,
         request_fd: FileDescriptor,
         keep: Sequence[FileDescriptor],
-        transfer: tuple[FileDescriptor, FileDescriptor],
+        fourth: tuple[FileDescriptor | None, FileDescriptor],
         argv: list[str],
     ) -> None:
         super().__init__(
@@ -123,14 +124,22 @@ class StubThread(RemoteThread):
         # nothing closes them in the stub.
         self._keep = tuple(keep)
         # Our end (local, blocking: read only once a message is there) and
-        # the stub's end of the socket that moves fds.
-        self._transfer = transfer
+        # the stub's end of the socket that moves fds (a stub on another
+        # host has none: its fourth fd is its listening socket).
+        self._fourth = fourth
         # Tags of the messages each way (see rsyscall.thread._receive_fd).
         self._to_local = 0
         self._from_local = 0
 
     def __repr__(self) -> str:
         return f"StubThread(pid={self.task.pid})"
+
+    @property
+    def _transfer(self) -> tuple[FileDescriptor, FileDescriptor]:
+        ours, theirs = self._fourth
+        if ours is None:
+            raise OSError(errno.EXDEV, "fds cannot move between this thread's host and ours")
+        return ours, theirs
 
     async def _fd_to_local(self, fd: FileDescriptor) -> FileDescriptor:
         ours, theirs = self._transfer
@@ -230,7 +239,37 @@ async def connect_stub(
     del control
     for _, theirs in pairs:
         await theirs.close()
-    request_afd = await local.make_afd(pairs[0][0])
+    thread = await make_stub_thread(
+        StubThread, parent, pairs[0][0], pairs[1][0], pairs[2][0], timeout,
+        process=process, transfer_ours=pairs[3][0],
+    )
+    await _direct_memory(thread, thread.task.space.transport)  # type: ignore[arg-type]
+    return thread
+
+
+S_T = TypeVar("S_T", bound="StubThread")
+
+
+async def make_stub_thread(
+    cls: type[S_T],
+    parent: Thread,
+    request: FileDescriptor,
+    data: FileDescriptor,
+    control: FileDescriptor,
+    timeout: float,
+    *,
+    process: AsyncChildProcess | None,
+    transfer_ours: FileDescriptor | None,
+    **extra: object,
+) -> S_T:
+    """A thread of class `cls` in the stub at the other end of our sockets
+    `request`, `data` and `control` (connected, non-blocking, in the local
+    thread): read its description and set up the connection, the memory
+    transport and the interrupter.  `transfer_ours` is our end of its
+    transfer socket, if it has one (its fds[3] is then the other end; in
+    the listen mode, fds[3] is its listening socket)."""
+    local = parent.local
+    request_afd = await local.make_afd(request)
     try:
         with anyio.fail_after(timeout):
             hello = await _read_hello(request_afd)
@@ -244,28 +283,29 @@ async def connect_stub(
         raise
     name = f"stub {hello.pid}"
     connection = ConnectionSyscall(request_afd, name)
-    data_afd = await local.make_afd(pairs[1][0])
+    data_afd = await local.make_afd(data)
     space = AddressSpace(
         name,
         Allocator(RemoteMapper(connection)),
         SocketMemoryTransport(connection, data_afd, hello.fds[1]),
         ServerFunctions(hello.child_main, hello.futex_waiter),
     )
-    interrupts = pairs[2][0]
-    space.interrupts = interrupts
-    connection.interrupter = HelperInterrupter(interrupts, None, hello.state, hello.pid)
+    space.interrupts = control
+    connection.interrupter = HelperInterrupter(control, None, hello.state, hello.pid)
     stub_table = FDTable(name, connection.close_later)
     task = Task(connection, space, stub_table, hello.pid)
-    request_fd, data_fd, control_fd, transfer_fd = (task.make_fd(n) for n in hello.fds)
-    for fd in (request_fd, data_fd, control_fd, transfer_fd):
+    request_fd, data_fd, control_fd, fourth_fd = (task.make_fd(n) for n in hello.fds)
+    for fd in (request_fd, data_fd, control_fd, fourth_fd):
         stub_table.mark_private(fd.number)
-    transfer = (pairs[3][0], transfer_fd)
-    thread = StubThread(
+    thread = cls(
         task, hello.env, task.make_fd(0), task.make_fd(1), task.make_fd(2),
         local=local, parent=parent, process=process, request_fd=request_fd,
-        keep=(data_fd, control_fd), transfer=transfer, argv=hello.argv,
+        keep=(data_fd, control_fd), fourth=(transfer_ours, fourth_fd), argv=hello.argv,
+        **extra,
     )
-    ours_to_close = (data_afd.handle, interrupts, pairs[3][0])
+    ours_to_close = [data_afd.handle, control]
+    if transfer_ours is not None:
+        ours_to_close.append(transfer_ours)
 
     def close_ours(reason: str) -> None:
         # The stub is gone: its sockets are of no use; a copy waiting on
@@ -276,7 +316,6 @@ async def connect_stub(
     connection.on_hangup(close_ours)
     if process is not None:
         process.on_exit(_hangup_later(connection, "the process exited"))
-    await _direct_memory(thread, space.transport)  # type: ignore[arg-type]
     return thread
 
 
