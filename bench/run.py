@@ -382,6 +382,84 @@ async def static_true_subprocess(n: int) -> float:
     return time.perf_counter() - start
 
 
+# ---- ssh threads: another host (this one, through a private sshd) ----
+
+_SSH_HOST: list[object] = []
+
+
+async def _ssh_host() -> object:
+    from rsyscall.tasks.ssh import make_local_ssh
+
+    if not _SSH_HOST:
+        _SSH_HOST.append(await make_local_ssh(local_thread))
+    return _SSH_HOST[0]
+
+
+async def ssh_rtt_rsyscall(n: int) -> float:
+    host = await _ssh_host()
+    process, remote = await host.ssh(local_thread)  # type: ignore[attr-defined]
+    task = remote.task
+    start = time.perf_counter()
+    for _ in range(n):
+        await task.getpid()
+    elapsed = time.perf_counter() - start
+    del remote, task
+    await _end_stub(process)
+    return elapsed
+
+
+def _ssh_argv(host: object, *more: str) -> list[str]:
+    command = host.command  # type: ignore[attr-defined]
+    return [str(command.executable_path), *command.arguments[1:], *more,
+            host.destination, "true"]  # type: ignore[attr-defined]
+
+
+async def ssh_true_subprocess(n: int) -> float:
+    """`ssh host true`, a new connection each time (sshd -i started by
+    ProxyCommand: what a connection to a real host costs, minus the
+    network)."""
+    argv = _ssh_argv(await _ssh_host())
+    start = time.perf_counter()
+    for _ in range(n):
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+async def ssh_multiplexed_true_subprocess(n: int) -> float:
+    """`ssh host true` through an open ControlMaster: ssh's own cheapest
+    per-command cost (a new session on an existing connection)."""
+    import tempfile
+
+    host = await _ssh_host()
+    with tempfile.TemporaryDirectory(prefix="rsyscall-bench-") as directory:
+        control = f"{directory}/control"
+        master = subprocess.Popen(
+            _ssh_argv(host, "-M", "-S", control, "-N")[:-1], stdin=subprocess.DEVNULL
+        )
+        try:
+            while not os.path.exists(control):
+                await anyio.sleep(0.01)
+            argv = _ssh_argv(host, "-S", control)
+            start = time.perf_counter()
+            for _ in range(n):
+                subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+            return time.perf_counter() - start
+        finally:
+            master.kill()
+            master.wait()
+
+
+async def ssh_start_rsyscall(n: int) -> float:
+    host = await _ssh_host()
+    start = time.perf_counter()
+    for _ in range(n):
+        process, remote = await host.ssh(local_thread)  # type: ignore[attr-defined]
+        await remote.task.getpid()
+        del remote
+        await _end_stub(process)
+    return time.perf_counter() - start
+
+
 BENCHMARKS = [
     Benchmark("await task.getpid()", "os.getpid()", getpid_rsyscall, getpid_os, 200_000,
               "<= 2.5x"),
@@ -407,6 +485,12 @@ BENCHMARKS = [
               stub_memory_rsyscall, socket_megabyte_anyio, 200, "near 1x"),
     Benchmark("stdin bootstrap to a working stub", "subprocess.run(static true)",
               stub_start_rsyscall, static_true_subprocess, 100, "(none set)"),
+    Benchmark("ssh-thread syscall round trip", "ssh host true, multiplexed",
+              ssh_rtt_rsyscall, ssh_multiplexed_true_subprocess, 20, "(none set)"),
+    Benchmark("ssh-thread syscall round trip", "stub-thread round trip",
+              ssh_rtt_rsyscall, stub_rtt_rsyscall, 5_000, "(none set)"),
+    Benchmark("ssh to a working ssh thread", "ssh host true",
+              ssh_start_rsyscall, ssh_true_subprocess, 10, "(none set)"),
 ]
 
 
@@ -414,10 +498,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the iterations")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", default="", help="just the benchmarks whose name has this")
     args = parser.parse_args()
     print(f"{'benchmark':40} {'loop':8} {'rsyscall':>12} {'baseline':>12} {'ratio':>7}  goal")
     for backend in ("asyncio", "trio"):
         for bench in BENCHMARKS:
+            if args.only not in bench.name:
+                continue
             iterations = bench.iterations // 10 if args.quick else bench.iterations
 
             async def measure(

@@ -1,4 +1,5 @@
-"""A tour of rsyscall: one straight-line program acting in two processes.
+"""A tour of rsyscall: one straight-line program acting in other processes,
+here and on another host.
 
 We clone a child into new user, mount, pid and network namespaces.  From
 here, syscall by syscall, we set it up: mount a tmpfs, write a file in it,
@@ -7,6 +8,11 @@ shell command that reports what it sees, and we read the report through a
 pipe.  Every syscall is a method on the object it acts on, named as in its
 man page; memory for it comes from pointers that know their size.
 
+Then the same again on another host, through ssh: the same function, given
+a thread on that host.  The host here is a private sshd started for the
+demo (make_local_ssh, when sshd is installed); `make_ssh_host(local_thread,
+"user@host")` would give a real one, with nothing installed there.
+
 Run it: python examples/demo.py [trio]   (needs user namespaces, as most Linux has)
 """
 
@@ -14,7 +20,7 @@ import sys
 
 import anyio
 
-from rsyscall import local_thread
+from rsyscall import Thread, local_thread
 from rsyscall.net.if_ import bring_up
 from rsyscall.netinet.ip import SockaddrIn
 from rsyscall.sched import CLONE
@@ -30,10 +36,10 @@ echo "the file the parent wrote:"; cat /tmp/hello.txt
 """
 
 
-async def main() -> None:
-    parent = local_thread
-
-    # A pipe in our own process; the child will get a copy of it at clone.
+async def setup_and_report(parent: Thread) -> None:
+    """Clone a child of `parent` into new namespaces, set it up from here,
+    and print what it reports."""
+    # A pipe in the parent's process; the child will get a copy at clone.
     pipe = await parent.pipe()
 
     # clone3(2): a new process sharing our memory, in new namespaces.  It
@@ -79,6 +85,25 @@ async def main() -> None:
         output += chunk
     await process.check()
     print(output.decode(), end="")
+
+
+async def main() -> None:
+    print("== here ==")
+    await setup_and_report(local_thread)
+
+    from rsyscall.tasks.ssh import make_local_ssh
+
+    try:
+        host = await make_local_ssh(local_thread)
+    except FileNotFoundError as missing:
+        print(f"== no ssh part: {missing} ==")
+        return
+    # ssh copies the stub over and runs it: `remote` is a thread there.
+    process, remote = await host.ssh(local_thread)
+    print(f"== on {host.destination}, through ssh (pid {remote.task.pid} there) ==")
+    await setup_and_report(remote)
+    await process.kill()
+    await process.waitpid()
 
 
 if __name__ == "__main__":

@@ -194,7 +194,13 @@ class AsyncChildProcess:
         try:
             return await afd.retry(False, attempt)
         except SyscallHangup:
-            pass
+            if (self._afd is afd and self.process.local_pidfd is None
+                    and afd.epoller is not parent._epoller
+                    and getattr(task.sysif, "hung_up", None) is None):
+                # The parent is there, on a new connection (a persistent
+                # thread reconnected), with a new epoller: watch from that.
+                self._afd = None
+                return await self._wait(options)
         # The parent is gone or exec'd: wait for whoever is its parent now.
         return await self._wait_reaped_elsewhere()
 

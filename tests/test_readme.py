@@ -17,3 +17,13 @@ def test_readme_example() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["b'hello'", "b'elsewhere\\n'"]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands = re.search(r"```sh\n(.*?)```", readme, re.DOTALL)
+    assert commands is not None
+    lines = [line.split("#")[0].strip() for line in commands.group(1).splitlines()]
+    assert len(lines) == 2  # the demo, the tests
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1].strip()
+    assert ci == lines[1]

@@ -708,6 +708,8 @@ PyMODINIT_FUNC PyInit__raw(void)
                                 (long)&rsys_futex_waiter) < 0 ||
         PyModule_AddIntConstant(module, "SERVER_STATE_SIZE",
                                 sizeof(struct rsys_server_state)) < 0 ||
+        PyModule_AddIntConstant(module, "SERVER_STATE_LISTENER_OFFSET",
+                                offsetof(struct rsys_server_state, listener)) < 0 ||
         PyModule_AddIntConstant(module, "INTERRUPT_SIGNAL", RSYS_INTERRUPT_SIGNAL) < 0 ||
         PyModule_AddIntConstant(module, "STACK_WORDS", RSYS_STACK_WORDS) < 0 ||
         PyModule_AddIntConstant(module, "REQUEST_SIZE",

@@ -36,7 +36,15 @@ typedef int64_t rsys_response;
 struct rsys_server_state {
     volatile uint64_t current;
     volatile uint64_t skip[RSYS_SKIP_SLOTS];
+    /* 0, or a listening unix socket's fd + 1: when the connection ends,
+     * the server accepts the next one there instead of returning (a
+     * persistent thread, rsyscall.tasks.persistent). */
+    volatile uint64_t listener;
 };
+
+/* What a persistent server says first on each connection it accepts:
+ * "RSYSPERS" and its pid, as two little-endian u64s. */
+#define RSYS_PERSISTENT_MAGIC 0x5352455053595352ULL
 
 /* The signal that interrupts a running request: SIGURG, whose default
  * action is to do nothing, so a late one that lands after an exec harms

@@ -23,6 +23,15 @@
 #define RSYS_SA_RESTORER 0x04000000
 #define RSYS_EINTR 4
 #define RSYS_NR_futex 202
+#define RSYS_NR_close 3
+#define RSYS_NR_getpid 39
+#define RSYS_NR_getuid 102
+#define RSYS_NR_accept4 288
+#define RSYS_NR_getsockopt 55
+#define RSYS_SOCK_CLOEXEC 02000000
+#define RSYS_SOL_SOCKET 1
+#define RSYS_SO_PEERCRED 17
+#define RSYS_ECONNABORTED 103
 #define RSYS_FUTEX_WAIT 0
 
 /* Labels in the assembly below, used by the interrupt handler. */
@@ -168,13 +177,54 @@ static int skipped(struct rsys_server_state *state, uint64_t seq)
     return 0;
 }
 
+/* A persistent server's connection ended: close it and take the next
+ * connection on the listener from a process of our own user (the socket's
+ * 0600 mode in a 0700 directory says so already; SO_PEERCRED makes sure),
+ * greeting it with the magic and our pid.  The new connection numbers its
+ * requests from 1 again.  Returns the new fd, or -1. */
+static long next_connection(struct rsys_server_state *state, long old)
+{
+    rsys_syscall(old, 0, 0, 0, 0, 0, RSYS_NR_close);
+    long listener = (long)state->listener - 1;
+    long uid = rsys_syscall(0, 0, 0, 0, 0, 0, RSYS_NR_getuid);
+    uint64_t hello[2] = {RSYS_PERSISTENT_MAGIC,
+                         (uint64_t)rsys_syscall(0, 0, 0, 0, 0, 0, RSYS_NR_getpid)};
+    for (;;) {
+        long fd = rsys_syscall(listener, 0, 0, RSYS_SOCK_CLOEXEC, 0, 0, RSYS_NR_accept4);
+        if (fd == -RSYS_EINTR || fd == -RSYS_ECONNABORTED)
+            continue;
+        if (fd < 0)
+            return -1;
+        struct { int32_t pid; uint32_t uid; uint32_t gid; } cred;
+        uint32_t size = sizeof(cred);
+        if (rsys_syscall(fd, RSYS_SOL_SOCKET, RSYS_SO_PEERCRED, (long)&cred, (long)&size, 0,
+                         RSYS_NR_getsockopt) < 0
+            || size != sizeof(cred) || cred.uid != (uint32_t)uid
+            || write_all(fd, (const char *)hello, sizeof(hello))) {
+            rsys_syscall(fd, 0, 0, 0, 0, 0, RSYS_NR_close);
+            continue;
+        }
+        state->current = 0;
+        for (int i = 0; i < RSYS_SKIP_SLOTS; i++)
+            state->skip[i] = 0;
+        return fd;
+    }
+}
+
 long rsys_server(long infd, long outfd, struct rsys_server_state *state)
 {
     struct rsys_request request;
     uint64_t seq = 0;
     for (;;) {
-        if (read_exact(infd, (char *)&request, sizeof(request)))
-            return 0;
+        if (read_exact(infd, (char *)&request, sizeof(request))) {
+            if (!state || !state->listener || infd != outfd)
+                return 0;
+            infd = outfd = next_connection(state, infd);
+            if (infd < 0)
+                return 1;
+            seq = 0;
+            continue;
+        }
         seq++;
         rsys_response response;
         if (state) {
@@ -192,8 +242,15 @@ long rsys_server(long infd, long outfd, struct rsys_server_state *state)
          * to decide what wakes it. */
         response = rsys_server_call(&request, seq);
     answer:
-        if (write_all(outfd, (const char *)&response, sizeof(response)))
-            return 1;
+        if (write_all(outfd, (const char *)&response, sizeof(response))) {
+            if (!state || !state->listener || infd != outfd)
+                return 1;
+            /* The answer is lost with the connection that asked. */
+            infd = outfd = next_connection(state, infd);
+            if (infd < 0)
+                return 1;
+            seq = 0;
+        }
     }
 }
 
