@@ -15,17 +15,23 @@ every kind of thread there is (see THREAD_KINDS).
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 
 from rsyscall import Command, Thread, local_thread
 from rsyscall.near.interface import SyscallHangup
+
+if TYPE_CHECKING:
+    from rsyscall.monitor import AsyncChildProcess
+    from rsyscall.tasks.ssh import SSHHost, SSHThread
 
 _ISOLATED_ENV = "RSYSCALL_ISOLATED_TEST"
 
@@ -88,47 +94,53 @@ async def _stub_kind() -> AsyncIterator[Thread]:
         yield stub
     finally:
         del stub
-        if process.state is None:
-            try:
-                await process.kill()
-            except ProcessLookupError:
-                pass
-            await process.waitpid()
+        await end_process(process)
 
 
-_local_ssh_host: dict[str, object] = {}
+async def end_process(process: AsyncChildProcess) -> None:
+    """Kill and reap `process` unless it is gone already."""
+    gc.collect()  # what held the thread's connection, in a cycle
+    if process.state is None:
+        try:
+            await process.kill()
+        except ProcessLookupError:
+            pass
+        await process.waitpid()
 
 
-async def local_ssh_host() -> object:
+_local_ssh_host: list[SSHHost] = []
+
+
+async def local_ssh_host() -> SSHHost:
     """The suite's private sshd (rsyscall.tasks.ssh.make_local_ssh), made
     once: its keys and config, that is; each connection starts its own
     sshd."""
     from rsyscall.tasks.ssh import make_local_ssh
 
-    if "host" not in _local_ssh_host:
-        _local_ssh_host["host"] = await make_local_ssh(local_thread)
-    return _local_ssh_host["host"]
+    if not _local_ssh_host:
+        _local_ssh_host.append(await make_local_ssh(local_thread))
+    return _local_ssh_host[0]
 
 
 @asynccontextmanager
 async def _ssh_kind() -> AsyncIterator[Thread]:
     # A stub on "another host" (this one, through a private sshd), made by
     # copying the stub over ssh: see rsyscall.tasks.ssh.
-    from rsyscall.tasks.ssh import SSHHost
-
-    host = await local_ssh_host()
-    assert isinstance(host, SSHHost)
-    process, remote = await host.ssh(local_thread)
+    process, remote = await (await local_ssh_host()).ssh(local_thread)
     try:
         yield remote
     finally:
         del remote
-        if process.state is None:
-            try:
-                await process.kill()
-            except ProcessLookupError:
-                pass
-            await process.waitpid()
+        await end_process(process)
+
+
+@pytest.fixture
+async def ssh(anyio_backend: str) -> AsyncIterator[tuple[AsyncChildProcess, SSHThread]]:
+    """An ssh thread on the suite's sshd, and its ssh process."""
+    process, remote = await (await local_ssh_host()).ssh(local_thread)
+    yield process, remote
+    del remote
+    await end_process(process)
 
 
 THREAD_KINDS: dict[str, Callable[[], AbstractAsyncContextManager[Thread]]] = {

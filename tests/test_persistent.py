@@ -5,14 +5,13 @@ refusing other users (root needed to be another user: CI is root)."""
 
 from __future__ import annotations
 
-import gc
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import anyio
 import pytest
@@ -36,20 +35,7 @@ def socket_dir() -> Iterator[str]:
 
 
 async def host() -> SSHHost:
-    made = await local_ssh_host()
-    assert isinstance(made, SSHHost)
-    return made
-
-
-@pytest.fixture
-async def ssh() -> AsyncIterator[tuple[AsyncChildProcess, SSHThread]]:
-    process, remote = await (await host()).ssh(local_thread)
-    yield process, remote
-    del remote
-    gc.collect()
-    if process.state is None:
-        await process.kill()
-        await process.waitpid()
+    return await local_ssh_host()
 
 
 def alive(pid: int) -> bool:

@@ -15,16 +15,16 @@ import glob
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 
 import anyio
 import pytest
 
-from rsyscall import SyscallHangup, local_thread
+from rsyscall import Command, SyscallHangup, local_thread
 from rsyscall.fcntl import O
 from rsyscall.monitor import AsyncChildProcess
 from rsyscall.tasks.ssh import SSHHost, SSHThread, UnsupportedHostError, make_local_ssh
-from rsyscall.tasks.stub import BootstrapError
+from rsyscall.tasks.stdin_bootstrap import stdin_bootstrap, stdin_bootstrap_path
+from rsyscall.tasks.stub import BootstrapError, stub_path
 
 from .conftest import local_ssh_host
 from .util import mapping_count, open_fds
@@ -33,20 +33,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def host() -> SSHHost:
-    made = await local_ssh_host()
-    assert isinstance(made, SSHHost)
-    return made
-
-
-@pytest.fixture
-async def ssh() -> AsyncIterator[tuple[AsyncChildProcess, SSHThread]]:
-    process, remote = await (await host()).ssh(local_thread)
-    yield process, remote
-    del remote
-    gc.collect()
-    if process.state is None:
-        await process.kill()
-        await process.waitpid()
+    return await local_ssh_host()
 
 
 def children_of(pid: int) -> set[int]:
@@ -372,3 +359,18 @@ async def test_make_local_ssh_needs_a_thread_here(
     with pytest.raises(OSError) as info:
         await make_local_ssh(remote)
     assert info.value.errno == 18
+
+
+async def test_the_stub_copy_and_stdin_bootstrap(
+    ssh: tuple[AsyncChildProcess, SSHThread],
+) -> None:
+    _, remote = ssh
+    path = await stdin_bootstrap_path(remote)
+    # The copy ssh made, not this installation's (which a real remote host
+    # would not have).
+    assert str(path) == os.readlink(f"/proc/{remote.task.pid}/exe")
+    assert path != stub_path()
+    with pytest.raises(OSError) as info:
+        await stdin_bootstrap(remote, Command(path, [str(path)]))
+    assert info.value.errno == 18  # EXDEV: its socket cannot cross hosts
+    assert await remote.task.getpid() == remote.task.pid

@@ -77,7 +77,9 @@ long rsys_syscall(long a1, long a2, long a3, long a4, long a5, long a6, long num
 /* Serve syscall requests: read one struct rsys_request at a time from infd,
  * run it, write one rsys_response to outfd.  `state` may be null (then
  * nothing can be skipped).  Returns 0 on EOF of infd and 1 on any other
- * error, which the trampoline turns into the exit status. */
+ * error, which the trampoline turns into the exit status; unless the state
+ * names a listener, when the server takes the next connection from it
+ * instead (see struct rsys_server_state). */
 long rsys_server(long infd, long outfd, struct rsys_server_state *state);
 
 /* The first function of a child thread: ask for SIGKILL when the thread

@@ -211,13 +211,18 @@ static long next_connection(struct rsys_server_state *state, long old)
     }
 }
 
+static int persistent(struct rsys_server_state *state, long infd, long outfd)
+{
+    return state && state->listener && infd == outfd;
+}
+
 long rsys_server(long infd, long outfd, struct rsys_server_state *state)
 {
     struct rsys_request request;
     uint64_t seq = 0;
     for (;;) {
         if (read_exact(infd, (char *)&request, sizeof(request))) {
-            if (!state || !state->listener || infd != outfd)
+            if (!persistent(state, infd, outfd))
                 return 0;
             infd = outfd = next_connection(state, infd);
             if (infd < 0)
@@ -243,7 +248,7 @@ long rsys_server(long infd, long outfd, struct rsys_server_state *state)
         response = rsys_server_call(&request, seq);
     answer:
         if (write_all(outfd, (const char *)&response, sizeof(response))) {
-            if (!state || !state->listener || infd != outfd)
+            if (!persistent(state, infd, outfd))
                 return 1;
             /* The answer is lost with the connection that asked. */
             infd = outfd = next_connection(state, infd);

@@ -55,6 +55,7 @@ from rsyscall.sys.un import SockaddrUn
 from rsyscall.sys.wait import CLD, ChildState
 from rsyscall.tasks.connection import ConnectionSyscall
 from rsyscall.tasks.remote_memory import RemoteMapper, SocketMemoryTransport
+from rsyscall.tasks.ssh import _connect_from_local
 from rsyscall.tasks.stub import BOOTSTRAP_TIMEOUT
 from rsyscall.thread import ChildThread, RemoteThread, Thread, _hangup_later
 
@@ -114,7 +115,7 @@ class PersistentThread(ChildThread):
             old.hangup("disconnected for a reconnect")
         local = self.local
         with anyio.fail_after(timeout):
-            sock = await _connect(thread, self.socket_path)
+            sock = await _connect_from_local(thread, self.socket_path)
             await sock.fcntl(F.SETFL, O.RDWR | O.NONBLOCK)
             afd = await local.make_afd(sock)
             try:
@@ -186,7 +187,7 @@ class PersistentThread(ChildThread):
         token = secrets.token_bytes(8)
         local = self.local
         async with self._connecting:
-            ours = await _connect(self._via, self.socket_path)
+            ours = await _connect_from_local(self._via, self.socket_path)
             try:
                 await ours.write(await local.ptr(token))
                 with anyio.fail_after(BOOTSTRAP_TIMEOUT):
@@ -219,19 +220,6 @@ class PersistentThread(ChildThread):
 def _parent_alive(thread: PersistentThread) -> bool:
     parent = thread.parent
     return not isinstance(parent, RemoteThread) or parent.connection.hung_up is None
-
-
-async def _connect(thread: Thread, path: str) -> FileDescriptor:
-    """A local socket connected to `path` on `thread`'s host."""
-    if thread.on_local_host:
-        local = thread.local
-        sock = await local.task.socket(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC)
-        local.task.fd_table.mark_private(sock.number)
-        await sock.connect(await local.ptr(SockaddrUn(path)))
-        return sock
-    from rsyscall.tasks.ssh import _connect_from_local
-
-    return await _connect_from_local(thread, path)
 
 
 async def _read_exactly(afd: AsyncFileDescriptor, size: int) -> bytes:

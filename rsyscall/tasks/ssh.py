@@ -286,6 +286,8 @@ class _Session:
         self.directory = directory
         self.control = control
         self.forward_socket = forward_socket
+        # The stub's own directory on the remote host (made by the script).
+        self.remote_directory = ""
         self.forwards: dict[str, str] = {}
         self.connecting = anyio.Lock()
         self._forwarding = anyio.Lock()
@@ -378,6 +380,7 @@ async def _ssh(
         host.destination, "exec sh -c " + shlex.quote(_script(remote_dir, len(stub))),
     )
     session = _Session(thread, host.command, host.destination, local_dir, control, forward_socket)
+    session.remote_directory = remote_dir
     await session.remember_file(control)
     await session.remember_file(forward_socket)
     stdin = await thread.pipe()

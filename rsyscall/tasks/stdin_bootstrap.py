@@ -14,6 +14,8 @@ BootstrapError (it went away) or TimeoutError, and is killed and reaped.
 
 from __future__ import annotations
 
+import errno
+
 import anyio
 
 from rsyscall.command import Command
@@ -36,9 +38,13 @@ async def stdin_bootstrap(
 ) -> tuple[AsyncChildProcess, StubThread]:
     """Run `command` in a child of `thread` with its stdin and stdout
     connected to us, expecting it to exec the stub; returns the child's
-    AsyncChildProcess and a thread in the stub."""
+    AsyncChildProcess and a thread in the stub.  `thread` must be on this
+    host (OSError EXDEV otherwise: the socket's end cannot cross hosts; on
+    another host, `clone` gives child threads)."""
     if not isinstance(command, Command):
         raise TypeError(f"command must be a Command, not {type(command).__name__}")
+    if not thread.on_local_host:
+        raise OSError(errno.EXDEV, f"stdin_bootstrap: {thread!r} is on another host")
     local = thread.local
     pair = await local.socketpair(AF.UNIX, SOCK.STREAM)
     ours, second = pair.first, pair.second

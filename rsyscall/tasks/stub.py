@@ -411,8 +411,13 @@ class StubServer:
 async def stdin_bootstrap_path(thread: Thread) -> Path:
     """The path of the stub executable on `thread`'s filesystem (this
     installation's, which a thread on this machine sees unless its mount
-    namespace hides it: then FileNotFoundError)."""
+    namespace hides it: then FileNotFoundError; on an ssh host, the copy
+    ssh made for it)."""
     path = stub_path()
+    if not thread.on_local_host:
+        from rsyscall.tasks.ssh import _ssh_root
+
+        path = Path(_ssh_root(thread)._ssh.remote_directory) / "stub"
     await thread.task.faccessat(None, await thread.ptr(os.fspath(path)), OK.X)
     return path
 
