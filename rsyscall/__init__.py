@@ -45,7 +45,7 @@ from rsyscall.netinet import in_ as _in  # noqa: F401
 from rsyscall.netinet import ip as _ip  # noqa: F401
 from rsyscall.netinet import tcp as _tcp  # noqa: F401
 from rsyscall.sys import un as _un  # noqa: F401
-from rsyscall.thread import ChildThread, Thread, make_local_thread
+from rsyscall.thread import ChildThread, Thread, make_local_thread, write_user_mappings
 
 # The thread classes' syscall helpers check their arguments as Task's
 # methods do (rsyscall.argcheck).
@@ -70,4 +70,5 @@ __all__ = [
     "UseAfterConsumeError",
     "WrittenPointer",
     "local_thread",
+    "write_user_mappings",
 ]

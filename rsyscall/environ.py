@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rsyscall.command import Command
-from rsyscall.unistd import OK
+from rsyscall.unistd import OK, ArgList
 
 if TYPE_CHECKING:
     from rsyscall.thread import Thread
@@ -37,7 +37,8 @@ class Environment(Mapping[str, str]):
             # A child's environment starts as its parent's: share the dict
             # (and its encoding) until either side changes it.
             self._variables = variables._variables
-            self._encoded = variables._encoded
+            # Encoded once, in the parent: every child's exec uses it.
+            self._encoded = variables.encoded()
             self._owned = variables._owned = False
         else:
             self._variables = dict(variables)
@@ -74,6 +75,14 @@ class Environment(Mapping[str, str]):
             items = self._variables.items()
             self._encoded = [os.fsencode(f"{key}={value}") for key, value in items]
         return self._encoded
+
+    async def as_arglist(self) -> ArgList:
+        """The variables as an `ArgList` of b"NAME=value" strings in the
+        thread's memory: execve(2)'s envp, for a call of your own."""
+        thread = self._thread_ref()
+        if thread is None:
+            raise ValueError("the thread of this environment is gone")
+        return ArgList([await thread.ptr(os.fsdecode(item)) for item in self.encoded()])
 
     @property
     def path(self) -> list[Path]:

@@ -404,6 +404,27 @@ class AsyncFileDescriptor:
         (add SOCK.NONBLOCK to `flags` to make an AsyncFileDescriptor of it)."""
         return await self.retry(False, lambda: self.handle.accept(flags))
 
+    async def accept_addr(self, flags: SOCK = SOCK.NONE) -> tuple[FileDescriptor, Sockaddr]:
+        """accept4(2), waiting for a connection: the new fd (close-on-exec;
+        `flags` may add SOCK.NONBLOCK) and the peer's address."""
+        thread = self.epoller.thread
+
+        async def attempt() -> tuple[FileDescriptor, Sockaddr]:
+            fd, valid, _ = await self.handle.accept4(await thread.malloc(Sockaddr), flags)
+            return fd, await valid.read()
+
+        return await self.retry(False, attempt)
+
+    def with_handle(self, fd: FileDescriptor) -> AsyncFileDescriptor:
+        """An AsyncFileDescriptor for `fd`, another handle for this one's fd
+        (same table, same number: one kept when this handle is closed or
+        handed on), sharing this one's registration."""
+        if not isinstance(fd, BaseFileDescriptor):
+            raise TypeError(f"with_handle needs a FileDescriptor, not {type(fd).__name__}")
+        if fd.task.fd_table is not self.handle.task.fd_table or fd.number != self.handle.number:
+            raise ValueError("with_handle needs a handle for the same fd in the same fd table")
+        return AsyncFileDescriptor(self.epoller, fd, self._ident, self._status)
+
     async def connect(self, addr: WrittenPointer[A]) -> None:
         """connect(2), waiting for a non-blocking connect to finish; raises
         OSError if it failed."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
+import subprocess
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -53,11 +54,12 @@ from rsyscall.sys.socket import (
     CmsgSCMRights,
     RecvMsghdr,
     SendMsghdr,
+    Sockaddr,
     Socketpair,
 )
 from rsyscall.sys.stat import S
 from rsyscall.sys.uio import IovecList
-from rsyscall.sys.wait import ChildState, P, W
+from rsyscall.sys.wait import CalledProcessError, ChildState, P, W
 from rsyscall.tasks.clone import (
     CHILD_STACK_SIZE,
     EXEC_WORD_OFFSET,
@@ -267,8 +269,18 @@ class Thread:
         sv = await self.malloc(Socketpair)
         return await (await self.task.socketpair(domain, type, protocol, sv)).read()
 
-    async def spit(self, path: StrPath, text: str | bytes, mode: S = _MODE_644) -> StrPath:
+    @overload
+    async def spit(self, path: StrPath, text: str | bytes, mode: S = ...) -> StrPath: ...
+    @overload
+    async def spit(
+        self, path: FileDescriptor, text: str | bytes, mode: S = ...
+    ) -> FileDescriptor: ...
+    async def spit(
+        self, path: StrPath | FileDescriptor, text: str | bytes, mode: S = _MODE_644
+    ) -> StrPath | FileDescriptor:
         """Create or truncate the file at `path`, write `text`, close it; returns `path`.
+        Given an fd of this thread instead, write all of `text` to it (at
+        its offset; left open) and return the fd.
 
         In the local thread this waits for room (a FIFO, a tty) and for a
         FIFO's reader without blocking the process (rsyscall.blockingio)."""
@@ -278,6 +290,13 @@ class Thread:
             data = bytes(text)
         else:  # bytes(5) would be five NULs
             raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
+        if isinstance(path, BaseFileDescriptor):
+            if path.task.fd_table is not self.task.fd_table:
+                raise ValueError("spit takes an fd of this thread")
+            rest = await self.ptr(data) if data else None
+            while rest is not None and rest.size():
+                _, rest = await path.write(rest)
+            return path
         if isinstance(self.task.sysif, LocalSyscall):
             await _local_write_file(self, path, data, O.WRONLY | O.CREAT | O.TRUNC, mode)
             return path
@@ -290,6 +309,16 @@ class Thread:
         finally:
             await fd.close()
         return path
+
+    async def bind_getsockname(self, sock: FileDescriptor, addr: Sockaddr) -> Sockaddr:
+        """bind(2) `sock` (of this thread) to `addr`, then getsockname(2):
+        the address it got (the port the kernel chose for port 0, the
+        autobound name of an abstract unix socket)."""
+        if not isinstance(addr, Sockaddr):
+            raise TypeError(f"addr must be a socket address, not {type(addr).__name__}")
+        await sock.bind(await self.ptr(addr))
+        valid, _ = await sock.getsockname(await self.malloc(Sockaddr))
+        return await valid.read()
 
     async def mkdir(self, path: StrPath, mode: S = _MODE_755) -> StrPath:
         """Make directory `path` (mkdir(2)); returns `path`."""
@@ -323,7 +352,9 @@ class Thread:
 
     # ---- child processes ----
 
-    async def clone(self, flags: CLONE = CLONE.NONE) -> ChildThread:
+    async def clone(
+        self, flags: CLONE = CLONE.NONE, *, automatically_write_user_mappings: bool = True
+    ) -> ChildThread:
         """clone3(2): a new child process, inert until we make syscalls in it.
 
         The child shares our memory (so pointers work in it unchanged),
@@ -332,7 +363,10 @@ class Thread:
         copy, and `inherit_fd` names its copies), CLONE.FS and namespace
         flags (NEWUSER, NEWNS, NEWPID, NEWNET, NEWUTS, NEWIPC...).  With
         NEWUSER the child's uid and gid maps are written so that it keeps
-        our ids (only those are mapped, and setgroups is denied).
+        our ids (only those are mapped, and setgroups is denied), unless
+        `automatically_write_user_mappings` is False: then the child starts
+        unmapped (as the overflow ids), for `write_user_mappings` or maps
+        of your own.
 
         A child that gets a copy of the fd table keeps only the copies of
         fds this thread has handles for (the rest it closes at once), and
@@ -416,7 +450,7 @@ class Thread:
         # has not said so already) and its memory is released.
         await child.process.watch()
         child.process.on_exit(_hangup_later(sysif, "the process exited"))
-        if flags & CLONE.NEWUSER:
+        if flags & CLONE.NEWUSER and automatically_write_user_mappings:
             await self._write_id_maps(f"/proc/{pid}", await self.task.geteuid(),
                                       await self.task.getegid())
         return child
@@ -439,11 +473,16 @@ class Thread:
         if flags & CLONE.NEWUSER:
             await self._write_id_maps("/proc/self", uid, gid)
 
-    async def _write_id_maps(self, proc: str, uid: int, gid: int) -> None:
+    async def _write_id_maps(
+        self, proc: str, uid: int, gid: int, inside_uid: int | None = None,
+        inside_gid: int | None = None,
+    ) -> None:
+        inside_uid = uid if inside_uid is None else inside_uid
+        inside_gid = gid if inside_gid is None else inside_gid
         # setgroups must be denied before an unprivileged gid_map write.
         await self._write_file(f"{proc}/setgroups", "deny")
-        await self._write_file(f"{proc}/uid_map", f"{uid} {uid} 1\n")
-        await self._write_file(f"{proc}/gid_map", f"{gid} {gid} 1\n")
+        await self._write_file(f"{proc}/uid_map", f"{inside_uid} {uid} 1\n")
+        await self._write_file(f"{proc}/gid_map", f"{inside_gid} {gid} 1\n")
 
     async def _write_file(self, path: str, text: str) -> None:
         if isinstance(self.task.sysif, LocalSyscall):
@@ -456,18 +495,137 @@ class Thread:
         finally:
             await fd.close()
 
-    async def run(self, command: Command, check: bool = True) -> ChildState:
-        """Clone, exec `command`, wait for it; its state.  With `check`,
-        raise CalledProcessError unless it exited 0.  Cancelled, the child
-        is killed and reaped before the cancellation goes on."""
+    async def run(
+        self,
+        command: Command,
+        *,
+        check: bool = True,
+        stdin: FileDescriptor | int | None = None,
+        stdout: FileDescriptor | int | None = None,
+        stderr: FileDescriptor | int | None = None,
+        capture_output: bool = False,
+        input: bytes | None = None,
+        cwd: StrPath | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ChildState:
+        """Clone, exec `command`, wait for it; its state (subprocess.run's
+        and anyio.run_process's shape).
+
+        `stdin`, `stdout`, `stderr`: None (this thread's own), a
+        FileDescriptor of this thread, `subprocess.DEVNULL`, or
+        `subprocess.PIPE` for output to capture (`stderr` may also be
+        `subprocess.STDOUT`).  `capture_output` captures both; the state's
+        `.stdout` and `.stderr` are the bytes.  `input` is written to the
+        child's stdin (then closed).  `cwd` is chdir'd to before exec; `env`
+        replaces the environment (the command's own `env` updates still
+        apply on top).  With `check`, raises CalledProcessError (with the
+        captured output) unless it exited 0.  Cancelled, or timed out by a
+        scope, the child is killed and reaped before the cancellation goes
+        on."""
+        if not isinstance(command, Command):
+            raise TypeError(f"run needs a Command, not {type(command).__name__}")
+        if capture_output:
+            if stdout is not None or stderr is not None:
+                raise ValueError("capture_output with stdout or stderr given")
+            stdout = stderr = subprocess.PIPE
+        if input is not None:
+            if stdin is not None:
+                raise ValueError("input with stdin given")
+            if not isinstance(input, bytes | bytearray | memoryview):
+                raise TypeError(f"input must be bytes, not {type(input).__name__}")
+        for name, value in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr)):
+            if value is None or isinstance(value, FileDescriptor):
+                continue
+            allowed = {subprocess.DEVNULL, subprocess.PIPE}
+            if name == "stderr":
+                allowed.add(subprocess.STDOUT)
+            if isinstance(value, bool) or value not in allowed:
+                raise ValueError(f"{name} must be None, a FileDescriptor, or one of "
+                                 f"subprocess.DEVNULL/PIPE{'/STDOUT' if name == 'stderr' else ''}")
+            if name == "stdin" and value == subprocess.PIPE:
+                raise ValueError("stdin=PIPE: give the bytes as input=")
+        # Pipes first: a child inherits only what exists when it is cloned.
+        pipes: dict[int, Pipe] = {}
+        for number, value in ((1, stdout), (2, stderr)):
+            if value == subprocess.PIPE and not isinstance(value, FileDescriptor):
+                pipes[number] = await self.pipe()
+        if input is not None:
+            pipes[0] = await self.pipe()
+        readers: dict[str, FileDescriptor] = {}
+        writer: FileDescriptor | None = None
         child = await self.clone()
         try:
+            if env is not None:
+                child.environ = Environment(child, {str(k): str(v) for k, v in env.items()})
+            devnull: FileDescriptor | None = None
+            for number, value in ((0, stdin), (1, stdout), (2, stderr)):
+                target = (child.stdin, child.stdout, child.stderr)[number]
+                if value is None:
+                    continue
+                if isinstance(value, FileDescriptor):
+                    await child.inherit_fd(value).dup2(target)
+                elif value == subprocess.DEVNULL:
+                    if devnull is None:
+                        devnull = await child.task.open(
+                            await child.ptr("/dev/null"), O.RDWR | O.CLOEXEC
+                        )
+                    await devnull.dup2(target)
+                elif value == subprocess.STDOUT:
+                    await child.stdout.dup2(target)
+                else:
+                    pipe = pipes.pop(number)
+                    await child.inherit_fd(pipe.write).dup2(target)
+                    readers["stdout" if number == 1 else "stderr"] = pipe.read
+                    await pipe.write.close()
+            if input is not None:
+                pipe = pipes.pop(0)
+                await child.inherit_fd(pipe.read).dup2(child.stdin)
+                writer = pipe.write
+                await pipe.read.close()
+            if devnull is not None:
+                await devnull.close()
+            if cwd is not None:
+                await child.task.chdir(await child.ptr(os.fspath(cwd)))
             process = await child.exec(command)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await child.process._kill_and_reap()
             raise
-        return await (process.check() if check else process.waitpid(W.EXITED))
+        del child
+        output: dict[str, bytes] = {}
+        try:
+            async with anyio.create_task_group() as tg:
+                for name, fd in readers.items():
+                    tg.start_soon(self._read_all_into, fd, name, output)
+                if writer is not None:
+                    tg.start_soon(self._write_all_and_close, writer, bytes(input or b""))
+                state = await process.waitpid(W.EXITED)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await process._kill_and_reap()
+            raise
+        state.stdout = output.get("stdout")
+        state.stderr = output.get("stderr")
+        if check and not state.clean():
+            raise CalledProcessError(state, command)
+        return state
+
+    async def _read_all_into(self, fd: FileDescriptor, name: str, output: dict[str, bytes]) -> None:
+        afd = await self.make_afd(fd, set_nonblock=True)
+        chunks = []
+        while chunk := await afd.read_some_bytes(65536):
+            chunks.append(chunk)
+        await afd.close()
+        output[name] = b"".join(chunks)
+
+    async def _write_all_and_close(self, fd: FileDescriptor, data: bytes) -> None:
+        afd = await self.make_afd(fd, set_nonblock=True)
+        try:
+            await afd.write_all_bytes(data)
+        except BrokenPipeError:
+            pass  # it did not read it all: its exit status says the rest
+        finally:
+            await afd.close()
 
     # fds move between the local thread and a child over the child's
     # transfer socket (SCM_RIGHTS); the local thread needs no moving.
@@ -833,6 +991,24 @@ class ChildThread(RemoteThread):
         self._transfers += 1
         await _send_fd(self.local, local_end, fd, self._transfers)
         return await _receive_fd(self, child_end, self._transfers)
+
+
+async def write_user_mappings(
+    thread: Thread, uid: int, gid: int, in_namespace_uid: int | None = None,
+    in_namespace_gid: int | None = None,
+) -> None:
+    """Map `thread`'s user namespace (new, and not yet mapped: made by
+    `clone(CLONE.NEWUSER, automatically_write_user_mappings=False)` or
+    `unshare(CLONE.NEWUSER)`): the id `in_namespace_uid` (default: `uid`)
+    there is `uid` outside, and the same for gids; setgroups is denied
+    first, as an unprivileged gid map requires (user_namespaces(7)).  The
+    thread writes its own /proc/self maps."""
+    for name, value in (("uid", uid), ("gid", gid), ("in_namespace_uid", in_namespace_uid),
+                        ("in_namespace_gid", in_namespace_gid)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not 0 <= value < 1 << 32):
+            raise ValueError(f"{name} must be a 32-bit id, not {value!r}")
+    await thread._write_id_maps("/proc/self", uid, gid, in_namespace_uid, in_namespace_gid)
 
 
 def _gaps(keep: list[int]) -> list[tuple[int, int]]:

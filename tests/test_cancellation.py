@@ -352,3 +352,40 @@ def _zombie(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except FileNotFoundError:
         return True
+
+
+async def test_a_call_in_a_cancelled_scope_is_not_made(child: ChildThread) -> None:
+    """Calls that complete without waiting (the server answers at once)
+    are still cancellation points: in a cancelled scope nothing is sent."""
+    pipe = await child.pipe()
+    data = await child.ptr(b"x")
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        for _ in range(3):
+            await pipe.write.write(data)
+    buf = await child.malloc(bytes, 1)
+    await pipe.write.close()
+    assert await (await pipe.read.read(buf))[0].read() == b""
+
+
+async def test_quick_calls_let_other_tasks_run(child: ChildThread) -> None:
+    """A loop of calls that never wait for the event loop still gives the
+    other tasks their turn, and a cancellation reaches it."""
+    turns = 0
+
+    async def other() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await anyio.sleep(0)
+
+    calls = 0
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other)
+        with anyio.move_on_after(0.3):
+            while True:
+                await child.task.getpid()
+                calls += 1
+        tg.cancel_scope.cancel()
+    assert calls > 100
+    assert turns > calls // 32

@@ -6,6 +6,7 @@ import inspect
 import struct
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from rsyscall.memory.pointer import UseAfterConsumeError
@@ -233,6 +234,12 @@ class BaseFileDescriptor:
         number, last = self._release()
         if last:
             self.task.fd_table.closer(number)
+
+    def as_proc_path(self) -> Path:
+        """/proc/PID/fd/N for this fd, PID as the task's own pid namespace
+        sees it: a path that opens the same file again (with new flags) for
+        the task, or a program it runs, whatever the fd's name was."""
+        return Path(f"/proc/{self.task.pid}/fd/{self.number}")
 
     def for_task(self, task: Task) -> FileDescriptor:
         """Another handle for this fd, usable from `task`, which must share

@@ -90,6 +90,13 @@ class Pointer(Generic[T]):
         """The address of this memory in its address space."""
         return self._live().address
 
+    def free(self) -> None:
+        """Give the memory back now, rather than when the pointer is garbage
+        collected; the pointer is consumed (UseAfterConsumeError if used,
+        also inside an IovecList or ArgList that holds it)."""
+        self._live()
+        self._alloc = None  # the allocation, held by nothing else, frees itself
+
     @property
     def consumed(self) -> bool:
         """Whether this pointer has been consumed and may no longer be used."""

@@ -127,13 +127,16 @@ class ChildState:
     `code` says what happened (exited, killed, dumped core, stopped,
     continued); `status` is the exit status or the signal number."""
 
-    __slots__ = ("code", "pid", "status", "uid")
+    __slots__ = ("code", "pid", "status", "stderr", "stdout", "uid")
 
     def __init__(self, code: CLD, pid: int, uid: int, status: int) -> None:
         self.code = code
         self.pid = pid
         self.uid = uid
         self.status = status
+        # What `Thread.run` captured of the child's output, if it did.
+        self.stdout: bytes | None = None
+        self.stderr: bytes | None = None
 
     @classmethod
     def from_siginfo(cls, info: Siginfo) -> ChildState:
@@ -181,8 +184,15 @@ class CalledProcessError(Exception):
     def __init__(self, state: ChildState, command: object = None) -> None:
         self.state = state
         self.command = command
+        # The captured output, as subprocess.CalledProcessError has it.
+        self.stdout = state.stdout
+        self.stderr = state.stderr
         where = f" {command}" if command is not None else ""
-        super().__init__(f"child{where} did not exit cleanly: {state!r}")
+        message = f"child{where} did not exit cleanly: {state!r}"
+        if state.stderr:
+            tail = state.stderr[-500:].decode(errors="replace").rstrip()
+            message += f"; its stderr ends: {tail}"
+        super().__init__(message)
 
 
 _SYS_waitid = int(SYS.waitid)

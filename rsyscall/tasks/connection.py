@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import anyio.lowlevel
+from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 
 from rsyscall._native import _raw
 from rsyscall.epoller import Epoller, FDClosedWhileWaiting
@@ -129,6 +130,19 @@ def _register(value: int) -> int:
     if not -(1 << 63) <= value <= _MASK:
         raise ValueError(f"syscall argument {value} does not fit in 64 bits")
     return value & _MASK
+
+
+_NO_ARGS = (0,) * 6
+
+
+def _pack_checked(number: int, args: tuple[int, ...]) -> bytes:
+    """The request for what the plain pack refused: negative arguments
+    (as two's complement), or a clear error."""
+    if len(args) > 6:
+        raise TypeError(f"a syscall takes at most 6 arguments, got {len(args)}")
+    values = [_register(number)] + [_register(arg) for arg in args]
+    values += [0] * (7 - len(values))
+    return _REQUEST.pack(*values)
 
 
 def _outcome(slot: _Slot) -> int:
@@ -215,6 +229,7 @@ class ConnectionSyscall(SyscallInterface):
         self._submitting = False
         self._deferred: list[tuple[int, tuple[int, ...], object]] = []
         self._seq = 0
+        self._calls = 0
         self._hangup: str | None = None
         self._on_hangup: list[Callable[[str], None]] = []
         self.interrupter: Interrupter | None = None
@@ -238,7 +253,23 @@ class ConnectionSyscall(SyscallInterface):
     async def syscall(self, number: int, /, *args: int) -> int:
         if _rearmed:
             _raise_if_rearmed()
+        # A cancellation point before anything is sent, as a call that
+        # waits would be; and, now and then, a turn for the other tasks
+        # (the fast path below may not wait at all).
+        self._calls += 1
+        if self._calls & 15:
+            await checkpoint_if_cancelled()
+        else:
+            await checkpoint()
         slot = self._submit(number, args)
+        if not self._reading and not self._outbox and self._hangup is None:
+            # The fast path: the answer may be there already (a server on
+            # another CPU), or come as soon as we give up the CPU (one on
+            # ours, waiting for this request): take it without a trip
+            # through the event loop.
+            self._try_answers()
+            if slot.done:
+                return _outcome(slot)
         try:
             await self._wait(slot)
         except BaseException as error:
@@ -390,11 +421,11 @@ class ConnectionSyscall(SyscallInterface):
     def _submit(self, number: int, args: tuple[int, ...], keep: object = None) -> _Slot:
         if self._hangup is not None:
             raise SyscallHangup(f"{self.name}: {self._hangup}")
-        if len(args) > 6:
-            raise TypeError(f"a syscall takes at most 6 arguments, got {len(args)}")
-        values = [_register(number)] + [_register(arg) for arg in args]
-        values += [0] * (7 - len(values))
-        request = _REQUEST.pack(*values)
+        try:
+            # Non-negative ints below 2**64, at most six: packed as they are.
+            request = _REQUEST.pack(number, *args, *_NO_ARGS[len(args):])
+        except (struct.error, TypeError):
+            request = _pack_checked(number, args)
         self._submitting = True
         try:
             self._seq += 1
@@ -463,6 +494,27 @@ class ConnectionSyscall(SyscallInterface):
                         other.event.set()
                         break
 
+    def _try_answers(self) -> None:
+        """Take the answers already in our socket; if there are none, give
+        up the CPU once (a server on this CPU, waiting for the request just
+        sent, runs now) and look again.  One read each: the caller wants
+        one answer, and a short read says there is no more."""
+        for attempt in (0, 1):
+            try:
+                data = os.read(self._fd, _READ_SIZE)
+            except BlockingIOError:
+                if attempt == 0:
+                    os.sched_yield()
+                continue
+            except OSError:
+                self._read_answers_now()  # it says what went wrong
+                return
+            if not data:
+                self.hangup("the process closed the connection")
+            else:
+                self._dispatch(data)
+            return
+
     def _read_answers_now(self) -> None:
         """Take and apply the answers already in our socket, without
         waiting."""
@@ -500,6 +552,9 @@ class ConnectionSyscall(SyscallInterface):
         self._dispatch(data)
 
     def _dispatch(self, data: bytes) -> None:
+        if len(data) == _RESPONSE.size and not self._partial and self._pending:
+            self._pending.popleft().finish(_RESPONSE.unpack(data)[0])
+            return
         data = self._partial + data
         usable = len(data) - len(data) % _RESPONSE.size
         self._partial = data[usable:]
