@@ -27,7 +27,7 @@ How the driver waits depends on where the epoll fd lives:
   timeout, so the loop's own sockets and tasks run alongside.
 * In another process, epoll_wait blocks there, with that process's syscall
   request fd registered too: a new syscall request wakes it, so other
-  syscalls are never starved (DESIGN.md section 5).
+  syscalls are never starved.
 """
 
 from __future__ import annotations

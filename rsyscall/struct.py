@@ -209,7 +209,7 @@ class Layout:
 
     Fields are little-endian with standard sizes and no implicit alignment:
     every byte of padding is written out ("4x"), so the offsets here are the
-    offsets in C, and tests/test_abi.py checks them against the headers.  A
+    offsets in C, and the test suite checks them against the headers.  A
     field is named as in C (`sin_port`), which documents the mapping to the
     Python attribute (`port`).  A padding field that has no C name is named
     with a leading underscore and is not checked.

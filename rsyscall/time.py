@@ -3,7 +3,7 @@ clock syscalls: clock_gettime(2), clock_getres(2), clock_nanosleep(2),
 nanosleep(2).
 
 `Itimerspec` is defined here because <time.h> is where C defines `struct
-itimerspec` and where timer_settime(2) declares its use of it; timerfd(2)
+itimerspec` and where timer_settime(2) declares its use of it; timerfd_create(2)
 uses it too, and <sys/timerfd.h> includes <time.h> for it, so
 `rsyscall.sys.timerfd` re-exports it.  Defining it below both users keeps
 imports going downward.

@@ -54,7 +54,7 @@ class FDTable:
     parent's handles of that moment (`inherited`): `inherit_fd` may claim
     those and nothing else, and a copy nobody claimed is closed in the
     child as soon as the parent's last handle for it goes away, so that a
-    child never keeps a pipe from reaching EOF (DESIGN.md section 6)."""
+    child never keeps a pipe from reaching EOF."""
 
     __slots__ = ("__weakref__", "_closers", "_copies", "_refs", "inherited", "name", "parent")
 

@@ -35,8 +35,8 @@ class SyscallInterface(abc.ABC):
     A request is the syscall number and up to six integer arguments; the
     answer is the integer result.  A failed call raises OSError with its
     errno, never returns a negative value.  Implementations must complete a
-    call once it has been sent, even if the awaiting coroutine is cancelled
-    (DESIGN.md section 3).
+    call once it has been sent, even if the awaiting coroutine is cancelled:
+    a side effect is never lost.
     """
 
     __slots__ = ()

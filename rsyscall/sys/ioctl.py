@@ -25,7 +25,7 @@ With a pointer, `await fd.ioctl(request, ptr)` returns `(result,
 pointer)`: if the kernel only reads the memory (an _IOW request, FIO.NBIO)
 the pointer is borrowed, must be initialized, and is returned as it was;
 if the kernel writes it (an _IOR request, FIO.NREAD) the pointer is
-consumed (DESIGN.md rule 5) and a `ReadablePointer` to the bytes it wrote
+consumed (as any pointer a syscall writes into) and a `ReadablePointer` to the bytes it wrote
 is returned (any more room is released); if it reads then writes (_IOWR,
 the SIOCGIF* requests) the pointer must be initialized and is consumed,
 and a `ReadablePointer` to all of it returned.  Without a pointer,

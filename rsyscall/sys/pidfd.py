@@ -4,7 +4,7 @@ pidfd_send_signal(2), pidfd_getfd(2).
 A pidfd names one process for as long as the fd lives, so unlike a pid it
 cannot come to name another process after the first is reaped.  It becomes
 readable when the process exits, which is how the library watches children
-without SIGCHLD (DESIGN.md section 6).
+without SIGCHLD.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 prctl takes an option and four unsigned longs whose meaning depends on the
 option: numbers for most, addresses for a few.  The library knows which
 arguments of which option are addresses, so that no integer is ever taken
-for one and no pointer is ever written behind its back (DESIGN.md rule 5):
+for one and no pointer is ever written behind its back (a pointer the
+kernel writes into is consumed):
 
 * `prctl(option, arg2, arg3, arg4, arg5) -> int` is the raw call, for the
   options of `PR` (any other number is a ValueError: it might take an

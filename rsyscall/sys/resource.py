@@ -155,7 +155,7 @@ class ResourceTask(BaseTask):
     async def getpriority(self, which: PRIO) -> int:
         """getpriority(2) with `who` 0: the nice value (-20..19) of this
         process, its process group, or its real user's processes (the
-        highest priority among them), as getpriority(3) returns it."""
+        highest priority among them), as getpriority(2) returns it."""
         return _NICE_BASE - await self.sysif.syscall(SYS.getpriority, int_arg("which", which), 0)
 
     async def getrlimit(self, resource: RLIMIT, rlim: Pointer[Rlimit]) -> ReadablePointer[Rlimit]:
@@ -217,7 +217,7 @@ class ResourceProcess(BaseProcess):
 
     async def getpriority(self) -> int:
         """getpriority(2) with PRIO_PROCESS: this process's nice value
-        (-20..19), as getpriority(3) returns it."""
+        (-20..19), as getpriority(2) returns it."""
         return _NICE_BASE - await self.task.sysif.syscall(SYS.getpriority, PRIO.PROCESS, self.pid)
 
     @overload

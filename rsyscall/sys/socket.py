@@ -12,7 +12,7 @@ the value-result lengths of accept, getsockname and friends are handled
 inside, which then split the address buffer into `(valid, rest)`.
 
 `struct msghdr` is three classes, the one deviation from the headers the
-library makes (see the seed document): `SendMsghdr` for sendmsg,
+library makes (the one the translation rules allow): `SendMsghdr` for sendmsg,
 `RecvMsghdr` for recvmsg, and `RecvMsghdrOut` for what recvmsg writes back.
 
 setsockopt(2) and getsockopt(2) take the options of `SO` (and of IP, TCP

@@ -14,7 +14,7 @@ nothing else holds it (the child's own copies of the parent's fds never
 include it, and a child whose fd table is shared unshares it first, see
 `ChildThread.exec`), so exec closes the last copy and we read EOF.  Death
 is seen the same way, and through the child's pidfd, which the local
-epoller watches (DESIGN.md section 6).
+epoller watches.
 
 **Memory a process runs on** (its stack) is released only once the process
 is known to be gone from our address space: reaped, or exited as its pidfd

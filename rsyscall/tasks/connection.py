@@ -14,7 +14,7 @@ socket is a non-blocking fd in the Python process.
 * **Fair.**  Calls are answered in the order they were made; whoever waits
   for an answer and finds nobody reading becomes the reader for everyone,
   then hands over, as the epoller's driver does.
-* **Cancellation that works, and loses nothing** (DESIGN.md section 3).
+* **Cancellation that works, and loses nothing.**
   A request, once queued, is always answered and its answer applied.  When
   the caller is cancelled (an anyio cancel scope, the loop's native
   cancellation such as asyncio's `Task.cancel`, or KeyboardInterrupt), the

@@ -1,5 +1,5 @@
 """Persistent threads: threads that outlive the connection they were made
-through (DESIGN.md section 8).
+through.
 
     per = await clone_persistent(remote, "/tmp/mine/per.sock")
     await per.make_persistent()       # no parent-death signal, own session

@@ -1,4 +1,4 @@
-"""Memory in an address space we cannot touch: a stub's (DESIGN.md section 4).
+"""Memory in an address space we cannot touch: a stub's.
 
 The target moves the bytes itself, with syscalls on a data socket whose
 other end is ours:

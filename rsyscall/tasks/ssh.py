@@ -1,4 +1,4 @@
-"""Threads on other hosts, through the system `ssh` (DESIGN.md section 8).
+"""Threads on other hosts, through the system `ssh`.
 
     host = await make_ssh_host(local_thread, "user@example.org")
     process, remote = await host.ssh(local_thread)

@@ -1,5 +1,5 @@
 """Threads in stub processes: the syscall server as a program of its own,
-with its own address space (DESIGN.md section 8).
+with its own address space.
 
 The stub (`rsyscall-stub`, built from rsyscall/_native/stub.c, shipped in
 the package) is a static executable that whoever execs it hands a
