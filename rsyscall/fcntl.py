@@ -44,6 +44,7 @@ import dataclasses
 import enum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, cast, overload
 
+from rsyscall._enum import IntEnum, IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.memory.pointer import (
     PathPointer,
@@ -81,7 +82,7 @@ __all__ = [
 AT_FDCWD = -100
 
 
-class O(enum.IntFlag):  # noqa: E742 (the C prefix is O_)
+class O(IntFlag):  # noqa: E742 (the C prefix is O_)
     """open(2) flags, and the flags pipe2, dup3 and others share."""
 
     RDONLY = 0
@@ -105,7 +106,7 @@ class O(enum.IntFlag):  # noqa: E742 (the C prefix is O_)
     TMPFILE = 0o20200000
 
 
-class AT(enum.IntFlag):
+class AT(IntFlag):
     """Flags of the *at syscalls.  AT_FDCWD is not here: pass `None` as the
     directory fd instead.  EACCESS and REMOVEDIR share a value; each syscall
     gives it its own meaning."""
@@ -122,7 +123,7 @@ class AT(enum.IntFlag):
     STATX_DONT_SYNC = 0x4000
 
 
-class SEEK(enum.IntEnum):
+class SEEK(IntEnum):
     """Where an offset counts from: lseek(2)'s whence, and `Flock.whence`
     (C: SEEK_SET...; DATA and HOLE are lseek's only)."""
 
@@ -133,7 +134,7 @@ class SEEK(enum.IntEnum):
     HOLE = 4
 
 
-class F(enum.IntEnum):
+class F(IntEnum):
     """fcntl(2) commands.  Which argument each takes: see the module docstring."""
 
     DUPFD = 0
@@ -163,14 +164,14 @@ class F(enum.IntEnum):
     GET_SEALS = 1034
 
 
-class FD(enum.IntFlag):
+class FD(IntFlag):
     """File descriptor flags (F_GETFD, F_SETFD)."""
 
     NONE = 0
     CLOEXEC = 1
 
 
-class SEAL(enum.IntFlag):
+class SEAL(IntFlag):
     """File seals (F_ADD_SEALS, F_GET_SEALS; C prefix F_SEAL_)."""
 
     NONE = 0
@@ -181,7 +182,7 @@ class SEAL(enum.IntFlag):
     FUTURE_WRITE = 16
 
 
-class FlockType(enum.IntEnum):
+class FlockType(IntEnum):
     """The kind of a record lock (C: F_RDLCK, F_WRLCK, F_UNLCK): `Flock.type`,
     and the lease of F.SETLEASE / F.GETLEASE.
 
@@ -194,7 +195,7 @@ class FlockType(enum.IntEnum):
     UNLCK = 2
 
 
-class F_OWNER(enum.IntEnum):
+class F_OWNER(IntEnum):
     """What `FOwnerEx.pid` names (C: F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP)."""
 
     TID = 0

@@ -24,10 +24,10 @@ splits the buffer into the part written and the rest.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar, Self
 
+from rsyscall._enum import IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.memory.pointer import (
     Pointer,
@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 
-class CLONE(enum.IntFlag):
+class CLONE(IntFlag):
     """clone(2) flags: what a child shares with its parent, and which new
     namespaces it gets.  unshare(2) and setns(2) take the namespace ones."""
 

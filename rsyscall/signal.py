@@ -34,11 +34,11 @@ Deviations from glibc, all because the library makes the raw syscalls:
 
 from __future__ import annotations
 
-import enum
 import struct
 from collections.abc import Iterable
 from typing import Any, Self, overload
 
+from rsyscall._enum import IntEnum, IntFlag
 from rsyscall.base import BaseProcess, BaseTask
 from rsyscall.memory.pointer import (
     Pointer,
@@ -68,7 +68,7 @@ NSIG = 65
 """One more than the highest signal number (the kernel's _NSIG is 64, glibc's NSIG 65)."""
 
 
-class SIG(enum.IntEnum):
+class SIG(IntEnum):
     """Signal numbers (C: SIGHUP...).  Aliases as in the headers."""
 
     HUP = 1
@@ -107,7 +107,7 @@ class SIG(enum.IntEnum):
     SYS = 31
 
 
-class SA(enum.IntFlag):
+class SA(IntFlag):
     """sigaction(2) flags (`sa_flags`).  RESTORER is from the kernel's
     <asm/signal.h>; glibc sets it itself and does not define it."""
 
@@ -122,7 +122,7 @@ class SA(enum.IntFlag):
     RESETHAND = 0x80000000
 
 
-class HowSIG(enum.IntEnum):
+class HowSIG(IntEnum):
     """sigprocmask(2) `how` (C: SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK)."""
 
     BLOCK = 0
@@ -130,7 +130,7 @@ class HowSIG(enum.IntEnum):
     SETMASK = 2
 
 
-class Sighandler(enum.IntEnum):
+class Sighandler(IntEnum):
     """The special handler values (C: SIG_DFL, SIG_IGN)."""
 
     DFL = 0

@@ -16,13 +16,13 @@ event loop too, for `local_thread`).  To wait without blocking, use
 from __future__ import annotations
 
 import dataclasses
-import enum
 import errno
 import math
 import os
 import struct
 from typing import TYPE_CHECKING, Self, overload
 
+from rsyscall._enum import IntEnum, IntFlag
 from rsyscall.base import BaseTask
 from rsyscall.memory.pointer import (
     Pointer,
@@ -43,7 +43,7 @@ __all__ = ["CLOCK", "TIMER", "Itimerspec", "SleepInterrupted", "TimeTask", "Time
 _NSEC_PER_SEC = 1_000_000_000
 
 
-class CLOCK(enum.IntEnum):
+class CLOCK(IntEnum):
     """Clock ids of clock_gettime(2) and the timer syscalls."""
 
     REALTIME = 0
@@ -122,7 +122,7 @@ class Timespec(Struct):
         return cls(sec, nsec)
 
 
-class TIMER(enum.IntFlag):
+class TIMER(IntFlag):
     """clock_nanosleep(2) flags (C: TIMER_ABSTIME)."""
 
     NONE = 0

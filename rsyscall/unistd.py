@@ -14,11 +14,11 @@ SEEK_SET... too, for `struct flock`) and exported here as well.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import struct
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
+from rsyscall._enum import IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.base.fd import FDPairSerializer, closed_error
 from rsyscall.fcntl import AT, SEEK, F, O, dirfd_number
@@ -61,7 +61,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class OK(enum.IntFlag):
+class OK(IntFlag):
     """access(2) modes (C: F_OK, R_OK, W_OK, X_OK)."""
 
     F = 0

@@ -180,6 +180,7 @@ def package_enums() -> dict[str, type[enum.IntEnum] | type[enum.IntFlag]]:
                 isinstance(value, type)
                 and issubclass(value, enum.IntEnum | enum.IntFlag)
                 and value.__module__ == name
+                and len(value.__members__) > 0  # not the member-less base classes
             ):
                 found[f"{name}.{value.__qualname__}"] = value
     return found

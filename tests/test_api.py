@@ -99,3 +99,20 @@ def test_raw_escape_hatches_are_unsafe() -> None:
             assert "Unsafe:" in doc and "caller must" in doc, f"{cls.__name__}.{name}"
     for gone in ("clone3", "set_robust_list"):
         assert not hasattr(rsyscall.Task, gone), gone
+
+
+def test_enums_read_well_in_help() -> None:
+    """help() on a constant class shows its members, not a page of int's
+    methods; dir() lists the members."""
+    import pydoc
+
+    from rsyscall.fcntl import O
+    from rsyscall.sys.socket import AF, SOCK
+
+    for cls in (AF, SOCK, O):
+        text = pydoc.render_doc(cls, renderer=pydoc.plaintext)
+        assert len(text.splitlines()) < 40 + 3 * len(cls.__members__), cls
+        assert "bit_length" not in text and "__add__" not in text
+        assert set(cls.__members__) <= set(dir(cls))
+    assert "INET6 = <AF.INET6: 10>" in pydoc.render_doc(AF, renderer=pydoc.plaintext)
+    assert isinstance(SOCK.STREAM | SOCK.NONBLOCK, SOCK) and int(AF.INET6) == 10

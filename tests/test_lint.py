@@ -35,3 +35,35 @@ def test_docstrings_name_nothing_outside_the_package() -> None:
             if any(word in line for word in outside):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not found, "\n".join(found)
+
+
+def test_mypy_strict_on_the_examples() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "examples"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_users_script_sees_the_types(tmp_path: Path) -> None:
+    """After the README's install command, mypy --strict on a script of the
+    user's, anywhere, sees the package's types (py.typed, and an editable
+    install mypy can follow)."""
+    script = tmp_path / "mine.py"
+    script.write_text(
+        "import anyio\n"
+        "from rsyscall import local_thread\n"
+        "from rsyscall.sys.socket import AF, SOCK\n\n\n"
+        "async def main() -> None:\n"
+        "    pair = await local_thread.socketpair(AF.UNIX, SOCK.STREAM)\n"
+        "    reveal_type(pair)\n"
+        "    pid: int = await local_thread.task.getpid()\n"
+        "    print(pid)\n\n\n"
+        "anyio.run(main)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(script)],
+        cwd=tmp_path, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'Revealed type is "rsyscall.sys.socket.Socketpair"' in result.stdout

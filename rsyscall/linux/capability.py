@@ -29,10 +29,10 @@ The bounding and ambient sets are reached through prctl(2)
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Iterable
 from typing import Self
 
+from rsyscall._enum import IntEnum
 from rsyscall.base import BaseProcess, BaseTask
 from rsyscall.memory.pointer import (
     Pointer,
@@ -64,7 +64,7 @@ sets); the one `CapUserHeader` defaults to, and the only one accepted."""
 _LINUX_CAPABILITY_U32S_3 = 2  # data structs per call in version 3
 
 
-class CAP(enum.IntEnum):
+class CAP(IntEnum):
     """Capability numbers (C prefix CAP_), bit positions in the sets; see
     capabilities(7)."""
 

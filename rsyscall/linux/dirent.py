@@ -16,12 +16,12 @@ it returns an empty part:
 from __future__ import annotations
 
 import dataclasses
-import enum
 import os
 import struct
 from collections.abc import Iterable
 from typing import ClassVar, Self, TypeVar
 
+from rsyscall._enum import IntEnum
 from rsyscall.base import BaseFileDescriptor
 from rsyscall.memory.pointer import Pointer, ReadablePointer, restore, take
 from rsyscall.near.sysnum import SYS
@@ -30,7 +30,7 @@ from rsyscall.struct import Layout, Serializable, check_fields
 __all__ = ["DT", "Dirent", "DirentList", "DirentFileDescriptor"]
 
 
-class DT(enum.IntEnum):
+class DT(IntEnum):
     """File types of `Dirent.type` (d_type)."""
 
     UNKNOWN = 0

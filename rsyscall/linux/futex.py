@@ -25,10 +25,10 @@ out-parameters of get_robust_list (a `struct robust_list_head *` and a
 from __future__ import annotations
 
 import dataclasses
-import enum
 import struct
 from typing import ClassVar, Self
 
+from rsyscall._enum import IntEnum
 from rsyscall.base import BaseProcess, BaseTask
 from rsyscall.memory.pointer import Pointer, ReadablePointer, WrittenPointer, borrow, restore, take
 from rsyscall.near.sysnum import SYS
@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 
-class FUTEX(enum.IntEnum):
+class FUTEX(IntEnum):
     """futex(2) operations, and the option bits or'd into them (the
     result of `|` is a plain int).  FUTEX_FD is left out: Linux removed it
     in 2.6.26.  The *_PRIVATE names are the header's shorthands for the
@@ -115,7 +115,7 @@ ROBUST_LIST_LIMIT = 2048
 """The most robust-list entries the kernel walks when a thread dies."""
 
 
-class FUTEX_OP(enum.IntEnum):
+class FUTEX_OP(IntEnum):
     """The operation of a FUTEX.WAKE_OP on the word at `uaddr2` (C prefix
     FUTEX_OP_); or OPARG_SHIFT in to use 1 << oparg as the operand."""
 
@@ -127,7 +127,7 @@ class FUTEX_OP(enum.IntEnum):
     OPARG_SHIFT = 8
 
 
-class FUTEX_OP_CMP(enum.IntEnum):
+class FUTEX_OP_CMP(IntEnum):
     """The comparison of a FUTEX.WAKE_OP: wake the waiters at `uaddr2` if
     the old value compares so with cmparg."""
 

@@ -13,9 +13,9 @@ mapping fault.
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING
 
+from rsyscall._enum import IntFlag
 from rsyscall.base import BaseTask
 from rsyscall.memory.pointer import WrittenPointer, path_address
 from rsyscall.near.sysnum import SYS
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["MFD", "MemfdTask"]
 
 
-class MFD(enum.IntFlag):
+class MFD(IntFlag):
     """memfd_create(2) flags.  (The MFD_HUGE_* page sizes are encoded in
     the high bits with MFD_HUGETLB; they are not named here.)"""
 

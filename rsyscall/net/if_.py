@@ -26,11 +26,11 @@ ioctls, not syscalls; they take a thread because they make a socket.
 
 from __future__ import annotations
 
-import enum
 import os
 import struct
 from typing import TYPE_CHECKING, ClassVar, Self
 
+from rsyscall._enum import IntEnum, IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.memory.pointer import Pointer, ReadablePointer, borrow, restore, take
 from rsyscall.near.sysnum import SYS
@@ -56,7 +56,7 @@ IFNAMSIZ = 16
 """The size of an interface name buffer, NUL included: names have at most 15 bytes."""
 
 
-class IFF(enum.IntFlag):
+class IFF(IntFlag):
     """Interface flags (SIOCGIFFLAGS, SIOCSIFFLAGS), as glibc's <net/if.h>
     has them.  The kernel's IFF_LOWER_UP, IFF_DORMANT and IFF_ECHO are not
     here: glibc lacks them, and they do not fit in the 16-bit ifr_flags."""
@@ -80,7 +80,7 @@ class IFF(enum.IntFlag):
     DYNAMIC = 0x8000
 
 
-class SIOC(enum.IntEnum):
+class SIOC(IntEnum):
     """The ifreq ioctl requests of netdevice(7) (C: SIOCGIFFLAGS...).
 
     Each takes a pointer to an `Ifreq` naming the interface; the comment

@@ -6,17 +6,17 @@ header; `SockaddrIn` is in rsyscall.netinet.ip, per ip(7).
 
 from __future__ import annotations
 
-import enum
 from ipaddress import IPv6Address
 from typing import ClassVar
 
+from rsyscall._enum import IntEnum
 from rsyscall.struct import Layout, check_fields
 from rsyscall.sys.socket import AF, Sockaddr, _define_options
 
 __all__ = ["INADDR", "IPPROTO", "IPV6", "SockaddrIn6"]
 
 
-class IPPROTO(enum.IntEnum):
+class IPPROTO(IntEnum):
     """IP protocol numbers: socket(2)'s protocol, and option levels."""
 
     IP = 0
@@ -31,7 +31,7 @@ class IPPROTO(enum.IntEnum):
     MPTCP = 262
 
 
-class INADDR(enum.IntEnum):
+class INADDR(IntEnum):
     """Special IPv4 addresses, as host-order integers."""
 
     ANY = 0x00000000
@@ -39,7 +39,7 @@ class INADDR(enum.IntEnum):
     BROADCAST = 0xFFFFFFFF
 
 
-class IPV6(enum.IntEnum):
+class IPV6(IntEnum):
     """IPPROTO_IPV6 socket options (ipv6(7)).  Their values hold no
     addresses, so setsockopt and getsockopt take them."""
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import enum
 from ipaddress import IPv4Address
 from typing import ClassVar
 
+from rsyscall._enum import IntEnum
 from rsyscall.netinet.in_ import IPPROTO, _check_port
 from rsyscall.struct import Layout
 from rsyscall.sys.socket import AF, Sockaddr, _define_options
@@ -13,7 +13,7 @@ from rsyscall.sys.socket import AF, Sockaddr, _define_options
 __all__ = ["IP", "SockaddrIn"]
 
 
-class IP(enum.IntEnum):
+class IP(IntEnum):
     """IPPROTO_IP socket options."""
 
     TOS = 1

@@ -1,14 +1,14 @@
 """<netinet/tcp.h>: IPPROTO_TCP socket options (tcp(7))."""
 
-import enum
 
+from rsyscall._enum import IntEnum
 from rsyscall.netinet.in_ import IPPROTO
 from rsyscall.sys.socket import _define_options
 
 __all__ = ["TCP"]
 
 
-class TCP(enum.IntEnum):
+class TCP(IntEnum):
     """IPPROTO_TCP socket options."""
 
     NODELAY = 1

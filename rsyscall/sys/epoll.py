@@ -7,11 +7,11 @@ AsyncFileDescriptors.
 
 from __future__ import annotations
 
-import enum
 import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar, Self
 
+from rsyscall._enum import IntEnum, IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.memory.pointer import Pointer, ReadablePointer, WrittenPointer, borrow, restore, take
 from rsyscall.near.sysnum import SYS
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 
-class EPOLL(enum.IntFlag):
+class EPOLL(IntFlag):
     """Event bits of `struct epoll_event` (C: EPOLLIN, EPOLLOUT...)."""
 
     NONE = 0
@@ -52,7 +52,7 @@ class EPOLL(enum.IntFlag):
     ET = 1 << 31
 
 
-class EPOLL_CTL(enum.IntEnum):
+class EPOLL_CTL(IntEnum):
     """epoll_ctl(2) operations."""
 
     ADD = 1

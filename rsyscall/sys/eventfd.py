@@ -14,9 +14,9 @@ non-blocking; through an AsyncFileDescriptor it waits for a write.
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING
 
+from rsyscall._enum import IntFlag
 from rsyscall.base import BaseTask
 from rsyscall.near.sysnum import SYS
 from rsyscall.struct import C_INT, C_UINT, CUInt, int_arg
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["EFD", "EventfdTask"]
 
 
-class EFD(enum.IntFlag):
+class EFD(IntFlag):
     """eventfd(2) flags."""
 
     NONE = 0

@@ -16,13 +16,13 @@ variable-length `struct inotify_event` records (`InotifyEventList`).
 from __future__ import annotations
 
 import dataclasses
-import enum
 import os
 import struct
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
 
+from rsyscall._enum import IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.memory.pointer import PathPointer, Pointer, UseAfterConsumeError, path_address
 from rsyscall.near.sysnum import SYS
@@ -50,7 +50,7 @@ NAME_MAX = 255
 """The longest file name, in bytes, an event can carry (from <linux/limits.h>)."""
 
 
-class IN(enum.IntFlag):
+class IN(IntFlag):
     """inotify event bits and watch flags (the `mask` of
     inotify_add_watch(2) and of `InotifyEvent`), and the inotify_init1(2)
     flags.

@@ -44,10 +44,10 @@ of their man page: `sock.siocgifflags(ifr)`... in rsyscall.net.if_.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from typing import Any, NamedTuple, TypeVar, overload
 
+from rsyscall._enum import IntEnum
 from rsyscall.base import BaseFileDescriptor
 from rsyscall.memory.pointer import (
     Pointer,
@@ -72,7 +72,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class FIO(enum.IntEnum):
+class FIO(IntEnum):
     """Requests every open file accepts (C: FIONREAD, FIONBIO...).
 
     The argument each takes, as `fd.ioctl(FIO.X, arg)`:"""
@@ -90,7 +90,7 @@ class FIO(enum.IntEnum):
     ASYNC = 0x5452
 
 
-class IOC(enum.IntEnum):
+class IOC(IntEnum):
     """The direction of an _IOC-encoded request, from the caller's side (C:
     _IOC_NONE, _IOC_WRITE, _IOC_READ; or READ | WRITE): WRITE means the
     caller writes the argument and the kernel reads it, READ the kernel

@@ -30,11 +30,11 @@ memfd_create(2) is documented with this header; its flags are `MFD`, from
 
 from __future__ import annotations
 
-import enum
 import weakref
 from bisect import bisect_right
 from typing import TYPE_CHECKING
 
+from rsyscall._enum import IntEnum, IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.fcntl import SEAL, F
 from rsyscall.linux.memfd import MFD
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["MADV", "MAP", "MFD", "PROT", "MemoryMapping", "MmanTask"]
 
 
-class PROT(enum.IntFlag):
+class PROT(IntFlag):
     """Memory protection (mmap(2), mprotect(2))."""
 
     NONE = 0
@@ -61,7 +61,7 @@ class PROT(enum.IntFlag):
     GROWSUP = 0x02000000
 
 
-class MAP(enum.IntFlag):
+class MAP(IntFlag):
     """mmap(2) flags.  Exactly one of SHARED, PRIVATE and SHARED_VALIDATE
     is required.  (MAP_32BIT is left out: a name cannot start with a digit.)"""
 
@@ -83,7 +83,7 @@ class MAP(enum.IntFlag):
     FIXED_NOREPLACE = 0x100000
 
 
-class MADV(enum.IntEnum):
+class MADV(IntEnum):
     """madvise(2) advice."""
 
     NORMAL = 0

@@ -12,9 +12,9 @@ those that mount(2) allows to be NULL may be None.
 
 from __future__ import annotations
 
-import enum
 from typing import TypeAlias
 
+from rsyscall._enum import IntFlag
 from rsyscall.base import BaseTask
 from rsyscall.memory.pointer import PathPointer, Pointer, ReadablePointer, borrow, path_address
 from rsyscall.near.sysnum import SYS
@@ -23,7 +23,7 @@ from rsyscall.struct import C_ULONG, BytesSerializer, StrSerializer, int_arg
 __all__ = ["MNT", "MS", "MountTask"]
 
 
-class MS(enum.IntFlag):
+class MS(IntFlag):
     """mount(2) `mountflags`.
 
     The kernel-internal MS_ACTIVE and MS_NOUSER of glibc's header are left
@@ -58,7 +58,7 @@ class MS(enum.IntFlag):
     LAZYTIME = 1 << 25
 
 
-class MNT(enum.IntFlag):
+class MNT(IntFlag):
     """umount2(2) `flags`.  NOFOLLOW is C's UMOUNT_NOFOLLOW (the others are
     MNT_FORCE, MNT_DETACH, MNT_EXPIRE): one prefix for one argument."""
 

@@ -9,9 +9,9 @@ without SIGCHLD.
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING
 
+from rsyscall._enum import IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.near.sysnum import SYS
 from rsyscall.signal import SIG
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["PIDFD", "PidfdFileDescriptor", "PidfdTask"]
 
 
-class PIDFD(enum.IntFlag):
+class PIDFD(IntFlag):
     """pidfd_open(2) flags."""
 
     NONE = 0

@@ -44,13 +44,13 @@ process (CLONE_VM): setting them in a child sets them for us too.
 
 from __future__ import annotations
 
-import enum
 import os
 import struct
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from rsyscall._enum import IntEnum
 from rsyscall.base import BaseTask
 from rsyscall.memory.pointer import Pointer, ReadablePointer, borrow, restore, take
 from rsyscall.near.sysnum import SYS
@@ -62,7 +62,7 @@ __all__ = ["OUT_SIZES", "PR", "PR_CAP_AMBIENT", "PrctlTask"]
 T = TypeVar("T")
 
 
-class PR(enum.IntEnum):
+class PR(IntEnum):
     """prctl(2) options (C prefix PR_).  Some exist only on other
     architectures (the FP, SVE, SME, PAC, MPX ones...); x86_64 fails them
     with OSError EINVAL."""
@@ -131,7 +131,7 @@ class PR(enum.IntEnum):
     SET_VMA = 0x53564D41
 
 
-class PR_CAP_AMBIENT(enum.IntEnum):
+class PR_CAP_AMBIENT(IntEnum):
     """The arg2 of PR.CAP_AMBIENT: what to do with the ambient capability
     set; arg3 is the capability (a `rsyscall.sys.capability.CAP`)."""
 

@@ -11,9 +11,9 @@ Limits are `rlim_t`, unsigned 64-bit: `RLIM_INFINITY` is 2**64-1 here
 
 from __future__ import annotations
 
-import enum
 from typing import Self, overload
 
+from rsyscall._enum import IntEnum
 from rsyscall.base import BaseProcess, BaseTask
 from rsyscall.memory.pointer import (
     Pointer,
@@ -39,7 +39,7 @@ RLIM_INFINITY = (1 << 64) - 1
 """No limit: C's RLIM_INFINITY, `(rlim_t) -1`."""
 
 
-class PRIO(enum.IntEnum):
+class PRIO(IntEnum):
     """getpriority(2)/setpriority(2) `which`."""
 
     PROCESS = 0
@@ -47,7 +47,7 @@ class PRIO(enum.IntEnum):
     USER = 2
 
 
-class RLIMIT(enum.IntEnum):
+class RLIMIT(IntEnum):
     """getrlimit(2) resources.  OFILE is the old BSD name of NOFILE."""
 
     CPU = 0

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import enum
 import struct
 import threading
 import weakref
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, ClassVar, Self
 
 import anyio
 
+from rsyscall._enum import IntFlag
 from rsyscall._native import _raw
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.memory.pointer import (
@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 
-class SFD(enum.IntFlag):
+class SFD(IntFlag):
     """signalfd(2) flags (C: SFD_CLOEXEC, SFD_NONBLOCK)."""
 
     NONE = 0

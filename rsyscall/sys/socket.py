@@ -23,11 +23,11 @@ and AF_XDP ones) go through `unsafe_setsockopt` / `unsafe_getsockopt`.
 
 from __future__ import annotations
 
-import enum
 import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, overload
 
+from rsyscall._enum import IntEnum, IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.base.fd import FDPairSerializer
 from rsyscall.memory.allocator import Allocation
@@ -81,7 +81,7 @@ T = TypeVar("T")
 A = TypeVar("A", bound="Sockaddr")
 
 
-class AF(enum.IntEnum):
+class AF(IntEnum):
     """Address families (socket(2) domain)."""
 
     UNSPEC = 0
@@ -96,7 +96,7 @@ class AF(enum.IntEnum):
 AF.LOCAL = AF.UNIX  # type: ignore[attr-defined]  # the POSIX name
 
 
-class SOCK(enum.IntFlag):
+class SOCK(IntFlag):
     """Socket types, with the flags socket(2) lets you or into them."""
 
     NONE = 0
@@ -110,7 +110,7 @@ class SOCK(enum.IntFlag):
     CLOEXEC = 0o2000000
 
 
-class MSG(enum.IntFlag):
+class MSG(IntFlag):
     """send(2) and recv(2) flags."""
 
     NONE = 0
@@ -129,7 +129,7 @@ class MSG(enum.IntFlag):
     CMSG_CLOEXEC = 0x40000000
 
 
-class SHUT(enum.IntEnum):
+class SHUT(IntEnum):
     """shutdown(2) how."""
 
     RD = 0
@@ -137,14 +137,14 @@ class SHUT(enum.IntEnum):
     RDWR = 2
 
 
-class SOL(enum.IntEnum):
+class SOL(IntEnum):
     """Socket option levels defined here; protocol levels are IPPROTO values
     (rsyscall.netinet.in_)."""
 
     SOCKET = 1
 
 
-class SO(enum.IntEnum):
+class SO(IntEnum):
     """SOL_SOCKET options (socket(7))."""
 
     DEBUG = 1
@@ -174,7 +174,7 @@ class SO(enum.IntEnum):
     PEEK_OFF = 42
 
 
-class SCM(enum.IntEnum):
+class SCM(IntEnum):
     """Ancillary message types at level SOL_SOCKET."""
 
     RIGHTS = 1

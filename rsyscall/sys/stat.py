@@ -10,11 +10,11 @@ it consumes the pointer and returns a `ReadablePointer` to the same memory.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Self
 
+from rsyscall._enum import IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.fcntl import AT, dirfd_number
 from rsyscall.memory.pointer import (
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 
-class S(enum.IntFlag):
+class S(IntFlag):
     """File type and mode bits of `st_mode` (C prefix S_).
 
     The file type is the field `mode & S.IFMT`, not a set of bits: compare
@@ -75,7 +75,7 @@ class S(enum.IntFlag):
     IXOTH = 0o001
 
 
-class STATX(enum.IntFlag):
+class STATX(IntFlag):
     """statx(2) `mask` bits, and `Statx.mask`: which fields are wanted, and
     which were filled in."""
 
@@ -99,7 +99,7 @@ class STATX(enum.IntFlag):
     DIOALIGN = 0x2000
 
 
-class STATX_ATTR(enum.IntFlag):
+class STATX_ATTR(IntFlag):
     """`Statx.attributes` bits (and `Statx.attributes_mask`: those the
     file system supports)."""
 

@@ -15,12 +15,12 @@ waiting in any thread's epoll loop, so other coroutines keep running.
 
 from __future__ import annotations
 
-import enum
 import math
 from typing import TYPE_CHECKING, overload
 
 import anyio
 
+from rsyscall._enum import IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.memory.pointer import (
     Pointer,
@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 
-class TFD(enum.IntFlag):
+class TFD(IntFlag):
     """timerfd_create(2) flags."""
 
     NONE = 0
@@ -60,7 +60,7 @@ class TFD(enum.IntFlag):
     CLOEXEC = 0o2000000
 
 
-class TFD_TIMER(enum.IntFlag):
+class TFD_TIMER(IntFlag):
     """timerfd_settime(2) flags (C: TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET)."""
 
     NONE = 0

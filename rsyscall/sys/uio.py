@@ -10,11 +10,11 @@ were written and those that were not.
 
 from __future__ import annotations
 
-import enum
 import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Self
 
+from rsyscall._enum import IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.memory.allocator import Allocation
 from rsyscall.memory.pointer import (
@@ -36,7 +36,7 @@ __all__ = ["RWF", "UIO_MAXIOV", "IovecList", "UioFileDescriptor"]
 UIO_MAXIOV = 1024
 
 
-class RWF(enum.IntFlag):
+class RWF(IntFlag):
     """Per-call flags of preadv2(2) and pwritev2(2)."""
 
     NONE = 0

@@ -7,9 +7,9 @@ waitid fills, interpreted); `CalledProcessError` is raised by
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING, ClassVar, Self
 
+from rsyscall._enum import IntEnum, IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.memory.pointer import Pointer, ReadablePointer, restore, take
 from rsyscall.near.sysnum import SYS
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["CLD", "P", "W", "CalledProcessError", "ChildState", "Siginfo", "WaitTask"]
 
 
-class P(enum.IntEnum):
+class P(IntEnum):
     """waitid(2) idtype: which children `id` names."""
 
     ALL = 0
@@ -31,7 +31,7 @@ class P(enum.IntEnum):
     PIDFD = 3
 
 
-class W(enum.IntFlag):
+class W(IntFlag):
     """waitid(2) options."""
 
     NONE = 0
@@ -45,7 +45,7 @@ class W(enum.IntFlag):
     CLONE = 0x80000000
 
 
-class CLD(enum.IntEnum):
+class CLD(IntEnum):
     """si_code values of a SIGCHLD siginfo: how the child's state changed."""
 
     EXITED = 1
