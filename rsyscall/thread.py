@@ -10,6 +10,7 @@ process itself.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import struct
 import subprocess
@@ -97,6 +98,8 @@ _SIGACTION_SIZE = 32  # the kernel's struct sigaction: all zero is SIG_DFL
 
 T = TypeVar("T")
 StrPath = str | os.PathLike[str]
+# DEBUG: each clone and exec (rsyscall.connection traces their syscalls).
+_clone_log = logging.getLogger("rsyscall.clone")
 
 _BYTES = BytesSerializer()
 _STR = StrSerializer()
@@ -450,6 +453,7 @@ class Thread:
         # has not said so already) and its memory is released.
         await child.process.watch()
         child.process.on_exit(_hangup_later(sysif, "the process exited"))
+        _clone_log.debug("%r cloned pid %d (flags %r)", self, pid, flags)
         if flags & CLONE.NEWUSER and automatically_write_user_mappings:
             await self._write_id_maps(f"/proc/{pid}", await self.task.geteuid(),
                                       await self.task.getegid())
@@ -757,6 +761,7 @@ class RemoteThread(Thread):
         default = await space.stage(bytes(_SIGACTION_SIZE))
         for sig in (SIG.PIPE, SIG.XFSZ):
             connection.submit_discard(_SYS_rt_sigaction, sig, default.address, 0, 8)
+        _clone_log.debug("%s: exec %s", connection.name, command)
         request = connection.start(_SYS_execve, path, argv, envp)
         if shared:
             helper = await self._watch_exec(word_address)

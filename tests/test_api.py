@@ -1,5 +1,6 @@
 """The public names of API.md exist, with the shapes it gives."""
 
+import importlib
 import inspect
 
 import pytest
@@ -116,3 +117,34 @@ def test_enums_read_well_in_help() -> None:
         assert set(cls.__members__) <= set(dir(cls))
     assert "INET6 = <AF.INET6: 10>" in pydoc.render_doc(AF, renderer=pydoc.plaintext)
     assert isinstance(SOCK.STREAM | SOCK.NONBLOCK, SOCK) and int(AF.INET6) == 10
+
+
+def test_docstring_examples_import_what_exists() -> None:
+    """Every `from rsyscall... import NAME` in a docstring (and the README)
+    names something that module exports."""
+    import ast
+    import re
+    from pathlib import Path
+
+    root = Path(rsyscall.__file__).parent
+    texts = [(str(path), ast.get_docstring(node) or "")
+             for path in root.rglob("*.py")
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef
+                           | ast.AsyncFunctionDef)]
+    texts.append(("README.md", (root.parent / "README.md").read_text()))
+    pattern = re.compile(r"from (rsyscall[\w.]*) import ([\w, ]+)")
+    checked = 0
+    for where, text in texts:
+        for module_name, names in pattern.findall(text):
+            module = importlib.import_module(module_name)
+            exported = getattr(module, "__all__", None)
+            for name in (n.strip() for n in names.split(",")):
+                if not name:
+                    continue
+                name = name.split(" as ")[0]
+                assert hasattr(module, name), f"{where}: {module_name}.{name}"
+                if exported is not None:
+                    assert name in exported, f"{where}: {name} not in {module_name}.__all__"
+                checked += 1
+    assert checked > 5

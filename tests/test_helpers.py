@@ -106,3 +106,28 @@ async def test_spit_to_an_fd(thread: Thread, tmp_path: object) -> None:
     with pytest.raises(ValueError):
         await thread.spit(other.stdout, "not ours")
     await other.exit(0)
+
+
+async def test_unix_addresses_longer_than_sun_path(thread: Thread, tmp_path: object) -> None:
+    from rsyscall.sys.un import SockaddrUn, SockaddrUnProcFd
+
+    directory = f"{tmp_path}/{'d' * 60}/{'e' * 60}"
+    os.makedirs(directory)
+    path = f"{directory}/listening.sock"
+    assert len(path) > 108
+    with pytest.raises(ValueError):
+        SockaddrUn(path)
+    addr = await SockaddrUn.from_path(thread, path)
+    assert isinstance(addr, SockaddrUnProcFd)
+    listener = await thread.task.socket(AF.UNIX, SOCK.STREAM)
+    await listener.bind(await thread.ptr(addr))
+    await listener.listen(1)
+    assert os.path.exists(path)  # the socket file is where the long path says
+    client = await thread.task.socket(AF.UNIX, SOCK.STREAM)
+    await client.connect(await thread.ptr(addr))
+    accepted = await listener.accept()
+    await client.write(await thread.ptr(b"long way"))
+    got, _ = await accepted.read(await thread.malloc(bytes, 8))
+    assert await got.read() == b"long way"
+    short = await SockaddrUn.from_path(thread, "/tmp/short.sock")
+    assert type(short) is SockaddrUn and short.path == b"/tmp/short.sock"

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import math
 import operator
 import os
@@ -143,6 +144,18 @@ def _pack_checked(number: int, args: tuple[int, ...]) -> bytes:
     values = [_register(number)] + [_register(arg) for arg in args]
     values += [0] * (7 - len(values))
     return _REQUEST.pack(*values)
+
+
+# DEBUG traces every request and answer of every connection (child, stub
+# and ssh threads): off unless the application turns it on.
+_log = logging.getLogger("rsyscall.connection")
+
+
+def _syscall_name(number: int) -> str:
+    try:
+        return SYS(number).name
+    except ValueError:
+        return f"syscall{number}"
 
 
 def _outcome(slot: _Slot) -> int:
@@ -426,6 +439,8 @@ class ConnectionSyscall(SyscallInterface):
             request = _REQUEST.pack(number, *args, *_NO_ARGS[len(args):])
         except (struct.error, TypeError):
             request = _pack_checked(number, args)
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("%s: #%d %s%r", self.name, self._seq + 1, _syscall_name(number), args)
         self._submitting = True
         try:
             self._seq += 1
@@ -552,6 +567,9 @@ class ConnectionSyscall(SyscallInterface):
         self._dispatch(data)
 
     def _dispatch(self, data: bytes) -> None:
+        if _log.isEnabledFor(logging.DEBUG):
+            self._dispatch_logged(data)
+            return
         if len(data) == _RESPONSE.size and not self._partial and self._pending:
             self._pending.popleft().finish(_RESPONSE.unpack(data)[0])
             return
@@ -565,6 +583,20 @@ class ConnectionSyscall(SyscallInterface):
                 return
             pending.popleft().finish(result)
 
+    def _dispatch_logged(self, data: bytes) -> None:
+        data = self._partial + data
+        usable = len(data) - len(data) % _RESPONSE.size
+        self._partial = data[usable:]
+        pending = self._pending
+        for (result,) in _RESPONSE.iter_unpack(data[:usable]):
+            if not pending:
+                self.hangup("protocol error: an answer with no request")
+                return
+            slot = pending.popleft()
+            shown = f"-{errno.errorcode.get(-result, -result)}" if -4096 < result < 0 else result
+            _log.debug("%s: #%d %s -> %s", self.name, slot.seq, _syscall_name(slot.number), shown)
+            slot.finish(result)
+
     # ---- the end ----
 
     def hangup(self, reason: str) -> None:
@@ -575,6 +607,7 @@ class ConnectionSyscall(SyscallInterface):
         if self._hangup is not None:
             return
         self._hangup = reason
+        _log.debug("%s: hung up: %s (%d pending)", self.name, reason, len(self._pending))
         # Whatever it answered before going is in our socket buffer.
         while True:
             try:

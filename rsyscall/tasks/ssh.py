@@ -38,6 +38,7 @@ and user keys in a temporary directory: for tests and demos.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import secrets
 import shlex
@@ -83,6 +84,8 @@ __all__ = [
 _TAGS = {name: struct.unpack("<Q", tag)[0] for name, tag in (
     ("request", b"RSYSREQU"), ("data", b"RSYSDATA"), ("control", b"RSYSCTRL"),
 )}
+# DEBUG: the ssh command line and the bootstrap's progress.
+_log = logging.getLogger("rsyscall.ssh")
 _LISTENING = b"RSYSCALL-LISTENING"
 _UNSUPPORTED = b"RSYSCALL-UNSUPPORTED"
 _NOTMP = b"RSYSCALL-NOTMP"
@@ -379,6 +382,7 @@ async def _ssh(
         # sh, whatever the login shell is.
         host.destination, "exec sh -c " + shlex.quote(_script(remote_dir, len(stub))),
     )
+    _log.debug("ssh to %s from %r: %s", host.destination, thread, command)
     session = _Session(thread, host.command, host.destination, local_dir, control, forward_socket)
     session.remote_directory = remote_dir
     await session.remember_file(control)
@@ -477,6 +481,7 @@ async def _bootstrap(
         SSHThread, thread, sockets["request"], sockets["data"], sockets["control"],
         timeout, process=None, transfer_ours=None, ssh=session,
     )
+    _log.debug("ssh to %s: stub %d listening, connected", host.destination, remote.task.pid)
     # The ssh process's end is the thread's end.
     process.on_exit(_hangup_later(remote.connection, "the ssh process exited"))
     return remote
