@@ -462,18 +462,29 @@ class Thread:
     async def unshare(self, flags: CLONE) -> None:
         """unshare(2): new namespaces for this thread's process.  With
         CLONE.NEWUSER the uid and gid maps are written so it keeps its ids.
-        CLONE.FILES is refused: the library would lose track of which
-        handles belong to which table.
+
+        CLONE.FILES (a child thread cloned with CLONE.FILES only) gives the
+        child a table of its own, as if it had been cloned without: it
+        keeps, as `inherit_fd` claims, the copies of its parent's fds, and
+        closes the rest.  Handles made before, and AsyncFileDescriptors,
+        name the fds of the table it leaves (the parent's), and act there
+        through the parent thread.
 
         The kernel refuses CLONE.NEWUSER to a process with more than one
         thread, which the Python process may be (trio, for one, keeps a
         worker thread): unshare in a child thread instead."""
         flags = CLONE(flags)
-        if flags & CLONE.FILES:
-            raise ValueError("unsharing the fd table is not supported; clone without CLONE.FILES")
+        files = bool(flags & CLONE.FILES) and self.task.fd_table.sharers() > 1
+        if flags & CLONE.FILES and not isinstance(self, ChildThread):
+            # The Python process's other OS threads would keep the old table.
+            raise ValueError("unshare(CLONE.FILES) is for child threads; clone without "
+                             "CLONE.FILES for a table of one's own")
         if flags & CLONE.NEWUSER:
             uid, gid = await self.task.geteuid(), await self.task.getegid()
         await self.task.unshare(flags)
+        if files:
+            assert isinstance(self, ChildThread)
+            self._own_fd_table()
         if flags & CLONE.NEWUSER:
             await self._write_id_maps("/proc/self", uid, gid)
 
@@ -938,6 +949,31 @@ class ChildThread(RemoteThread):
         state = await self.process.waitpid(W.EXITED)
         self.connection.hangup("the process exited")
         return state
+
+    def _own_fd_table(self) -> None:
+        """After unshare(CLONE.FILES): the child's own copy of the table,
+        kept as a clone without CLONE.FILES would keep it."""
+        old = self.task
+        connection = self.connection
+        shared = old.fd_table
+        request_number = self._request_fd.number
+        table, keep = shared.copy_for_child(connection.name, connection.close_later,
+                                            request_number)
+        shared.forget_closer(connection.close_later)
+        for low, high in _gaps(keep):
+            connection.submit_discard(_SYS_close_range, low, high, 0)
+        task = Task(connection, old.space, table, old.pid)
+        # What was made through the old task names the parent's table now,
+        # and goes through the parent's process.
+        old.sysif = self.parent.task.sysif
+        self._request_fd.drop()  # the parent's copy: EOF must come at exec
+        self.task = task
+        self._request_fd = task.make_fd(request_number)
+        table.mark_private(request_number)
+        self.stdin, self.stdout, self.stderr = (task.make_fd(n) for n in (0, 1, 2))
+        self._epoller = None
+        self._transfer = None
+        self._parent_transfer = None
 
     async def _fd_to_local(self, fd: FileDescriptor) -> FileDescriptor:
         # We may take fds from our descendants (pidfd_getfd's ptrace check).

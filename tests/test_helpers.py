@@ -131,3 +131,50 @@ async def test_unix_addresses_longer_than_sun_path(thread: Thread, tmp_path: obj
     assert await got.read() == b"long way"
     short = await SockaddrUn.from_path(thread, "/tmp/short.sock")
     assert type(short) is SockaddrUn and short.path == b"/tmp/short.sock"
+
+
+def _fds_of(pid: int) -> set[int]:
+    return {int(name) for name in os.listdir(f"/proc/{pid}/fd")}
+
+
+async def test_unshare_files_in_a_child(thread: Thread, tmp_path: object) -> None:
+    from rsyscall.sched import CLONE as C
+
+    from .util import thread_pid
+
+    pipe = await thread.pipe()
+    child = await thread.clone(C.FILES)
+    parent_pid, child_pid = thread_pid(thread), child.process.pid
+    opened_before = await child.task.open(await child.ptr("/dev/null"), O.RDONLY)
+    await child.unshare(C.FILES)
+    # New fds are the child's alone now.
+    mine = await child.task.open(await child.ptr("/dev/null"), O.RDONLY)
+    assert mine.number in _fds_of(child_pid)
+    assert os.readlink(f"/proc/{child_pid}/fd/{mine.number}") == "/dev/null"
+    # The copy of the parent's pipe is there to claim, like a clone's.
+    write_end = child.inherit_fd(pipe.write)
+    await write_end.write(await child.ptr(b"after unshare"))
+    got, _ = await pipe.read.read(await thread.malloc(bytes, 13))
+    assert await got.read() == b"after unshare"
+    # A handle made before names the parent's table, and works through it.
+    assert opened_before.number in _fds_of(parent_pid)
+    await opened_before.close()
+    # Exec is seen by EOF on the child's own connection, as for any clone.
+    await child.inherit_fd(pipe.write).dup2(child.stdout)
+    process = await child.exec(thread.environ.sh.args("-c", "echo exec"))
+    await pipe.write.close()
+    assert await thread.read_to_eof(pipe.read) == b"exec\n"
+    assert (await process.waitpid()).clean()
+
+
+async def test_unshare_files_is_for_children(thread: Thread) -> None:
+    from rsyscall import ChildThread
+    from rsyscall.sched import CLONE as C
+
+    if not isinstance(thread, ChildThread):
+        with pytest.raises(ValueError):
+            await thread.unshare(C.FILES)
+    child = await thread.clone()  # a table of its own already: nothing to do
+    await child.unshare(C.FILES)
+    assert await child.task.getpid() == child.task.pid
+    await child.exit(0)
