@@ -433,6 +433,59 @@ class UnistdTask(BaseTask):
             SYS.setresgid, _id("rgid", rgid, True), _id("egid", egid, True), _id("sgid", sgid, True)
         )
 
+    async def setreuid(self, ruid: int, euid: int) -> None:
+        """setreuid(2): set the real and effective user ids; -1 leaves one
+        unchanged."""
+        await self.sysif.syscall(SYS.setreuid, _id("ruid", ruid, True), _id("euid", euid, True))
+
+    async def setregid(self, rgid: int, egid: int) -> None:
+        """setregid(2): set the real and effective group ids; -1 leaves one
+        unchanged."""
+        await self.sysif.syscall(SYS.setregid, _id("rgid", rgid, True), _id("egid", egid, True))
+
+    async def gettid(self) -> int:
+        """gettid(2): the id of the thread making the call (the process's
+        own pid, for the single-threaded processes rsyscall makes)."""
+        return await self.sysif.syscall(SYS.gettid)
+
+    async def getsid(self, pid: PidT = 0) -> int:
+        """getsid(2): the session id of process `pid` (0: this process)."""
+        return await self.sysif.syscall(SYS.getsid, pid)
+
+    async def sync(self) -> None:
+        """sync(2): write every filesystem's cached data and metadata to
+        disk."""
+        await self.sysif.syscall(SYS.sync)
+
+    async def truncate(self, path: PathPointer, length: int) -> None:
+        """truncate(2): set the size of the file at `path` to `length`
+        bytes."""
+        if not isinstance(length, int) or isinstance(length, bool):
+            raise TypeError(f"length must be an int, not {type(length).__name__}")
+        await self.sysif.syscall(SYS.truncate, path_address(self, path), length)
+
+    async def fchownat(
+        self, dirfd: FileDescriptor | None, path: PathPointer, owner: int, group: int,
+        flags: AT = AT.NONE,
+    ) -> None:
+        """fchownat(2): set the owner and group of `path` (relative to
+        `dirfd`; None: the working directory); -1 leaves one unchanged.
+        AT.SYMLINK_NOFOLLOW changes a symlink itself, AT.EMPTY_PATH with an
+        empty path the file `dirfd` is."""
+        await self.sysif.syscall(
+            SYS.fchownat, dirfd_number(self, dirfd), path_address(self, path),
+            _id("owner", owner, True), _id("group", group, True), flags,
+        )
+
+    async def pivot_root(self, new_root: PathPointer, put_old: PathPointer) -> None:
+        """pivot_root(2): make `new_root` (a mount point) this process's
+        mount namespace's root, and move the old root to `put_old` (at or
+        under `new_root`), from where it can be unmounted; needs a mount
+        namespace of its own (CLONE.NEWNS) and CAP_SYS_ADMIN in it."""
+        await self.sysif.syscall(
+            SYS.pivot_root, path_address(self, new_root), path_address(self, put_old)
+        )
+
     async def _getres(self, number: int, ids: Pointer[ResIds]) -> ReadablePointer[ResIds]:
         alloc = take(ids, self, ResIds.sizeof())
         address = alloc.address
@@ -582,6 +635,33 @@ class UnistdFileDescriptor(BaseFileDescriptor):
     async def fchdir(self) -> None:
         """fchdir(2): make this directory the working directory."""
         await self.task.sysif.syscall(SYS.fchdir, self.number)
+
+    async def fsync(self) -> None:
+        """fsync(2): write the file's cached data and metadata to disk."""
+        await self.task.sysif.syscall(SYS.fsync, self.number)
+
+    async def fdatasync(self) -> None:
+        """fdatasync(2): as fsync, without metadata that reading does not
+        need."""
+        await self.task.sysif.syscall(SYS.fdatasync, self.number)
+
+    async def syncfs(self) -> None:
+        """syncfs(2): write the cached data of the filesystem this file is
+        on."""
+        await self.task.sysif.syscall(SYS.syncfs, self.number)
+
+    async def fchown(self, owner: int, group: int) -> None:
+        """fchown(2): set the file's owner and group; -1 leaves one
+        unchanged."""
+        await self.task.sysif.syscall(
+            SYS.fchown, self.number, _id("owner", owner, True), _id("group", group, True)
+        )
+
+    async def dup(self) -> FileDescriptor:
+        """dup(2): a new fd (the lowest free number) for this fd's open
+        file; like dup2's, it is not close-on-exec."""
+        number = await self.task.sysif.syscall(SYS.dup, self.number)
+        return self.task.make_fd(number)
 
     def _same_table(self, newfd: FileDescriptor) -> int:
         if not isinstance(newfd, BaseFileDescriptor):

@@ -1,0 +1,136 @@
+"""The rest of <unistd.h> for process setup: pivot_root, dup, the sync
+family, truncate, fchown/fchownat, setreuid/setregid, gettid, getsid; on
+every kind of thread, with their error paths.  Calls that change ids or
+owners run in children (never in the test's own process); the owner
+changes need root (CI is root)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from rsyscall import Thread, local_thread
+from rsyscall.fcntl import AT, F, O
+from rsyscall.sched import CLONE
+from rsyscall.sys.mount import MNT
+from rsyscall.sys.stat import Stat
+
+from .test_mount import mount_ns_child, mount_tmpfs
+from .util import thread_pid
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_gettid_and_getsid(thread: Thread) -> None:
+    pid = thread_pid(thread)
+    tid = await thread.task.gettid()
+    assert tid in {int(t) for t in os.listdir(f"/proc/{pid}/task")}
+    if thread is not local_thread:
+        assert tid == thread.task.pid  # our processes have one thread
+    assert await thread.task.getsid() == os.getsid(pid)
+    assert await thread.task.getsid(thread.task.pid) == os.getsid(pid)
+    with pytest.raises(ProcessLookupError):
+        await thread.task.getsid(2**22 + 12345)
+
+
+async def test_dup(thread: Thread, tmp_path: Path) -> None:
+    await thread.spit(f"{tmp_path}/f", "dup")
+    fd = await thread.task.open(await thread.ptr(f"{tmp_path}/f"), O.RDONLY)
+    copy = await fd.dup()
+    assert copy.number != fd.number
+    assert await copy.fcntl(F.GETFD) == 0  # not close-on-exec, as dup(2) makes it
+    first = await (await fd.fstat(await thread.malloc(Stat))).read()
+    second = await (await copy.fstat(await thread.malloc(Stat))).read()
+    assert (first.dev, first.ino) == (second.dev, second.ino)
+    await fd.close()
+    got, _ = await copy.read(await thread.malloc(bytes, 3))
+    assert await got.read() == b"dup"
+    await copy.close()
+    with pytest.raises(Exception):  # noqa: B017 - a closed handle
+        await fd.dup()
+
+
+async def test_sync_family_and_truncate(thread: Thread, tmp_path: Path) -> None:
+    path = f"{tmp_path}/data"
+    await thread.spit(path, b"x" * 100)
+    fd = await thread.task.open(await thread.ptr(path), O.RDWR)
+    await fd.fsync()
+    await fd.fdatasync()
+    await fd.syncfs()
+    await thread.task.sync()
+    await thread.task.truncate(await thread.ptr(path), 10)
+    assert os.path.getsize(path) == 10  # the same machine
+    with pytest.raises(FileNotFoundError):
+        await thread.task.truncate(await thread.ptr(f"{tmp_path}/missing"), 0)
+    with pytest.raises(TypeError):
+        await thread.task.truncate(await thread.ptr(path), "10")  # type: ignore[arg-type]
+    pipe = await thread.pipe()
+    with pytest.raises(OSError) as info:
+        await pipe.read.fsync()
+    assert info.value.errno == errno.EINVAL
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root (CI is root)")
+async def test_fchown_and_fchownat(thread: Thread, tmp_path: Path) -> None:
+    path = f"{tmp_path}/owned"
+    await thread.spit(path, "x")
+    fd = await thread.task.open(await thread.ptr(path), O.RDONLY)
+    await fd.fchown(65534, -1)
+    assert (os.stat(path).st_uid, os.stat(path).st_gid) == (65534, 0)
+    await thread.task.fchownat(None, await thread.ptr(path), -1, 65534)
+    assert (os.stat(path).st_uid, os.stat(path).st_gid) == (65534, 65534)
+    os.symlink(path, f"{tmp_path}/link")
+    await thread.task.fchownat(None, await thread.ptr(f"{tmp_path}/link"), 0, 0,
+                               AT.SYMLINK_NOFOLLOW)
+    assert os.lstat(f"{tmp_path}/link").st_uid == 0 and os.stat(path).st_uid == 65534
+    with pytest.raises(ValueError):
+        await fd.fchown(2**32, 0)
+    with pytest.raises(FileNotFoundError):
+        await thread.task.fchownat(None, await thread.ptr(f"{tmp_path}/nope"), 0, 0)
+
+
+async def test_setreuid_and_setregid_in_a_child(thread: Thread) -> None:
+    # In a new user namespace mapping 0 inside to our own id outside: the
+    # child may then switch among the ids it has (only 0 is mapped).
+    child = await thread.clone(CLONE.NEWUSER, automatically_write_user_mappings=False)
+    from rsyscall import write_user_mappings
+
+    await write_user_mappings(child, await thread.task.geteuid(), await thread.task.getegid(),
+                              in_namespace_uid=0, in_namespace_gid=0)
+    await child.task.setreuid(-1, 0)
+    await child.task.setregid(0, -1)
+    assert await child.task.geteuid() == 0 and await child.task.getgid() == 0
+    with pytest.raises(OSError) as info:
+        await child.task.setreuid(-1, 1000)  # not mapped in its namespace
+    assert info.value.errno == errno.EINVAL
+    with pytest.raises(ValueError):
+        await child.task.setregid(-2, 0)
+    await child.exit(0)
+
+
+async def test_pivot_root_leaves_the_old_root_unreachable(thread: Thread, tmp_path: Path) -> None:
+    child = await mount_ns_child(thread)
+    new_root = tmp_path / "newroot"
+    os.mkdir(new_root)
+    await mount_tmpfs(child, new_root)
+    await child.mkdir(f"{new_root}/old")
+    await child.spit(f"{new_root}/inside", "the new root")
+    await child.task.pivot_root(await child.ptr(str(new_root)), await child.ptr(f"{new_root}/old"))
+    await child.task.chdir(await child.ptr("/"))
+    # The old root is under /old until it is unmounted...
+    await child.task.faccessat(None, await child.ptr("/old/etc"), 0)  # raises if missing
+    await child.task.umount2(await child.ptr("/old"), MNT.DETACH)
+    # ... and then nothing of it is reachable, not even by "..".
+    for path in ("/old/etc/passwd", "/etc/passwd", "/../../etc/passwd"):
+        with pytest.raises(FileNotFoundError):
+            await child.task.open(await child.ptr(path), O.RDONLY)
+    fd = await child.task.open(await child.ptr("/inside"), O.RDONLY)
+    assert await child.read_to_eof(fd) == b"the new root"
+    with pytest.raises(OSError):  # not a mount point
+        await child.task.pivot_root(await child.ptr("/old"), await child.ptr("/old"))
+    await child.exit(0)
+    # Our own root is untouched.
+    assert os.path.exists("/etc/passwd")
