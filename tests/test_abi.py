@@ -56,6 +56,7 @@ HEADERS = [
     "sys/prctl.h",
     "linux/capability.h",
     "sys/utsname.h",
+    "linux/openat2.h",
 ]
 
 # Enum class (module.qualname) -> how a member's C name is spelled.
@@ -63,6 +64,7 @@ ENUMS: dict[str, str] = {
     "rsyscall.near.sysnum.SYS": "__NR_{}",
     "rsyscall.fcntl.O": "O_{}",
     "rsyscall.fcntl.AT": "AT_{}",
+    "rsyscall.linux.openat2.RESOLVE": "RESOLVE_{}",
     "rsyscall.fcntl.F": "F_{}",
     "rsyscall.fcntl.FD": "FD_{}",
     "rsyscall.fcntl.SEAL": "F_SEAL_{}",

@@ -18,6 +18,7 @@ from rsyscall.linux.capability import CapabilityProcess, CapabilityTask
 from rsyscall.linux.dirent import DirentFileDescriptor
 from rsyscall.linux.futex import FutexProcess, FutexTask
 from rsyscall.linux.memfd import MemfdTask
+from rsyscall.linux.openat2 import Openat2Task
 from rsyscall.memory.pointer import (
     LinearPointer,
     Pointer,
@@ -189,6 +190,7 @@ class Task(
     GrpTask,
     PrctlTask,
     CapabilityTask,
+    Openat2Task,
     BaseTask,
 ):
     """One process, as the target of syscalls that act on the calling process."""
