@@ -65,6 +65,7 @@ ENUMS: dict[str, str] = {
     "rsyscall.fcntl.O": "O_{}",
     "rsyscall.fcntl.AT": "AT_{}",
     "rsyscall.linux.openat2.RESOLVE": "RESOLVE_{}",
+    "rsyscall.stdio.RENAME": "RENAME_{}",
     "rsyscall.fcntl.F": "F_{}",
     "rsyscall.fcntl.FD": "FD_{}",
     "rsyscall.fcntl.SEAL": "F_SEAL_{}",

@@ -21,7 +21,8 @@ HEADER_MODULES = [
     "sys/stat", "sys/mman", "sys/resource", "sys/epoll", "sys/eventfd", "sys/timerfd",
     "sys/signalfd", "sys/inotify", "sys/wait", "sys/pidfd", "sys/mount", "sys/prctl",
     "sys/ioctl", "sys/utsname", "linux/dirent", "linux/memfd", "linux/futex",
-    "linux/capability", "net/if_", "netinet/in_", "netinet/ip", "netinet/tcp",
+    "linux/capability", "linux/openat2", "stdio", "net/if_", "netinet/in_", "netinet/ip",
+    "netinet/tcp",
 ]
 _MAN_LINK = re.compile(
     r'<a href="https://man7\.org/linux/man-pages/man(\d)/([a-z0-9_]+)\.(\d)\.html">'

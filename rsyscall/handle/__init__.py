@@ -30,6 +30,7 @@ from rsyscall.near.sysnum import SYS
 from rsyscall.net.if_ import IfFileDescriptor
 from rsyscall.sched import SchedFileDescriptor, SchedProcess, SchedTask
 from rsyscall.signal import SIG, SignalProcess, SignalTask
+from rsyscall.stdio import StdioTask
 from rsyscall.sys.epoll import EpollFileDescriptor, EpollTask
 from rsyscall.sys.eventfd import EventfdTask
 from rsyscall.sys.inotify import InotifyFileDescriptor, InotifyTask
@@ -191,6 +192,7 @@ class Task(
     PrctlTask,
     CapabilityTask,
     Openat2Task,
+    StdioTask,
     BaseTask,
 ):
     """One process, as the target of syscalls that act on the calling process."""
