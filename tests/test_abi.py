@@ -144,6 +144,8 @@ KERNEL_SIGNAL_ENUM_MEMBERS = {"rsyscall.signal.SA.RESTORER"}
 # Module-level integer constants: (module, attribute) -> C expression.
 CONSTANTS: dict[tuple[str, str], str] = {
     ("rsyscall.fcntl", "AT_FDCWD"): "AT_FDCWD",
+    ("rsyscall.sys.stat", "UTIME_NOW"): "UTIME_NOW",
+    ("rsyscall.sys.stat", "UTIME_OMIT"): "UTIME_OMIT",
     ("rsyscall.sys.uio", "UIO_MAXIOV"): "UIO_MAXIOV",
     ("rsyscall.sys.resource", "RLIM_INFINITY"): "RLIM_INFINITY",
     ("rsyscall.signal", "NSIG"): "NSIG",

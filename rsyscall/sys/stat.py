@@ -21,19 +21,24 @@ from rsyscall.memory.pointer import (
     PathPointer,
     Pointer,
     ReadablePointer,
+    WrittenPointer,
+    borrow,
     path_address,
     restore,
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import Layout, Struct, check_fields
+from rsyscall.struct import FixedSize, Layout, Serializable, Struct, check_fields
 from rsyscall.time import Timespec
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor
 
 __all__ = [
+    "UTIME_NOW",
+    "UTIME_OMIT",
     "S",
+    "TimespecPair",
     "STATX",
     "STATX_ATTR",
     "Stat",
@@ -374,6 +379,50 @@ _STAT_SIZE = Stat.sizeof()
 _STATX_SIZE = Statx.sizeof()
 
 
+# utimensat(2)'s special nanosecond values: the current time, or leave as is.
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+
+
+class TimespecPair(tuple[Timespec, Timespec], Serializable, FixedSize):
+    """utimensat(2)'s `times`: the access time then the modification time,
+    two `struct timespec`s; a `nsec` of UTIME_NOW or UTIME_OMIT means now,
+    or leave it.  Immutable."""
+
+    __slots__ = ()
+
+    def __new__(cls, atime: Timespec, mtime: Timespec) -> Self:
+        for name, value in (("atime", atime), ("mtime", mtime)):
+            if not isinstance(value, Timespec):
+                raise TypeError(f"{name} must be a Timespec, not {type(value).__name__}")
+        return super().__new__(cls, (atime, mtime))
+
+    @property
+    def atime(self) -> Timespec:
+        return self[0]
+
+    @property
+    def mtime(self) -> Timespec:
+        return self[1]
+
+    def __repr__(self) -> str:
+        return f"TimespecPair({self[0]!r}, {self[1]!r})"
+
+    @classmethod
+    def sizeof(cls) -> int:
+        return 2 * Timespec.sizeof()
+
+    def to_bytes(self) -> bytes:
+        return self[0].to_bytes() + self[1].to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        size = Timespec.sizeof()
+        if len(data) < 2 * size:
+            raise ValueError(f"a TimespecPair needs {2 * size} bytes, got {len(data)}")
+        return cls(Timespec.from_bytes(data[:size]), Timespec.from_bytes(data[size:2 * size]))
+
+
 class StatTask(BaseTask):
     __slots__ = ()
 
@@ -437,6 +486,45 @@ class StatTask(BaseTask):
         syscall has no flags argument."""
         await self.sysif.syscall(
             SYS.fchmodat, dirfd_number(self, dirfd), path_address(self, path), mode
+        )
+
+    async def utimensat(
+        self, dirfd: FileDescriptor | None, path: PathPointer | None,
+        times: WrittenPointer[TimespecPair] | None, flags: AT = AT.NONE,
+    ) -> None:
+        """utimensat(2): set the access and modification times of `path`
+        (relative to `dirfd`; None: the working directory; a None path: the
+        file `dirfd` is, as futimens(3) does) to `times` (None: both now).
+        AT.SYMLINK_NOFOLLOW sets a symlink's own."""
+        if times is not None and not (
+            isinstance(times, WrittenPointer) and isinstance(times.value, TimespecPair)
+        ):
+            raise TypeError("times must be a written pointer to a TimespecPair, or None")
+        if path is None and dirfd is None:
+            raise ValueError("utimensat needs a path or a dirfd")
+        address = 0 if times is None else borrow(times, self).address
+        await self.sysif.syscall(
+            SYS.utimensat, dirfd_number(self, dirfd),
+            0 if path is None else path_address(self, path), address, flags,
+        )
+
+    async def mknodat(
+        self, dirfd: FileDescriptor | None, path: PathPointer, mode: S, dev: int = 0
+    ) -> None:
+        """mknodat(2): make a file of the type in `mode` (S.IFIFO, S.IFCHR,
+        S.IFBLK, S.IFREG, S.IFSOCK, with permission bits, less the umask) at
+        `path` relative to `dirfd`; `dev` is a device's number
+        (major << 8 | minor for the small ones; os.makedev gives any)."""
+        if not isinstance(mode, S):
+            raise TypeError(f"mode must be S bits, not {type(mode).__name__}")
+        if mode & S.IFMT not in (S.IFIFO, S.IFCHR, S.IFBLK, S.IFREG, S.IFSOCK, 0):
+            raise ValueError(
+                f"mknodat makes fifos, devices, regular files and sockets, not {mode!r}"
+            )
+        if not isinstance(dev, int) or isinstance(dev, bool) or not 0 <= dev < 1 << 64:
+            raise ValueError(f"dev must be a device number, not {dev!r}")
+        await self.sysif.syscall(
+            SYS.mknodat, dirfd_number(self, dirfd), path_address(self, path), mode, dev
         )
 
     async def umask(self, mask: S) -> S:
