@@ -57,6 +57,7 @@ HEADERS = [
     "linux/capability.h",
     "sys/utsname.h",
     "linux/openat2.h",
+    "sys/time.h",
 ]
 
 # Enum class (module.qualname) -> how a member's C name is spelled.
@@ -66,6 +67,7 @@ ENUMS: dict[str, str] = {
     "rsyscall.fcntl.AT": "AT_{}",
     "rsyscall.linux.openat2.RESOLVE": "RESOLVE_{}",
     "rsyscall.stdio.RENAME": "RENAME_{}",
+    "rsyscall.sys.resource.RUSAGE": "RUSAGE_{}",
     "rsyscall.fcntl.F": "F_{}",
     "rsyscall.fcntl.FD": "FD_{}",
     "rsyscall.fcntl.SEAL": "F_SEAL_{}",

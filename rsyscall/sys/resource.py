@@ -25,9 +25,12 @@ from rsyscall.memory.pointer import (
 )
 from rsyscall.near.sysnum import SYS
 from rsyscall.struct import CInt, Layout, Struct, int_arg
+from rsyscall.sys.time import Timeval
 
 __all__ = [
     "PRIO",
+    "RUSAGE",
+    "Rusage",
     "RLIMIT",
     "RLIM_INFINITY",
     "ResourceProcess",
@@ -144,8 +147,106 @@ async def _prlimit(
     return old_limit._readable(alloc, task)
 
 
+class RUSAGE(IntEnum):
+    """getrusage(2) `who`: this process, its reaped children, this thread."""
+
+    SELF = 0
+    CHILDREN = -1
+    THREAD = 1
+
+
+_RUSAGE_COUNTS = (
+    "maxrss", "ixrss", "idrss", "isrss", "minflt", "majflt", "nswap", "inblock", "oublock",
+    "msgsnd", "msgrcv", "nsignals", "nvcsw", "nivcsw",
+)
+
+
+class Rusage(Struct):
+    """`struct rusage`: user and system CPU time (`utime`, `stime`, as
+    `Timeval`s) and the counters, named as in C without `ru_`: `maxrss`
+    (KiB), `minflt`, `majflt`, `inblock`, `oublock`, `nvcsw`, `nivcsw`, and
+    the ones Linux leaves 0."""
+
+    __slots__ = ("stime", "utime", *_RUSAGE_COUNTS)
+    utime: Timeval
+    stime: Timeval
+    maxrss: int
+    ixrss: int
+    idrss: int
+    isrss: int
+    minflt: int
+    majflt: int
+    nswap: int
+    inblock: int
+    oublock: int
+    msgsnd: int
+    msgrcv: int
+    nsignals: int
+    nvcsw: int
+    nivcsw: int
+    layout = Layout(
+        "struct rusage",
+        [("ru_utime", "16s"), ("ru_stime", "16s"),
+         *((f"ru_{name}", "q") for name in _RUSAGE_COUNTS)],
+    )
+
+    def __init__(self, utime: Timeval, stime: Timeval, **counts: int) -> None:
+        for name, value in (("utime", utime), ("stime", stime)):
+            if not isinstance(value, Timeval):
+                raise TypeError(f"Rusage.{name} must be a Timeval, not {type(value).__name__}")
+        unknown = set(counts) - set(_RUSAGE_COUNTS)
+        if unknown:
+            raise TypeError(f"Rusage has no counters {sorted(unknown)}")
+        self.utime = utime
+        self.stime = stime
+        for name in _RUSAGE_COUNTS:
+            count = int_arg(f"Rusage.{name}", counts.get(name, 0), (-(1 << 63), (1 << 63) - 1))
+            setattr(self, name, count)
+
+    def __repr__(self) -> str:
+        return (f"Rusage(utime={self.utime.to_float():.6f}s, stime={self.stime.to_float():.6f}s, "
+                f"maxrss={self.maxrss} KiB, minflt={self.minflt}, majflt={self.majflt})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Rusage):
+            return NotImplemented
+        return self.to_bytes() == other.to_bytes()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def to_bytes(self) -> bytes:
+        return self.layout.struct.pack(
+            self.utime.to_bytes(), self.stime.to_bytes(),
+            *(getattr(self, name) for name in _RUSAGE_COUNTS),
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        size = cls.layout.size
+        if len(data) < size:
+            raise ValueError(f"a Rusage needs {size} bytes, got {len(data)}")
+        utime, stime, *counts = cls.layout.struct.unpack(data[:size])
+        return cls(Timeval.from_bytes(utime), Timeval.from_bytes(stime),
+                   **dict(zip(_RUSAGE_COUNTS, counts, strict=True)))
+
+
 class ResourceTask(BaseTask):
     __slots__ = ()
+
+    async def getrusage(self, who: RUSAGE, usage: Pointer[Rusage]) -> ReadablePointer[Rusage]:
+        """getrusage(2): fill `usage` (consumed) with the resource use of
+        this process (RUSAGE.SELF), of its children that have been reaped
+        (CHILDREN), or of the calling thread (THREAD)."""
+        if not isinstance(who, RUSAGE):
+            raise TypeError(f"who must be a RUSAGE, not {type(who).__name__}")
+        check_points_to(usage, Rusage)
+        alloc = take(usage, self, Rusage.sizeof())
+        try:
+            await self.sysif.syscall(SYS.getrusage, int(who), alloc.address)
+        except BaseException:
+            restore(usage, alloc)
+            raise
+        return usage._readable(alloc, self)
 
     async def setpriority(self, which: PRIO, prio: CInt) -> None:
         """setpriority(2) with `who` 0: set the nice value of this process
