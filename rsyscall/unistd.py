@@ -22,12 +22,14 @@ from rsyscall._enum import IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.base.fd import FDPairSerializer, closed_error
 from rsyscall.fcntl import AT, SEEK, F, O, dirfd_number
+from rsyscall.memory.allocator import Allocation
 from rsyscall.memory.pointer import (
     PathPointer,
     Pointer,
     ReadablePointer,
     WrittenPointer,
     borrow,
+    check_points_to,
     path_address,
     restore,
     take,
@@ -37,6 +39,7 @@ from rsyscall.struct import (
     BytesSerializer,
     FixedSize,
     HasSerializer,
+    Int64,
     PidT,
     Serializable,
     Serializer,
@@ -662,6 +665,49 @@ class UnistdFileDescriptor(BaseFileDescriptor):
         file; like dup2's, it is not close-on-exec."""
         number = await self.task.sysif.syscall(SYS.dup, self.number)
         return self.task.make_fd(number)
+
+    async def copy_file_range(
+        self,
+        fd_out: FileDescriptor,
+        length: int,
+        off_in: Pointer[Int64] | None = None,
+        off_out: Pointer[Int64] | None = None,
+    ) -> tuple[int, ReadablePointer[Int64] | None, ReadablePointer[Int64] | None]:
+        """copy_file_range(2): copy up to `length` bytes from this file to
+        `fd_out` in the kernel; returns how many, and the offset pointers.
+        Without `off_in`/`off_out` the files' own offsets are used and
+        advanced; given one (an Int64 the kernel reads and then advances),
+        it is consumed and returned, holding the new offset."""
+        if not isinstance(fd_out, BaseFileDescriptor):
+            raise TypeError(f"fd_out must be a FileDescriptor, not {type(fd_out).__name__}")
+        if fd_out.task.fd_table is not self.task.fd_table:
+            raise ValueError("fd_out belongs to a different fd table")
+        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+            raise ValueError(f"length must be a non-negative int, not {length!r}")
+        task = self.task
+        allocs: list[Allocation | None] = []
+        for offset in (off_in, off_out):
+            if offset is None:
+                allocs.append(None)
+                continue
+            check_points_to(offset, Int64)
+            if not isinstance(offset, ReadablePointer):
+                raise TypeError("an offset must be initialized: thread.ptr(Int64(n))")
+            allocs.append(take(offset, task, 8))
+        try:
+            count = await task.sysif.syscall(
+                SYS.copy_file_range, self.number, allocs[0].address if allocs[0] else 0,
+                fd_out.number, allocs[1].address if allocs[1] else 0, length, 0,
+            )
+        except BaseException:
+            for offset, alloc in zip((off_in, off_out), allocs, strict=True):
+                if offset is not None and alloc is not None:
+                    restore(offset, alloc)
+            raise
+        new_in = off_in._readable(allocs[0], task) if off_in is not None and allocs[0] else None
+        new_out = (off_out._readable(allocs[1], task)
+                   if off_out is not None and allocs[1] else None)
+        return count, new_in, new_out
 
     def _same_table(self, newfd: FileDescriptor) -> int:
         if not isinstance(newfd, BaseFileDescriptor):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rsyscall import Thread, local_thread
-from rsyscall.fcntl import AT, F, O
+from rsyscall.fcntl import AT, SEEK, F, O
 from rsyscall.sched import CLONE
 from rsyscall.sys.mount import MNT
 from rsyscall.sys.stat import Stat
@@ -134,3 +134,31 @@ async def test_pivot_root_leaves_the_old_root_unreachable(thread: Thread, tmp_pa
     await child.exit(0)
     # Our own root is untouched.
     assert os.path.exists("/etc/passwd")
+
+
+async def test_copy_file_range(thread: Thread, tmp_path: Path) -> None:
+    from rsyscall.struct import Int64
+
+    (tmp_path / "src").write_bytes(b"0123456789")
+    src = await thread.task.open(await thread.ptr(str(tmp_path / "src")), O.RDONLY)
+    dst = await thread.task.open(await thread.ptr(str(tmp_path / "dst")), O.RDWR | O.CREAT)
+    count, no_in, no_out = await src.copy_file_range(dst, 4)
+    assert (count, no_in, no_out) == (4, None, None)
+    assert (tmp_path / "dst").read_bytes() == b"0123"
+    # With offsets: the kernel reads them, advances them, and the files'
+    # own offsets stay.
+    off_in = await thread.ptr(Int64(6))
+    off_out = await thread.ptr(Int64(0))
+    count, new_in, new_out = await src.copy_file_range(dst, 100, off_in, off_out)
+    assert count == 4 and off_in.consumed and off_out.consumed
+    assert new_in is not None and new_out is not None
+    assert (await new_in.read(), await new_out.read()) == (10, 4)
+    assert (tmp_path / "dst").read_bytes() == b"6789"
+    assert await src.lseek(0, SEEK.CUR) == 4
+    with pytest.raises(OSError) as info:  # dst the wrong way round: opened read-only
+        await dst.copy_file_range(src, 1)
+    assert info.value.errno == errno.EBADF
+    with pytest.raises(TypeError):
+        await src.copy_file_range(dst, 1, await thread.ptr(b"12345678"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        await src.copy_file_range(dst, -1)
