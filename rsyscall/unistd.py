@@ -455,6 +455,15 @@ class UnistdTask(BaseTask):
         """getsid(2): the session id of process `pid` (0: this process)."""
         return await self.sysif.syscall(SYS.getsid, pid)
 
+    async def exit_group(self, status: int) -> None:
+        """exit_group(2): end the process, every thread of it, with exit
+        `status` (0..255).  It does not return: in the local thread the
+        interpreter ends at once, as with os._exit; in any other thread the
+        connection ends (SyscallHangup) and the process can be waited for."""
+        if not isinstance(status, int) or isinstance(status, bool) or not 0 <= status <= 255:
+            raise ValueError(f"an exit status is 0..255, not {status!r}")
+        await self.sysif.syscall(SYS.exit_group, status)
+
     async def sync(self) -> None:
         """sync(2): write every filesystem's cached data and metadata to
         disk."""

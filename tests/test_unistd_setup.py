@@ -162,3 +162,27 @@ async def test_copy_file_range(thread: Thread, tmp_path: Path) -> None:
         await src.copy_file_range(dst, 1, await thread.ptr(b"12345678"))  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         await src.copy_file_range(dst, -1)
+
+
+async def test_exit_group(thread: Thread) -> None:
+    from rsyscall import SyscallHangup
+
+    child = await thread.clone()
+    with pytest.raises(SyscallHangup):
+        await child.task.exit_group(3)
+    assert (await child.process.waitpid()).exit_status == 3
+    with pytest.raises(ValueError):
+        await thread.task.exit_group(256)
+
+
+def test_exit_group_of_the_local_thread_ends_the_interpreter() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "import anyio\nfrom rsyscall import local_thread\n"
+         "anyio.run(local_thread.task.exit_group, 7)\nprint('not reached')"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 7 and "not reached" not in result.stdout
