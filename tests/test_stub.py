@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -300,3 +302,30 @@ async def test_a_stub_can_bootstrap_from_a_child(tmp_path: Path) -> None:
     await process.kill()
     await process.waitpid()
     await child.exit(0)
+
+
+async def test_a_blocked_signal_right_after_start_never_kills_the_stub() -> None:
+    """The stub's interrupt helper thread takes no signal, even before it
+    first runs: a process-directed signal that the server thread blocks
+    stays pending (it once killed a stub whose helper had not yet been
+    scheduled; CPU hogs make that wait long)."""
+    from rsyscall.signal import SIG, HowSIG, Sigset
+
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        for _ in range(40):
+            process, stub = await start_stub()
+            await stub.task.sigprocmask(HowSIG.BLOCK, await stub.ptr(Sigset([SIG.USR1])))
+            os.kill(stub.task.pid, signal.SIGUSR1)
+            assert await stub.task.getpid() == stub.task.pid
+            del stub  # its connection ends: the stub exits, or our kill ends it
+            try:
+                await process.kill()  # type: ignore[attr-defined]
+            except ProcessLookupError:
+                pass
+            state = await process.waitpid()  # type: ignore[attr-defined]
+            assert state.killed_with() != SIG.USR1
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()

@@ -417,7 +417,14 @@ connected:;
 
     long pid = sys(NR_getpid, 0, 0, 0);
     long uid = sys(NR_getuid, 0, 0, 0);
-    if (start_thread(interrupt_helper, control, pid, uid) < 0)
+    /* The helper starts with every signal blocked, inherited: if it set
+     * its own mask first thing, a process-directed signal sent before it
+     * first ran (it may wait for a CPU) would be its to take, and kill us. */
+    uint64_t all_signals = ~(uint64_t)0, old_mask = 0;
+    rsys_syscall(SIG_SETMASK, (long)&all_signals, (long)&old_mask, 8, 0, 0, NR_rt_sigprocmask);
+    long started = start_thread(interrupt_helper, control, pid, uid);
+    rsys_syscall(SIG_SETMASK, (long)&old_mask, 0, 8, 0, 0, NR_rt_sigprocmask);
+    if (started < 0)
         return fail("cannot start the interrupt helper");
 
     /* The same setup as a CLONE_VM child's, minus what only a child needs
