@@ -495,12 +495,12 @@ async def _read_line(afd: AsyncFileDescriptor, buffer: bytearray) -> bytes | Non
         end = buffer.find(b"\n", start)
         if end >= 0:
             line = bytes(buffer[start:end])
-            del buffer[: end + 1]
             if line.startswith(b"RSYSCALL-"):
+                del buffer[start : end + 1]
                 return line
-            # Someone else's line (ssh's, the remote shell's): kept.
-            buffer[:0] = line + b"\n"
-            start = len(line) + 1
+            # Someone else's line (ssh's, the remote shell's): kept, for
+            # the message if the bootstrap fails.
+            start = end + 1
             continue
         part = await afd.read_some_bytes(4096)
         if not part:
