@@ -669,12 +669,6 @@ class UnistdFileDescriptor(BaseFileDescriptor):
             SYS.fchown, self.number, _id("owner", owner, True), _id("group", group, True)
         )
 
-    async def dup(self) -> FileDescriptor:
-        """dup(2): a new fd (the lowest free number) for this fd's open
-        file; like dup2's, it is not close-on-exec."""
-        number = await self.task.sysif.syscall(SYS.dup, self.number)
-        return self.task.make_fd(number)
-
     async def copy_file_range(
         self,
         fd_out: FileDescriptor,

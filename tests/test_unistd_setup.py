@@ -1,4 +1,4 @@
-"""The rest of <unistd.h> for process setup: pivot_root, dup, the sync
+"""The rest of <unistd.h> for process setup: pivot_root, the sync
 family, truncate, fchown/fchownat, setreuid/setregid, gettid, getsid; on
 every kind of thread, with their error paths.  Calls that change ids or
 owners run in children (never in the test's own process); the owner
@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from rsyscall import Thread, local_thread
-from rsyscall.fcntl import AT, SEEK, F, O
+from rsyscall.fcntl import AT, SEEK, O
 from rsyscall.sched import CLONE
 from rsyscall.sys.mount import MNT
-from rsyscall.sys.stat import Stat
 
 from .test_mount import mount_ns_child, mount_tmpfs
 from .util import thread_pid
@@ -34,23 +33,6 @@ async def test_gettid_and_getsid(thread: Thread) -> None:
     assert await thread.task.getsid(thread.task.pid) == os.getsid(pid)
     with pytest.raises(ProcessLookupError):
         await thread.task.getsid(2**22 + 12345)
-
-
-async def test_dup(thread: Thread, tmp_path: Path) -> None:
-    await thread.spit(f"{tmp_path}/f", "dup")
-    fd = await thread.task.open(await thread.ptr(f"{tmp_path}/f"), O.RDONLY)
-    copy = await fd.dup()
-    assert copy.number != fd.number
-    assert await copy.fcntl(F.GETFD) == 0  # not close-on-exec, as dup(2) makes it
-    first = await (await fd.fstat(await thread.malloc(Stat))).read()
-    second = await (await copy.fstat(await thread.malloc(Stat))).read()
-    assert (first.dev, first.ino) == (second.dev, second.ino)
-    await fd.close()
-    got, _ = await copy.read(await thread.malloc(bytes, 3))
-    assert await got.read() == b"dup"
-    await copy.close()
-    with pytest.raises(Exception):  # noqa: B017 - a closed handle
-        await fd.dup()
 
 
 async def test_sync_family_and_truncate(thread: Thread, tmp_path: Path) -> None:
