@@ -567,10 +567,8 @@ class ConnectionSyscall(SyscallInterface):
         self._dispatch(data)
 
     def _dispatch(self, data: bytes) -> None:
-        if _log.isEnabledFor(logging.DEBUG):
-            self._dispatch_logged(data)
-            return
-        if len(data) == _RESPONSE.size and not self._partial and self._pending:
+        traced = _log.isEnabledFor(logging.DEBUG)
+        if len(data) == _RESPONSE.size and not self._partial and self._pending and not traced:
             self._pending.popleft().finish(_RESPONSE.unpack(data)[0])
             return
         data = self._partial + data
@@ -581,20 +579,12 @@ class ConnectionSyscall(SyscallInterface):
             if not pending:
                 self.hangup("protocol error: an answer with no request")
                 return
-            pending.popleft().finish(result)
-
-    def _dispatch_logged(self, data: bytes) -> None:
-        data = self._partial + data
-        usable = len(data) - len(data) % _RESPONSE.size
-        self._partial = data[usable:]
-        pending = self._pending
-        for (result,) in _RESPONSE.iter_unpack(data[:usable]):
-            if not pending:
-                self.hangup("protocol error: an answer with no request")
-                return
             slot = pending.popleft()
-            shown = f"-{errno.errorcode.get(-result, -result)}" if -4096 < result < 0 else result
-            _log.debug("%s: #%d %s -> %s", self.name, slot.seq, _syscall_name(slot.number), shown)
+            if traced:
+                failed = -4096 < result < 0
+                shown = f"-{errno.errorcode.get(-result, -result)}" if failed else result
+                _log.debug("%s: #%d %s -> %s", self.name, slot.seq, _syscall_name(slot.number),
+                           shown)
             slot.finish(result)
 
     # ---- the end ----
