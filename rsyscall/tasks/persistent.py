@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import struct
 import weakref
 
@@ -49,13 +48,13 @@ from rsyscall.handle import FileDescriptor
 from rsyscall.near.interface import SyscallHangup
 from rsyscall.near.sysnum import SYS
 from rsyscall.signal import SIG
-from rsyscall.sys.socket import AF, MSG, SOCK
+from rsyscall.sys.socket import AF, SOCK
 from rsyscall.sys.stat import S, Stat
 from rsyscall.sys.un import SockaddrUn
 from rsyscall.sys.wait import CLD, ChildState
 from rsyscall.tasks.connection import ConnectionSyscall
 from rsyscall.tasks.remote_memory import RemoteMapper, SocketMemoryTransport
-from rsyscall.tasks.ssh import _connect_from_local
+from rsyscall.tasks.ssh import _accept_ours, _connect_from_local
 from rsyscall.tasks.stub import BOOTSTRAP_TIMEOUT
 from rsyscall.thread import ChildThread, RemoteThread, Thread, _hangup_later
 
@@ -179,35 +178,12 @@ class PersistentThread(ChildThread):
 
     async def _connect_and_accept(self) -> tuple[FileDescriptor, FileDescriptor]:
         """A socket in the local thread connected to one in this thread,
-        through its listening socket: we connect (so the accept cannot
-        block), then it accepts.  The token we send first tells ours from
-        anyone else's: the thread echoes what it got back to us, so that
-        no memory copy is needed (the memory transport may be the very
-        thing being made)."""
-        token = secrets.token_bytes(8)
-        local = self.local
+        through its listening socket (see ssh._accept_ours)."""
         async with self._connecting:
-            ours = await _connect_from_local(self._via, self.socket_path)
-            try:
-                await ours.write(await local.ptr(token))
-                with anyio.fail_after(BOOTSTRAP_TIMEOUT):
-                    while True:
-                        theirs = await self._listener.accept(SOCK.CLOEXEC)
-                        got, _ = await theirs.recv(await self.malloc(bytes, 8), MSG.WAITALL)
-                        if got.size() == len(token):
-                            await theirs.write(got)
-                            echo, _ = await ours.recv(
-                                await local.malloc(bytes, len(token)), MSG.WAITALL
-                            )
-                            if await echo.read() == token:
-                                break
-                        await theirs.close()
-            except BaseException:
-                await ours.close()
-                raise
-        self.task.fd_table.mark_private(theirs.number)
-        await ours.fcntl(F.SETFL, O.RDWR | O.NONBLOCK)
-        return ours, theirs
+            return await _accept_ours(
+                self, lambda: _connect_from_local(self._via, self.socket_path),
+                lambda: self._listener.accept(SOCK.CLOEXEC),
+            )
 
     def _check_persistent(self) -> None:
         if not self._persistent:

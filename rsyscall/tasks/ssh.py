@@ -45,7 +45,7 @@ import shlex
 import shutil
 import struct
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,7 +57,7 @@ from rsyscall.fcntl import AT, AT_FDCWD, F, O
 from rsyscall.handle import FileDescriptor
 from rsyscall.memory.pointer import WrittenPointer, path_address
 from rsyscall.near.sysnum import SYS
-from rsyscall.sys.socket import AF, SOCK
+from rsyscall.sys.socket import AF, MSG, SOCK
 from rsyscall.sys.stat import S
 from rsyscall.sys.un import SockaddrUn
 from rsyscall.tasks.stub import (
@@ -215,37 +215,63 @@ class SSHThread(StubThread):
             if self._listener is None:
                 self._listener = afd
         listener_afd = self._listener
-        token = secrets.token_bytes(8)
-        local = self.local
-        # One at a time, and each recognised by the token it starts with:
-        # a connection that got through late (after a timed-out attempt)
-        # is never taken for the next one.
+        # One at a time: a connection that got through late (after a
+        # timed-out attempt) is never taken for the next one.
         async with session.connecting:
-            ours = await _connect_from_local(session.thread, session.forward_socket)
-            try:
-                await ours.write(await local.ptr(token))
-                with anyio.fail_after(BOOTSTRAP_TIMEOUT):
-                    while True:
-                        theirs = await listener_afd.accept()
-                        if await _read_token(self, theirs) == token:
-                            break
-                        await theirs.close()
-            except BaseException:
-                await ours.close()
-                raise
-        self.task.fd_table.mark_private(theirs.number)
-        await ours.fcntl(F.SETFL, O.RDWR | O.NONBLOCK)
-        return ours, theirs
+            return await _accept_ours(
+                self, lambda: _connect_from_local(session.thread, session.forward_socket),
+                listener_afd.accept,
+            )
 
 
-async def _read_token(thread: Thread, sock: FileDescriptor) -> bytes:
+async def _accept_ours(
+    thread: Thread,
+    connect: Callable[[], Awaitable[FileDescriptor]],
+    accept: Callable[[], Awaitable[FileDescriptor]],
+) -> tuple[FileDescriptor, FileDescriptor]:
+    """A socket in the local thread (`connect`) connected to one `thread`
+    accepts on a listening socket: we connect first, so the accept does
+    not wait.  The 8-byte token we send tells ours from any other
+    connection (a late one of a timed-out attempt, another process's): the
+    thread echoes what it got back, so no memory copy is needed (the
+    memory transport may be the very thing being made)."""
+    token = secrets.token_bytes(8)
+    local = thread.local
+    ours = await connect()
+    try:
+        await ours.write(await local.ptr(token))
+        with anyio.fail_after(BOOTSTRAP_TIMEOUT):
+            while True:
+                theirs = await accept()
+                got, _ = await theirs.recv(await thread.malloc(bytes, len(token)), MSG.WAITALL)
+                if got.size() == len(token):
+                    await theirs.write(got)
+                    if await _receive_now_and_then(local, ours, len(token)) == token:
+                        break
+                await theirs.close()
+    except BaseException:
+        await ours.close()
+        raise
+    thread.task.fd_table.mark_private(theirs.number)
+    await ours.fcntl(F.SETFL, O.RDWR | O.NONBLOCK)
+    return ours, theirs
+
+
+async def _receive_now_and_then(local: Thread, sock: FileDescriptor, size: int) -> bytes:
+    """`size` bytes from `sock` in the local thread (still blocking: an
+    AsyncFileDescriptor is made of it later), without ever blocking the
+    event loop: MSG.DONTWAIT, and a short sleep when nothing is there."""
     got = b""
-    while len(got) < 8:
-        buf, _ = await sock.read(await thread.malloc(bytes, 8 - len(got)))
-        part = await buf.read()
-        if not part:
+    while len(got) < size:
+        try:
+            part, _ = await sock.recv(await local.malloc(bytes, size - len(got)), MSG.DONTWAIT)
+        except BlockingIOError:
+            await anyio.sleep(0.001)
+            continue
+        data = await part.read()
+        if not data:
             break
-        got += part
+        got += data
     return got
 
 
