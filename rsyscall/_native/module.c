@@ -12,6 +12,7 @@
 #include <string.h>
 #include <ucontext.h>
 
+#include "memory.h"
 #include "rsys.h"
 
 /* The interrupt handler (server.c) has no libc headers; check the offsets
@@ -298,6 +299,23 @@ static PyObject *raw_write_memory(PyObject *self, PyObject *const *args,
     Py_RETURN_NONE;
 }
 
+
+/* The same as awaitables that are already complete: the local memory
+ * transport's read and write, awaited on every pointer read, then cost no
+ * coroutine. */
+static PyObject *raw_ready_read_memory(PyObject *self, PyObject *const *args,
+                                       Py_ssize_t nargs)
+{
+    PyObject *data = raw_read_memory(self, args, nargs);
+    return data == NULL ? NULL : make_ready(data);
+}
+
+static PyObject *raw_ready_write_memory(PyObject *self, PyObject *const *args,
+                                        Py_ssize_t nargs)
+{
+    PyObject *none = raw_write_memory(self, args, nargs);
+    return none == NULL ? NULL : make_ready(none);
+}
 /* ---- signal forwarding, for AsyncSignalQueue on the local thread ----
  *
  * A queue blocks its signals only in the OS thread that reads its signalfd
@@ -656,6 +674,10 @@ static PyMethodDef raw_methods[] = {
      METH_FASTCALL, "read_memory(address, size) -> bytes"},
     {"write_memory", (PyCFunction)(void (*)(void))raw_write_memory,
      METH_FASTCALL, "write_memory(address, data) -> None"},
+    {"ready_read_memory", (PyCFunction)(void (*)(void))raw_ready_read_memory,
+     METH_FASTCALL, "ready_read_memory(address, size) -> Awaitable[bytes]"},
+    {"ready_write_memory", (PyCFunction)(void (*)(void))raw_ready_write_memory,
+     METH_FASTCALL, "ready_write_memory(address, data) -> Awaitable[None]"},
     /* signal forwarding (AsyncSignalQueue on the local thread) */
     {"forward_signal", (PyCFunction)raw_forward_signal, METH_O,
      "forward_signal(signo) -> None\n\n"
@@ -699,7 +721,8 @@ PyMODINIT_FUNC PyInit__raw(void)
     PyObject *module = PyModule_Create(&raw_module);
     if (module == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(module, "Ready", (PyObject *)&ReadyType) < 0 ||
+    if (rsys_add_memory_types(module) < 0 ||
+        PyModule_AddObjectRef(module, "Ready", (PyObject *)&ReadyType) < 0 ||
         PyModule_AddIntConstant(module, "SERVER_FUNCTION",
                                 (long)&rsys_server) < 0 ||
         PyModule_AddIntConstant(module, "CHILD_MAIN_FUNCTION",

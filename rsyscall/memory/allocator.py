@@ -18,6 +18,8 @@ from __future__ import annotations
 import abc
 from bisect import bisect_left, insort
 
+from rsyscall._native import _raw
+
 __all__ = ["ARENA_SIZE", "Allocation", "Allocator", "Arena", "Mapper"]
 
 PAGE_SIZE = 4096
@@ -156,54 +158,11 @@ class Arena:
         self.used -= size
 
 
-class Allocation:
-    """A range of bytes in an arena, freed when garbage collected.
-
-    `split` and `merge` hand the range on to new allocations; the old one is
-    then disarmed and frees nothing."""
-
-    __slots__ = ("address", "arena", "size")
-
-    def __init__(self, arena: Arena, address: int, size: int) -> None:
-        self.arena: Arena | None = arena
-        self.address = address
-        self.size = size
-
-    def __del__(self) -> None:
-        arena = self.arena
-        if arena is not None:
-            self.arena = None
-            arena.free(self.address, self.size)
-
-    def _disarm(self) -> Arena:
-        arena = self.arena
-        if arena is None:
-            raise ValueError("allocation already handed on")
-        self.arena = None
-        return arena
-
-    def split(self, offset: int) -> tuple[Allocation, Allocation]:
-        """The first `offset` bytes and the rest, as two allocations."""
-        if not 0 <= offset <= self.size:
-            raise ValueError(f"split offset {offset} outside 0..{self.size}")
-        arena = self._disarm()
-        return (
-            Allocation(arena, self.address, offset),
-            Allocation(arena, self.address + offset, self.size - offset),
-        )
-
-    def merge(self, other: Allocation) -> Allocation:
-        """One allocation covering this one and the one right after it."""
-        if self.arena is None or other.arena is not self.arena:
-            raise ValueError("can only merge allocations from the same arena")
-        if self.address + self.size != other.address:
-            raise ValueError("can only merge a range with the range right after it")
-        arena = self._disarm()
-        other._disarm()
-        return Allocation(arena, self.address, self.size + other.size)
-
-    def __repr__(self) -> str:
-        return f"Allocation({self.address:#x}, {self.size})"
+# A range of bytes in an arena, freed (arena.free) when garbage collected;
+# `split` and `merge` hand the range on to new allocations, and the old one
+# then frees nothing.  Made on every pointer split and merge, so it is
+# written in C (memory.c in rsyscall._native).
+Allocation = _raw.Allocation
 
 
 class Allocator:

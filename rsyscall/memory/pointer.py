@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
+from rsyscall._native._raw import PointerBase
 from rsyscall.memory.allocator import Allocation
 from rsyscall.struct import HasSerializer, PathSerializer, Serializer, StrSerializer
 
@@ -54,26 +55,29 @@ class UseAfterConsumeError(ValueError):
     by `close`."""
 
 
-class Pointer(Generic[T]):
+class Pointer(PointerBase, Generic[T]):
     """Memory in one address space with room for a T.  Its size is known, so
     no syscall ever takes a separate length argument."""
 
-    __slots__ = ("_alloc", "_kind", "serializer", "space", "task")
+    # The fields (task, space, serializer, _kind, _alloc, _value) live in the
+    # C base, which makes the new pointers of a split or merge cheaply.
+    # `_kind` is the type the serializer came from when the serializer
+    # depends on the task (so a syscall in another task can rebind it), else
+    # None; `_alloc` is None once the pointer is consumed.
+    __slots__ = ()
 
-    def __init__(
-        self,
-        task: BaseTask,
-        serializer: Serializer[T],
-        kind: type[HasSerializer] | None,
-        alloc: Allocation,
-    ) -> None:
-        self.task = task
-        self.space: AddressSpace = task.space
-        self.serializer = serializer
-        # The type the serializer came from, when the serializer depends on
-        # the task (so a syscall in another task can rebind it); else None.
-        self._kind = kind
-        self._alloc: Allocation | None = alloc
+    if TYPE_CHECKING:
+        task: BaseTask
+        space: AddressSpace
+        serializer: Serializer[T]
+
+        def __init__(
+            self,
+            task: BaseTask,
+            serializer: Serializer[T],
+            kind: type[HasSerializer] | None,
+            alloc: Allocation,
+        ) -> None: ...
 
     def _live(self) -> Allocation:
         alloc = self._alloc
@@ -112,10 +116,12 @@ class Pointer(Generic[T]):
     def _for_task(self, task: BaseTask) -> tuple[BaseTask, Serializer[T]]:
         if task is self.task or self._kind is None:
             return self.task, self.serializer
-        return task, self._kind.get_serializer(task)  # type: ignore[return-value]
+        return task, self._kind.get_serializer(task)
 
     def _as(self, cls: type[Pointer[T]], alloc: Allocation, task: BaseTask | None = None) -> Any:
-        owner, serializer = (self.task, self.serializer) if task is None else self._for_task(task)
+        if task is None or task is self.task or self._kind is None:
+            return self._derive(cls, alloc)
+        owner, serializer = self._for_task(task)
         return cls(owner, serializer, self._kind, alloc)
 
     def _readable(self, alloc: Allocation, task: BaseTask | None = None) -> ReadablePointer[T]:
@@ -129,21 +135,22 @@ class Pointer(Generic[T]):
         self, alloc: Allocation, count: int, task: BaseTask | None = None
     ) -> tuple[ReadablePointer[T], Pointer[T]]:
         """A syscall in `task` filled the first `count` bytes of `alloc`."""
+        if task is None or task is self.task or self._kind is None:
+            return self._split_to(ReadablePointer, Pointer, alloc, count)
         valid, rest = alloc.split(count)
         return self._as(ReadablePointer, valid, task), self._as(Pointer, rest, task)
 
     def _unchanged(self, alloc: Allocation) -> Any:
         """A syscall only read `alloc`: a pointer of this one's kind to it."""
-        return self._as(type(self) if type(self) is not LinearPointer else ReadablePointer, alloc)
+        cls = type(self)
+        return self._derive(cls if cls is not LinearPointer else ReadablePointer, alloc)
 
     def _unchanged_split(self, alloc: Allocation, count: int) -> tuple[Any, Any]:
         """A syscall used (read) the first `count` bytes of `alloc`."""
-        first, second = alloc.split(count)
-        return self._split_parts(first, second, count)
-
-    def _split_parts(self, first: Allocation, second: Allocation, count: int) -> tuple[Any, Any]:
-        cls = type(self) if type(self) is not LinearPointer else ReadablePointer
-        return self._as(cls, first), self._as(cls, second)
+        cls = type(self)
+        if cls is LinearPointer:
+            cls = ReadablePointer
+        return self._split_to(cls, cls, alloc, count)
 
     # ---- the user's operations ----
 
@@ -156,36 +163,38 @@ class Pointer(Generic[T]):
         if not 0 <= offset <= alloc.size:
             raise ValueError(f"split offset {offset} outside 0..{alloc.size}")
         self._alloc = None
-        first, second = alloc.split(offset)
-        return self._split_parts(first, second, offset)
+        return self._unchanged_split(alloc, offset)
 
     def merge(self, other: Pointer[T]) -> Pointer[T]:
         """Consume this pointer and `other`, which must start where this one
         ends; return one pointer to both.  The result is readable only if
         both were."""
-        if not isinstance(other, Pointer):
-            raise TypeError(f"can only merge with a Pointer, not {type(other).__name__}")
-        mine = self._live()
-        theirs = other._live()
+        merged_kind = _MERGED_KINDS.get((type(self), type(other)))
+        if merged_kind is None:
+            if not isinstance(other, Pointer):
+                raise TypeError(f"can only merge with a Pointer, not {type(other).__name__}")
+            both_readable = isinstance(self, ReadablePointer) and isinstance(other, ReadablePointer)
+            merged_kind = ReadablePointer if both_readable else Pointer
+        mine = self._alloc
+        theirs = other._alloc
+        if mine is None or theirs is None:
+            raise UseAfterConsumeError(
+                f"{type(self if mine is None else other).__name__} was already consumed")
         if other.space is not self.space:
             raise ValueError("cannot merge pointers in different address spaces")
         if mine.address + mine.size != theirs.address:
             raise ValueError("can only merge a pointer with the one right after it")
-        merged = mine.merge(theirs)
-        self._alloc = None
-        other._alloc = None
-        if isinstance(self, WrittenPointer) and isinstance(other, WrittenPointer):
-            value = self.value
-            if isinstance(value, bytes) and isinstance(other.value, bytes):
-                return WrittenPointer(
-                    self.task, self.serializer, self._kind, merged, value + other.value
-                )
-        if isinstance(self, ReadablePointer) and isinstance(other, ReadablePointer):
-            return self._as(ReadablePointer, merged)  # type: ignore[no-any-return]
-        return self._as(Pointer, merged)  # type: ignore[no-any-return]
+        if merged_kind is WrittenPointer:
+            value = self._value
+            other_value = other._value
+            if type(value) is bytes and type(other_value) is bytes:
+                merged: Pointer[T] = self._merge_to(WrittenPointer, other)
+                merged._value = value + other_value
+                return merged
+            merged_kind = ReadablePointer
+        return self._merge_to(merged_kind, other)
 
-    def __add__(self, other: Pointer[T]) -> Pointer[T]:
-        return self.merge(other)
+    __add__ = merge
 
     async def write(self, value: T) -> WrittenPointer[T]:
         """Consume this pointer; store `value` and return a pointer to it.
@@ -226,43 +235,45 @@ class ReadablePointer(Pointer[T]):
 class WrittenPointer(ReadablePointer[T]):
     """Memory we wrote a T into; `value` is that T, without reading memory."""
 
-    __slots__ = ("_value",)
+    __slots__ = ()
 
-    def __init__(
-        self,
-        task: BaseTask,
-        serializer: Serializer[T],
-        kind: type[HasSerializer] | None,
-        alloc: Allocation,
-        value: T,
-    ) -> None:
-        super().__init__(task, serializer, kind, alloc)
-        self._value = value
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            task: BaseTask,
+            serializer: Serializer[T],
+            kind: type[HasSerializer] | None,
+            alloc: Allocation,
+            value: T,
+        ) -> None: ...
 
     @property
     def value(self) -> T:
         """The value written, as it was written (read-only: the library
         relies on it matching the memory)."""
-        return self._value
+        return self._value  # type: ignore[no-any-return]
 
     def _as(self, cls: type[Pointer[T]], alloc: Allocation, task: BaseTask | None = None) -> Any:
         if cls is WrittenPointer:
-            raise TypeError("a WrittenPointer's parts are made by _split_parts")
+            raise TypeError("a WrittenPointer's parts are made by _unchanged_split")
         return super()._as(cls, alloc, task)
 
     def _unchanged(self, alloc: Allocation) -> Any:
-        return WrittenPointer(self.task, self.serializer, self._kind, alloc, self.value)
+        made = self._derive(WrittenPointer, alloc)
+        made._value = self._value
+        return made
 
-    def _split_parts(self, first: Allocation, second: Allocation, count: int) -> tuple[Any, Any]:
-        value: Any = self.value
+    def _unchanged_split(self, alloc: Allocation, count: int) -> tuple[Any, Any]:
+        value: Any = self._value
         if isinstance(value, bytes):
-            return (
-                WrittenPointer(self.task, self.serializer, self._kind, first, value[:count]),
-                WrittenPointer(self.task, self.serializer, self._kind, second, value[count:]),
-            )
+            first, second = self._split_to(WrittenPointer, WrittenPointer, alloc, count)
+            first._value = value[:count]
+            second._value = value[count:]
+            return first, second
         # The parts of a struct are not structs: all we know is that the
         # memory is initialized.
-        return self._as(ReadablePointer, first), self._as(ReadablePointer, second)
+        return self._split_to(ReadablePointer, ReadablePointer, alloc, count)
 
     def __repr__(self) -> str:
         return f"{super().__repr__()[:-1]}, value={self.value!r})"
@@ -280,6 +291,19 @@ class LinearPointer(ReadablePointer[T]):
         value = await super().read()
         self._alloc = None
         return value
+
+
+# What merging two pointers of these kinds gives: readable only if both
+# were, written (of bytes) if both were.
+_MERGED_KINDS: dict[tuple[type, type], type[Pointer[Any]]] = {}
+for _first in (Pointer, ReadablePointer, WrittenPointer, LinearPointer):
+    for _second in (Pointer, ReadablePointer, WrittenPointer, LinearPointer):
+        _MERGED_KINDS[_first, _second] = (
+            WrittenPointer if _first is WrittenPointer and _second is WrittenPointer
+            else ReadablePointer if issubclass(_first, ReadablePointer)
+            and issubclass(_second, ReadablePointer)
+            else Pointer
+        )
 
 
 # ---- helpers for syscall implementations ----

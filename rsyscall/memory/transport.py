@@ -9,6 +9,7 @@ data socket; callers see no difference.
 from __future__ import annotations
 
 import abc
+from collections.abc import Awaitable
 
 from rsyscall._native import _raw
 from rsyscall.memory.allocator import Allocation, Allocator, Mapper
@@ -26,11 +27,11 @@ class MemoryTransport(abc.ABC):
     __slots__ = ()
 
     @abc.abstractmethod
-    async def read(self, address: int, size: int) -> bytes:
+    def read(self, address: int, size: int) -> Awaitable[bytes]:
         """The `size` bytes at `address`."""
 
     @abc.abstractmethod
-    async def write(self, address: int, data: bytes) -> None:
+    def write(self, address: int, data: bytes) -> Awaitable[None]:
         """Store `data` at `address`."""
 
 
@@ -39,11 +40,13 @@ class LocalMemoryTransport(MemoryTransport):
 
     __slots__ = ()
 
-    async def read(self, address: int, size: int) -> bytes:
-        return _raw.read_memory(address, size)
+    # Awaitables that are already complete, not coroutines: a pointer read
+    # costs one C call.
+    def read(self, address: int, size: int) -> Awaitable[bytes]:
+        return _raw.ready_read_memory(address, size)
 
-    async def write(self, address: int, data: bytes) -> None:
-        _raw.write_memory(address, data)
+    def write(self, address: int, data: bytes) -> Awaitable[None]:
+        return _raw.ready_write_memory(address, data)
 
 
 # From <sys/mman.h>; rsyscall.sys.mman has them as enums, but the memory layer
