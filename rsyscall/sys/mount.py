@@ -422,13 +422,15 @@ class MountTask(BaseTask):
         """umount(2): umount2(2) with no flags (x86_64 has no umount syscall)."""
         await self.umount2(target, MNT.NONE)
 
-    async def fsopen(self, fsname: PathPointer, flags: FSOPEN = FSOPEN.NONE) -> FileDescriptor:
+    async def fsopen(
+        self, fsname: WrittenPointer[str], flags: FSOPEN = FSOPEN.NONE
+    ) -> FileDescriptor:
         """fsopen(2): a filesystem context fd for a new superblock of the
         filesystem type `fsname` ("tmpfs", "proc"...); set its options with
         its `fsconfig_*` methods, then `fsconfig_create()` and `fsmount()`.
         An unknown type is ENODEV.  Close-on-exec whatever `flags` say."""
         number = await self.sysif.syscall(
-            _SYS_fsopen, path_address(self, fsname), int(flags) | FSOPEN.CLOEXEC
+            _SYS_fsopen, _cstring_address(self, "fsname", fsname), int(flags) | FSOPEN.CLOEXEC
         )
         return self.make_fd(number)
 
