@@ -513,23 +513,24 @@ class MountFileDescriptor(BaseFileDescriptor):
 
     __slots__ = ()
 
-    async def _fsconfig(self, cmd: FSCONFIG, key: int, value: int, aux: int) -> None:
-        await self.task.sysif.syscall(_SYS_fsconfig, self.number, int(cmd), key, value, aux)
-
     async def fsconfig_set_flag(self, key: WrittenPointer[str]) -> None:
         """fsconfig(2) FSCONFIG_SET_FLAG: set the option `key` that takes
         no value ("ro", "noswap"...).  An option the filesystem does not
         know is EINVAL."""
-        await self._fsconfig(FSCONFIG.SET_FLAG, _cstring_address(self.task, "key", key), 0, 0)
+        key_address = _cstring_address(self.task, "key", key)
+        await self.task.sysif.syscall(
+            _SYS_fsconfig, self.number, FSCONFIG.SET_FLAG, key_address, 0, 0
+        )
 
     async def fsconfig_set_string(
         self, key: WrittenPointer[str], value: WrittenPointer[str]
     ) -> None:
         """fsconfig(2) FSCONFIG_SET_STRING: set the option `key` to the
         string `value` ("size" to "1m", "mode" to "0755"...)."""
-        await self._fsconfig(
-            FSCONFIG.SET_STRING, _cstring_address(self.task, "key", key),
-            _cstring_address(self.task, "value", value), 0,
+        key_address = _cstring_address(self.task, "key", key)
+        value_address = _cstring_address(self.task, "value", value)
+        await self.task.sysif.syscall(
+            _SYS_fsconfig, self.number, FSCONFIG.SET_STRING, key_address, value_address, 0
         )
 
     async def fsconfig_set_binary(
@@ -537,11 +538,12 @@ class MountFileDescriptor(BaseFileDescriptor):
     ) -> None:
         """fsconfig(2) FSCONFIG_SET_BINARY: set the option `key` to the
         binary blob `value`; its size is the pointer's."""
+        key_address = _cstring_address(self.task, "key", key)
         alloc = borrow(value, self.task)
         if not isinstance(value.serializer, BytesSerializer):
             raise TypeError("value must be a pointer to bytes, from thread.ptr(b\"...\")")
-        await self._fsconfig(
-            FSCONFIG.SET_BINARY, _cstring_address(self.task, "key", key), alloc.address,
+        await self.task.sysif.syscall(
+            _SYS_fsconfig, self.number, FSCONFIG.SET_BINARY, key_address, alloc.address,
             alloc.size,
         )
 
@@ -550,8 +552,9 @@ class MountFileDescriptor(BaseFileDescriptor):
     ) -> None:
         """fsconfig(2) FSCONFIG_SET_PATH: set the option `key` to the object
         at `path`, relative to `dirfd` (None: the working directory)."""
-        await self._fsconfig(
-            FSCONFIG.SET_PATH, _cstring_address(self.task, "key", key),
+        key_address = _cstring_address(self.task, "key", key)
+        await self.task.sysif.syscall(
+            _SYS_fsconfig, self.number, FSCONFIG.SET_PATH, key_address,
             path_address(self.task, path), dirfd_number(self.task, dirfd),
         )
 
@@ -560,16 +563,19 @@ class MountFileDescriptor(BaseFileDescriptor):
     ) -> None:
         """fsconfig(2) FSCONFIG_SET_PATH_EMPTY: as `fsconfig_set_path`, but
         an empty `path` means `dirfd` itself (AT_EMPTY_PATH)."""
-        await self._fsconfig(
-            FSCONFIG.SET_PATH_EMPTY, _cstring_address(self.task, "key", key),
+        key_address = _cstring_address(self.task, "key", key)
+        await self.task.sysif.syscall(
+            _SYS_fsconfig, self.number, FSCONFIG.SET_PATH_EMPTY, key_address,
             path_address(self.task, path), dirfd_number(self.task, dirfd),
         )
 
     async def fsconfig_set_fd(self, key: WrittenPointer[str], fd: FileDescriptor) -> None:
         """fsconfig(2) FSCONFIG_SET_FD: set the option `key` to the open
-        file `fd` (in this fd's table)."""
-        await self._fsconfig(
-            FSCONFIG.SET_FD, _cstring_address(self.task, "key", key), 0,
+        file `fd` (in this fd's table); the context keeps its own
+        reference, so `fd` may be closed after."""
+        key_address = _cstring_address(self.task, "key", key)
+        await self.task.sysif.syscall(
+            _SYS_fsconfig, self.number, FSCONFIG.SET_FD, key_address, 0,
             _fd_number(self.task, "fd", fd),
         )
 
@@ -577,13 +583,15 @@ class MountFileDescriptor(BaseFileDescriptor):
         """fsconfig(2) FSCONFIG_CMD_CREATE: make the superblock from the
         options set so far (or find an existing one to share), ready for
         `fsmount`.  Errors of the options as a whole come here."""
-        await self._fsconfig(FSCONFIG.CMD_CREATE, 0, 0, 0)
+        await self.task.sysif.syscall(_SYS_fsconfig, self.number, FSCONFIG.CMD_CREATE, 0, 0, 0)
 
     async def fsconfig_reconfigure(self) -> None:
         """fsconfig(2) FSCONFIG_CMD_RECONFIGURE: apply the options set so
         far to the superblock of a context from fspick: every mount of
         it sees the change."""
-        await self._fsconfig(FSCONFIG.CMD_RECONFIGURE, 0, 0, 0)
+        await self.task.sysif.syscall(
+            _SYS_fsconfig, self.number, FSCONFIG.CMD_RECONFIGURE, 0, 0, 0
+        )
 
     async def fsmount(
         self, flags: FSMOUNT = FSMOUNT.NONE, attr_flags: MOUNT_ATTR = MOUNT_ATTR.NONE
