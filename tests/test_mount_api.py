@@ -249,7 +249,7 @@ async def test_id_mapped_mount(thread: Thread, tmp_path: Path) -> None:
     userns = await child.task.open(await child.ptr(f"/proc/{holder_pid}/ns/user"), O.RDONLY)
     await holder.exit(0)  # the fd keeps the namespace
     tree = await child.task.open_tree(None, await child.ptr(source), OPEN_TREE.CLONE)
-    idmap = await child.ptr(MountAttr(MOUNT_ATTR.IDMAP, userns=userns))
+    idmap = await child.ptr(MountAttr(MOUNT_ATTR.IDMAP, userns_fd=userns))
     await child.task.mount_setattr(tree, await child.ptr(""), AT.EMPTY_PATH, idmap)
     await attach(child, tree, target)
 
@@ -338,12 +338,15 @@ async def test_kernel_errors(thread: Thread, tmp_path: Path) -> None:
     with pytest.raises(OSError) as info:
         await plain.fsmount()
     assert info.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as info:  # a file, not a mount
+        await attach(child, plain, tmp_path)
+    assert info.value.errno == errno.EINVAL
     # ... and the userns of an id mapping must be a user namespace fd.
     tree = await task.open_tree(None, await child.ptr(tmp_path), OPEN_TREE.CLONE)
     with pytest.raises(OSError) as info:
         await task.mount_setattr(
             tree, await child.ptr(""), AT.EMPTY_PATH,
-            await child.ptr(MountAttr(MOUNT_ATTR.IDMAP, userns=plain)),
+            await child.ptr(MountAttr(MOUNT_ATTR.IDMAP, userns_fd=plain)),
         )
     assert info.value.errno == errno.EINVAL
     # Paths: missing, or no mount point.
@@ -419,9 +422,9 @@ async def test_python_side_checks(thread: Thread, tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         MountAttr(MOUNT_ATTR.IDMAP)  # no userns
     with pytest.raises(ValueError):
-        MountAttr(MOUNT_ATTR.RDONLY, userns=ctx)  # a userns without IDMAP
+        MountAttr(MOUNT_ATTR.RDONLY, userns_fd=ctx)  # a userns without IDMAP
     with pytest.raises(TypeError):
-        MountAttr(MOUNT_ATTR.IDMAP, userns=3)  # type: ignore[arg-type]
+        MountAttr(MOUNT_ATTR.IDMAP, userns_fd=3)  # type: ignore[arg-type]
     attr = MountAttr(MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID, MOUNT_ATTR.NOEXEC, MS.SLAVE)
     assert MountAttr.from_bytes(attr.to_bytes()) == attr
     assert len(attr.to_bytes()) == MountAttr.sizeof() == 32
@@ -432,11 +435,11 @@ async def test_python_side_checks(thread: Thread, tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         await task.mount_setattr(
             None, await child.ptr(tmp_path), AT.NONE,
-            await child.ptr(MountAttr(MOUNT_ATTR.IDMAP, userns=other)),
+            await child.ptr(MountAttr(MOUNT_ATTR.IDMAP, userns_fd=other)),
         )
     await other.close()
     mine = await task.open(await child.ptr("/proc/self/ns/user"), O.RDONLY)
-    written = await child.ptr(MountAttr(MOUNT_ATTR.IDMAP, userns=mine))
+    written = await child.ptr(MountAttr(MOUNT_ATTR.IDMAP, userns_fd=mine))
     await mine.close()
     with pytest.raises(ValueError):
         await task.mount_setattr(None, await child.ptr(tmp_path), AT.NONE, written)

@@ -221,7 +221,7 @@ class MOUNT_ATTR(IntFlag):
     The access-time mode is a 3-bit field, not a flag: RELATIME (0),
     NOATIME and STRICTATIME are its values, and _ATIME (C's
     MOUNT_ATTR__ATIME) is its mask, which `attr_clr` must hold to change
-    it.  IDMAP is for mount_setattr(2) only, with `MountAttr.userns`."""
+    it.  IDMAP is for mount_setattr(2) only, with `MountAttr.userns_fd`."""
 
     NONE = 0
     RDONLY = 0x01
@@ -247,7 +247,7 @@ class MountAttr(Struct, Immutable):
     """`struct mount_attr`, for mount_setattr(2): the attributes to set and
     to clear, a propagation type to set (MS.SHARED, MS.SLAVE, MS.PRIVATE,
     MS.UNBINDABLE, or MS.NONE to leave it), and, with MOUNT_ATTR.IDMAP in
-    `attr_set`, the user namespace fd (`userns`, C's `userns_fd`) whose
+    `attr_set`, the user namespace fd (`userns_fd`, a FileDescriptor) whose
     id maps the mount gets.  Immutable.
 
     The fd must be in the table of the task that calls mount_setattr, and
@@ -255,7 +255,7 @@ class MountAttr(Struct, Immutable):
     the pointer written from it.  Read back from memory, a MountAttr with
     IDMAP set is a TypeError: an fd number there names no handle."""
 
-    __slots__ = ("attr_clr", "attr_set", "propagation", "userns")
+    __slots__ = ("attr_clr", "attr_set", "propagation", "userns_fd")
     layout = Layout(
         "struct mount_attr",
         [("attr_set", "Q"), ("attr_clr", "Q"), ("propagation", "Q"), ("userns_fd", "Q")],
@@ -263,14 +263,14 @@ class MountAttr(Struct, Immutable):
     attr_set: MOUNT_ATTR
     attr_clr: MOUNT_ATTR
     propagation: MS
-    userns: FileDescriptor | None
+    userns_fd: FileDescriptor | None
 
     def __init__(
         self,
         attr_set: MOUNT_ATTR = MOUNT_ATTR.NONE,
         attr_clr: MOUNT_ATTR = MOUNT_ATTR.NONE,
         propagation: MS = MS.NONE,
-        userns: FileDescriptor | None = None,
+        userns_fd: FileDescriptor | None = None,
     ) -> None:
         checks = (("attr_set", attr_set, MOUNT_ATTR), ("attr_clr", attr_clr, MOUNT_ATTR),
                   ("propagation", propagation, MS))
@@ -284,33 +284,34 @@ class MountAttr(Struct, Immutable):
                 f"MountAttr.propagation must be one of MS.SHARED, MS.SLAVE, MS.PRIVATE, "
                 f"MS.UNBINDABLE or MS.NONE, not {propagation!r}"
             )
-        if userns is not None and not isinstance(userns, BaseFileDescriptor):
+        if userns_fd is not None and not isinstance(userns_fd, BaseFileDescriptor):
             raise TypeError(
-                f"MountAttr.userns must be a FileDescriptor or None, not {type(userns).__name__}"
+                "MountAttr.userns_fd must be a FileDescriptor or None, not "
+                f"{type(userns_fd).__name__}"
             )
-        if bool(attr_set & MOUNT_ATTR.IDMAP) != (userns is not None):
+        if bool(attr_set & MOUNT_ATTR.IDMAP) != (userns_fd is not None):
             raise ValueError(
-                "MountAttr takes a userns fd exactly when attr_set has MOUNT_ATTR.IDMAP")
+                "MountAttr takes a userns_fd exactly when attr_set has MOUNT_ATTR.IDMAP")
         object.__setattr__(self, "attr_set", MOUNT_ATTR(attr_set))
         object.__setattr__(self, "attr_clr", MOUNT_ATTR(attr_clr))
         object.__setattr__(self, "propagation", MS(propagation))
-        object.__setattr__(self, "userns", userns)
+        object.__setattr__(self, "userns_fd", userns_fd)
 
     def __repr__(self) -> str:
         return (f"MountAttr({self.attr_set!r}, {self.attr_clr!r}, {self.propagation!r}, "
-                f"userns={self.userns!r})")
+                f"userns_fd={self.userns_fd!r})")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MountAttr):
             return NotImplemented
-        return (self.attr_set, self.attr_clr, self.propagation, self.userns) == (
-            other.attr_set, other.attr_clr, other.propagation, other.userns)
+        return (self.attr_set, self.attr_clr, self.propagation, self.userns_fd) == (
+            other.attr_set, other.attr_clr, other.propagation, other.userns_fd)
 
     def __hash__(self) -> int:
-        return hash((self.attr_set, self.attr_clr, self.propagation, id(self.userns)))
+        return hash((self.attr_set, self.attr_clr, self.propagation, id(self.userns_fd)))
 
     def to_bytes(self) -> bytes:
-        userns_fd = 0 if self.userns is None else self.userns.number
+        userns_fd = 0 if self.userns_fd is None else self.userns_fd.number
         return self.layout.struct.pack(
             int(self.attr_set), int(self.attr_clr), int(self.propagation), userns_fd)
 
@@ -492,14 +493,14 @@ class MountTask(BaseTask):
         of every mount under it, as `attr` says: set and clear
         MOUNT_ATTR flags, change propagation, or (MOUNT_ATTR.IDMAP, on a
         detached tree from open_tree(OPEN_TREE.CLONE)) map ids through
-        `attr.userns`'s user namespace.  The size passed is the pointer's."""
+        `attr.userns_fd`'s user namespace.  The size passed is the pointer's."""
         if not isinstance(attr, WrittenPointer) or not isinstance(attr.value, MountAttr):
             raise TypeError("attr must be a written pointer to a MountAttr, from thread.ptr")
-        userns = attr.value.userns
-        if userns is not None:
-            if userns.closed:
-                raise ValueError("the MountAttr's userns fd was closed after it was written")
-            _fd_number(self, "MountAttr.userns", userns)
+        userns_fd = attr.value.userns_fd
+        if userns_fd is not None:
+            if userns_fd.closed:
+                raise ValueError("the MountAttr's userns_fd was closed after it was written")
+            _fd_number(self, "MountAttr.userns_fd", userns_fd)
         alloc = borrow(attr, self)
         await self.sysif.syscall(
             _SYS_mount_setattr, dirfd_number(self, dirfd), path_address(self, path),
