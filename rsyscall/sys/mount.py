@@ -279,6 +279,7 @@ class MountAttr(Struct, Immutable):
                 isinstance(value, cls) or (type(value) is int and value == 0)
             ):
                 raise TypeError(f"MountAttr.{name} must be {cls.__name__} flags, not {value!r}")
+            int_arg(f"MountAttr.{name}", int(value), C_ULONG)  # a flag made of too big an int
         if propagation not in _PROPAGATIONS:
             raise ValueError(
                 f"MountAttr.propagation must be one of MS.SHARED, MS.SLAVE, MS.PRIVATE, "
@@ -338,7 +339,6 @@ _SYS_fspick = int(SYS.fspick)
 _SYS_open_tree = int(SYS.open_tree)
 _SYS_move_mount = int(SYS.move_mount)
 _SYS_mount_setattr = int(SYS.mount_setattr)
-
 
 
 def _string_address(task: BaseTask, name: str, ptr: PathPointer | None) -> int:
