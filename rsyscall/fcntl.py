@@ -121,6 +121,7 @@ class AT(IntFlag):
     STATX_SYNC_AS_STAT = 0x0000
     STATX_FORCE_SYNC = 0x2000
     STATX_DONT_SYNC = 0x4000
+    RECURSIVE = 0x8000
 
 
 class SEEK(IntEnum):

@@ -125,6 +125,13 @@ ENUMS: dict[str, str] = {
     "rsyscall.net.if_.SIOC": "SIOC{}",
     "rsyscall.sys.mount.MS": "MS_{}",
     "rsyscall.sys.mount.MNT": "MNT_{}",
+    "rsyscall.sys.mount.OPEN_TREE": "OPEN_TREE_{}",
+    "rsyscall.sys.mount.MOVE_MOUNT": "MOVE_MOUNT_{}",
+    "rsyscall.sys.mount.FSOPEN": "FSOPEN_{}",
+    "rsyscall.sys.mount.FSPICK": "FSPICK_{}",
+    "rsyscall.sys.mount.FSCONFIG": "FSCONFIG_{}",
+    "rsyscall.sys.mount.FSMOUNT": "FSMOUNT_{}",
+    "rsyscall.sys.mount.MOUNT_ATTR": "MOUNT_ATTR_{}",
     "rsyscall.sys.prctl.PR": "PR_{}",
     "rsyscall.sys.prctl.PR_CAP_AMBIENT": "PR_CAP_AMBIENT_{}",
     "rsyscall.linux.capability.CAP": "CAP_{}",
@@ -136,6 +143,10 @@ MEMBER_SPELLINGS = {
     "rsyscall.sys.wait.W.ALL": "__WALL",
     "rsyscall.sys.wait.W.CLONE": "__WCLONE",
     "rsyscall.sys.mount.MNT.NOFOLLOW": "UMOUNT_NOFOLLOW",
+    "rsyscall.sys.mount.OPEN_TREE.SYMLINK_NOFOLLOW": "AT_SYMLINK_NOFOLLOW",
+    "rsyscall.sys.mount.OPEN_TREE.NO_AUTOMOUNT": "AT_NO_AUTOMOUNT",
+    "rsyscall.sys.mount.OPEN_TREE.EMPTY_PATH": "AT_EMPTY_PATH",
+    "rsyscall.sys.mount.OPEN_TREE.RECURSIVE": "AT_RECURSIVE",
 }
 
 # Kernel definitions that <asm/signal.h> has and <signal.h> (glibc) lacks or
@@ -163,6 +174,7 @@ CONSTANTS: dict[tuple[str, str], str] = {
     ("rsyscall.linux.futex", "FUTEX_OWNER_DIED"): "FUTEX_OWNER_DIED",
     ("rsyscall.linux.futex", "FUTEX_TID_MASK"): "FUTEX_TID_MASK",
     ("rsyscall.linux.futex", "ROBUST_LIST_LIMIT"): "ROBUST_LIST_LIMIT",
+    ("rsyscall.sys.mount", "MOUNT_ATTR_SIZE_VER0"): "MOUNT_ATTR_SIZE_VER0",
 }
 
 # Members that are the library's own "no flags" value, with no C name.

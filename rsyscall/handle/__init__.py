@@ -36,7 +36,7 @@ from rsyscall.sys.eventfd import EventfdTask
 from rsyscall.sys.inotify import InotifyFileDescriptor, InotifyTask
 from rsyscall.sys.ioctl import IoctlFileDescriptor
 from rsyscall.sys.mman import MemoryMapping, MmanTask
-from rsyscall.sys.mount import MountTask
+from rsyscall.sys.mount import MountFileDescriptor, MountTask
 from rsyscall.sys.pidfd import PidfdFileDescriptor, PidfdTask
 from rsyscall.sys.prctl import PrctlTask
 from rsyscall.sys.resource import ResourceProcess, ResourceTask
@@ -83,6 +83,7 @@ class FileDescriptor(
     InotifyFileDescriptor,
     IoctlFileDescriptor,
     IfFileDescriptor,
+    MountFileDescriptor,
     BaseFileDescriptor,
 ):
     """A file descriptor in one task's fd table.  Its syscalls are methods
