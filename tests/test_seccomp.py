@@ -15,7 +15,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from rsyscall import SyscallHangup, Thread
+from rsyscall import AsyncFileDescriptor, SyscallHangup, Thread
+from rsyscall.fcntl import O
 from rsyscall.linux.audit import AUDIT_ARCH
 from rsyscall.linux.filter import (
     BPF_CLASS,
@@ -40,7 +41,6 @@ from rsyscall.linux.seccomp import (
     bpf_return,
     seccomp_notif_recv_async,
 )
-from rsyscall.fcntl import O
 from rsyscall.near.sysnum import SYS
 from rsyscall.sched import CLONE
 from rsyscall.signal import SIG
@@ -66,6 +66,10 @@ def on_syscall(nr: int, action: SECCOMP_RET, data: int = 0) -> SockFilterList:
 
 async def program(thread: Thread, insns: SockFilterList) -> object:
     return await thread.ptr(SockFprog(await thread.ptr(insns)))
+
+
+async def receive(thread: Thread, afd: AsyncFileDescriptor) -> SeccompNotif:
+    return await (await seccomp_notif_recv_async(afd, await thread.malloc(SeccompNotif))).read()
 
 
 async def test_filter_refuses_one_syscall(thread: Thread, tmp_path: Path) -> None:
@@ -205,12 +209,12 @@ async def test_user_notification_supervisor(thread: Thread) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(target)
         with anyio.fail_after(30):
-            notif = await (await seccomp_notif_recv_async(afd, await thread.malloc(SeccompNotif))).read()
+            notif = await receive(thread, afd)
             assert notif.data.nr == SYS.getpid and notif.data.arch == AUDIT_ARCH.X86_64
             assert await listener.seccomp_notif_id_valid(notif.id)
             await listener.seccomp_notif_send(await thread.ptr(SeccompNotifResp(notif.id, 4242)))
             assert not await listener.seccomp_notif_id_valid(notif.id)
-            notif = await (await seccomp_notif_recv_async(afd, await thread.malloc(SeccompNotif))).read()
+            notif = await receive(thread, afd)
             assert notif.data.nr == SYS.getppid
             await listener.seccomp_notif_send(await thread.ptr(
                 SeccompNotifResp(notif.id, flags=SECCOMP_USER_NOTIF_FLAG.CONTINUE)))
@@ -228,7 +232,7 @@ async def test_user_notification_supervisor(thread: Thread) -> None:
 
         tg.start_soon(denied)
         with anyio.fail_after(30):
-            notif = await (await seccomp_notif_recv_async(afd, await thread.malloc(SeccompNotif))).read()
+            notif = await receive(thread, afd)
             resp = await thread.ptr(SeccompNotifResp(notif.id, error=-errno.EACCES))
             await listener.seccomp_notif_send(resp)
     assert isinstance(failure[0], PermissionError) and failure[0].errno == errno.EACCES

@@ -15,7 +15,7 @@ _64BIT = 0x80000000
 _LE = 0x40000000
 
 
-class AUDIT_ARCH(IntEnum):  # noqa: N801  # C's prefix
+class AUDIT_ARCH(IntEnum):
     """Syscall ABIs (C: AUDIT_ARCH_*): the ELF machine number, with bits for
     a 64-bit and a little-endian ABI."""
 

@@ -58,7 +58,7 @@ BPF_MEMWORDS = 16
 """The number of scratch memory words (M[0]..M[15]) a program has."""
 
 
-class BPF_CLASS(IntEnum):  # noqa: N801  # named as C's BPF_CLASS() field
+class BPF_CLASS(IntEnum):
     """The instruction class, the low 3 bits of an opcode (C: BPF_LD...)."""
 
     LD = 0x00
@@ -71,7 +71,7 @@ class BPF_CLASS(IntEnum):  # noqa: N801  # named as C's BPF_CLASS() field
     MISC = 0x07
 
 
-class BPF_SIZE(IntEnum):  # noqa: N801
+class BPF_SIZE(IntEnum):
     """The width of a load (C: BPF_W, BPF_H, BPF_B)."""
 
     W = 0x00
@@ -79,7 +79,7 @@ class BPF_SIZE(IntEnum):  # noqa: N801
     B = 0x10
 
 
-class BPF_MODE(IntEnum):  # noqa: N801
+class BPF_MODE(IntEnum):
     """The addressing mode of a load or store (C: BPF_IMM, BPF_ABS...)."""
 
     IMM = 0x00
@@ -90,7 +90,7 @@ class BPF_MODE(IntEnum):  # noqa: N801
     MSH = 0xA0
 
 
-class BPF_ALU_OP(IntEnum):  # noqa: N801
+class BPF_ALU_OP(IntEnum):
     """The operation of a BPF_ALU instruction (C: BPF_ADD...)."""
 
     ADD = 0x00
@@ -106,7 +106,7 @@ class BPF_ALU_OP(IntEnum):  # noqa: N801
     XOR = 0xA0
 
 
-class BPF_JMP_OP(IntEnum):  # noqa: N801
+class BPF_JMP_OP(IntEnum):
     """The test of a BPF_JMP instruction (C: BPF_JA, BPF_JEQ...)."""
 
     JA = 0x00
@@ -116,7 +116,7 @@ class BPF_JMP_OP(IntEnum):  # noqa: N801
     JSET = 0x40
 
 
-class BPF_SRC(IntEnum):  # noqa: N801
+class BPF_SRC(IntEnum):
     """The operand of an ALU or JMP instruction: the constant `k` (BPF_K)
     or the X register (BPF_X)."""
 
@@ -124,7 +124,7 @@ class BPF_SRC(IntEnum):  # noqa: N801
     X = 0x08
 
 
-class BPF_RVAL(IntEnum):  # noqa: N801
+class BPF_RVAL(IntEnum):
     """What a BPF_RET instruction returns: `k`, X, or the accumulator A."""
 
     K = 0x00
@@ -132,7 +132,7 @@ class BPF_RVAL(IntEnum):  # noqa: N801
     A = 0x10
 
 
-class BPF_MISCOP(IntEnum):  # noqa: N801
+class BPF_MISCOP(IntEnum):
     """The BPF_MISC register moves: A to X (BPF_TAX) and X to A (BPF_TXA)."""
 
     TAX = 0x00
@@ -245,7 +245,9 @@ def check_program(prog: WrittenPointer[SockFprog], task: BaseTask) -> int:
     `prog`, after checking that it is a written SockFprog in `task`'s
     address space whose instruction array is still alive there."""
     if not isinstance(prog, WrittenPointer) or not isinstance(prog.value, SockFprog):
-        raise TypeError("expected a written pointer to a SockFprog, from thread.ptr(SockFprog(...))")
+        raise TypeError(
+            "expected a written pointer to a SockFprog, from thread.ptr(SockFprog(...))"
+        )
     alloc = borrow(prog, task)
     insns = prog.value.filter
     try:
@@ -272,7 +274,9 @@ class _SockFprogSerializer(Serializer["SockFprog"]):
         return SockFprog.layout.struct.pack(len(value.filter.value), alloc.address)
 
     def from_bytes(self, data: bytes) -> SockFprog:
-        raise TypeError("a SockFprog cannot be read back from memory; use the WrittenPointer's .value")
+        raise TypeError(
+            "a SockFprog cannot be read back from memory; use the WrittenPointer's .value"
+        )
 
 
 class SockFprog(Immutable, HasSerializer):
@@ -285,7 +289,7 @@ class SockFprog(Immutable, HasSerializer):
     layout = Layout("struct sock_fprog", [("len", "H"), ("_pad", "6x"), ("filter", "Q")])
     filter: WrittenPointer[SockFilterList]
 
-    def __init__(self, filter: WrittenPointer[SockFilterList]) -> None:  # noqa: A002  # C's name
+    def __init__(self, filter: WrittenPointer[SockFilterList]) -> None:
         if not isinstance(filter, WrittenPointer) or not isinstance(filter.value, SockFilterList):
             raise TypeError(
                 "filter must be a written pointer to a SockFilterList, "

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 
-class LANDLOCK_CREATE_RULESET(IntFlag):  # noqa: N801  # C's prefix
+class LANDLOCK_CREATE_RULESET(IntFlag):
     """Flags of landlock_create_ruleset(2) (C: LANDLOCK_CREATE_RULESET_*),
     each a query with its own method: `landlock_create_ruleset_version`,
     `landlock_create_ruleset_errata`."""
@@ -59,7 +59,7 @@ class LANDLOCK_CREATE_RULESET(IntFlag):  # noqa: N801  # C's prefix
     ERRATA = 1 << 1
 
 
-class LANDLOCK_RULE(IntEnum):  # noqa: N801
+class LANDLOCK_RULE(IntEnum):
     """The type of a rule (C: enum landlock_rule_type), given by the attr
     struct's class."""
 
@@ -67,7 +67,7 @@ class LANDLOCK_RULE(IntEnum):  # noqa: N801
     NET_PORT = 2  # ABI 4
 
 
-class LANDLOCK_ACCESS_FS(IntFlag):  # noqa: N801
+class LANDLOCK_ACCESS_FS(IntFlag):
     """File system accesses (C: LANDLOCK_ACCESS_FS_*), the ABI version that
     brought each in brackets."""
 
@@ -90,7 +90,7 @@ class LANDLOCK_ACCESS_FS(IntFlag):  # noqa: N801
     IOCTL_DEV = 1 << 15  # [5]
 
 
-class LANDLOCK_ACCESS_NET(IntFlag):  # noqa: N801
+class LANDLOCK_ACCESS_NET(IntFlag):
     """Network accesses (C: LANDLOCK_ACCESS_NET_*; ABI 4): binding and
     connecting TCP sockets to a port."""
 
@@ -99,7 +99,7 @@ class LANDLOCK_ACCESS_NET(IntFlag):  # noqa: N801
     CONNECT_TCP = 1 << 1
 
 
-class LANDLOCK_SCOPE(IntFlag):  # noqa: N801
+class LANDLOCK_SCOPE(IntFlag):
     """IPC restricted to the domain (C: LANDLOCK_SCOPE_*; ABI 6):
     connecting to abstract unix sockets, and sending signals, to processes
     outside it."""
@@ -109,7 +109,7 @@ class LANDLOCK_SCOPE(IntFlag):  # noqa: N801
     SIGNAL = 1 << 1
 
 
-class LANDLOCK_RESTRICT_SELF(IntFlag):  # noqa: N801
+class LANDLOCK_RESTRICT_SELF(IntFlag):
     """Flags of landlock_restrict_self(2) (C: LANDLOCK_RESTRICT_SELF_*; ABI
     7): which denials the audit log records."""
 
@@ -292,7 +292,8 @@ class LandlockFileDescriptor(BaseFileDescriptor):
     __slots__ = ()
 
     async def landlock_add_rule(
-        self, rule_attr: WrittenPointer[LandlockPathBeneathAttr] | WrittenPointer[LandlockNetPortAttr]
+        self,
+        rule_attr: WrittenPointer[LandlockPathBeneathAttr] | WrittenPointer[LandlockNetPortAttr],
     ) -> None:
         """`landlock_add_rule(2)`: add a rule to this ruleset; the rule type
         is the attr's (PATH_BENEATH for a LandlockPathBeneathAttr, NET_PORT

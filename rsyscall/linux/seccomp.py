@@ -108,7 +108,7 @@ class SECCOMP(IntEnum):
     GET_NOTIF_SIZES = 3
 
 
-class SECCOMP_MODE(IntEnum):  # noqa: N801  # C's prefix
+class SECCOMP_MODE(IntEnum):
     """A process's seccomp mode, as prctl(2) PR_GET_SECCOMP and the Seccomp
     line of /proc/PID/status report it (C: SECCOMP_MODE_*)."""
 
@@ -117,7 +117,7 @@ class SECCOMP_MODE(IntEnum):  # noqa: N801  # C's prefix
     FILTER = 2
 
 
-class SECCOMP_FILTER_FLAG(IntFlag):  # noqa: N801
+class SECCOMP_FILTER_FLAG(IntFlag):
     """Flags of SECCOMP_SET_MODE_FILTER (C: SECCOMP_FILTER_FLAG_*)."""
 
     NONE = 0
@@ -129,7 +129,7 @@ class SECCOMP_FILTER_FLAG(IntFlag):  # noqa: N801
     WAIT_KILLABLE_RECV = 1 << 5
 
 
-class SECCOMP_RET(IntEnum):  # noqa: N801
+class SECCOMP_RET(IntEnum):
     """The action a filter returns, in the high 16 bits of its result (C:
     SECCOMP_RET_*; SECCOMP_RET_KILL is KILL_THREAD).  The low 16 bits
     (SECCOMP_RET_DATA) are the errno of ERRNO, or data for TRAP and TRACE:
@@ -153,14 +153,14 @@ SECCOMP_RET_DATA = 0x0000FFFF
 """The mask of the data part of a filter's result."""
 
 
-class SECCOMP_USER_NOTIF_FLAG(IntFlag):  # noqa: N801
+class SECCOMP_USER_NOTIF_FLAG(IntFlag):
     """Flags of a `SeccompNotifResp` (C: SECCOMP_USER_NOTIF_FLAG_*)."""
 
     NONE = 0
     CONTINUE = 1 << 0
 
 
-class SECCOMP_ADDFD_FLAG(IntFlag):  # noqa: N801
+class SECCOMP_ADDFD_FLAG(IntFlag):
     """Flags of a `SeccompNotifAddfd` (C: SECCOMP_ADDFD_FLAG_*)."""
 
     NONE = 0
@@ -327,7 +327,7 @@ class SeccompNotif(Struct, Immutable):
     data: SeccompData
 
     def __init__(
-        self, id: int = 0, pid: int = 0, flags: int = 0,  # noqa: A002  # C's name
+        self, id: int = 0, pid: int = 0, flags: int = 0,
         data: SeccompData | None = None,
     ) -> None:
         if data is None:
@@ -341,7 +341,8 @@ class SeccompNotif(Struct, Immutable):
         check_fields(self, (("id", "Q"), ("pid", "I"), ("flags", "I")))
 
     def __repr__(self) -> str:
-        return f"SeccompNotif(id={self.id:#x}, pid={self.pid}, flags={self.flags}, data={self.data!r})"
+        return (f"SeccompNotif(id={self.id:#x}, pid={self.pid}, flags={self.flags}, "
+                f"data={self.data!r})")
 
     def to_bytes(self) -> bytes:
         return self.layout.struct.pack(self.id, self.pid, self.flags, self.data.to_bytes())
@@ -371,7 +372,7 @@ class SeccompNotifResp(Struct, Immutable):
     flags: SECCOMP_USER_NOTIF_FLAG
 
     def __init__(
-        self, id: int, val: int = 0, error: int = 0,  # noqa: A002  # C's name
+        self, id: int, val: int = 0, error: int = 0,
         flags: SECCOMP_USER_NOTIF_FLAG = SECCOMP_USER_NOTIF_FLAG.NONE,
     ) -> None:
         if not isinstance(flags, SECCOMP_USER_NOTIF_FLAG) and not (
@@ -422,7 +423,7 @@ class SeccompNotifAddfd(Struct, Immutable):
     newfd_flags: O
 
     def __init__(
-        self, id: int, srcfd: FileDescriptor, newfd: int = 0,  # noqa: A002  # C's name
+        self, id: int, srcfd: FileDescriptor, newfd: int = 0,
         newfd_flags: O = O.RDONLY, flags: SECCOMP_ADDFD_FLAG = SECCOMP_ADDFD_FLAG.NONE,
     ) -> None:
         if not isinstance(srcfd, BaseFileDescriptor):
@@ -464,7 +465,7 @@ class SeccompNotifAddfd(Struct, Immutable):
 _MAGIC = ord("!")
 
 
-class SECCOMP_IOCTL(IntEnum):  # noqa: N801
+class SECCOMP_IOCTL(IntEnum):
     """The ioctl requests of a listener fd (C: SECCOMP_IOCTL_NOTIF_*).  Each
     has a method: `seccomp_notif_recv`, `seccomp_notif_send`,
     `seccomp_notif_id_valid`, `seccomp_notif_addfd`."""
@@ -622,7 +623,7 @@ class SeccompFileDescriptor(BaseFileDescriptor):
             _SYS_ioctl, self.number, SECCOMP_IOCTL.NOTIF_SEND, alloc.address
         )
 
-    async def seccomp_notif_id_valid(self, id: int) -> bool:  # noqa: A002  # C's name
+    async def seccomp_notif_id_valid(self, id: int) -> bool:
         """`seccomp_unotify(2)` SECCOMP_IOCTL_NOTIF_ID_VALID: whether
         notification `id` still waits for an answer, that is, whether its
         process is still in that syscall (False where the kernel says
@@ -680,9 +681,11 @@ async def seccomp_notif_recv_async(
         if count:
             _, _, revents = _POLLFD.unpack(await task.space.transport.read(pollfd.address, 8))
             if revents & _POLLIN:
-                return await handle.seccomp_notif_recv(notif)  # type: ignore[attr-defined, no-any-return]
+                return await handle.seccomp_notif_recv(notif)
             if revents & (_POLLHUP | _POLLERR):
-                raise ProcessLookupError(errno.ESRCH, "no process uses this seccomp filter any more")
+                raise ProcessLookupError(
+                    errno.ESRCH, "no process uses this seccomp filter any more"
+                )
         raise BlockingIOError(errno.EAGAIN, "no notification yet")
 
     return await listener.retry(False, attempt)
