@@ -50,6 +50,38 @@ async def test_version_and_errata(thread: Thread) -> None:
     assert errata >= 0
 
 
+async def test_the_kernel_knows_the_constants(thread: Thread) -> None:
+    """The constants the installed headers may lack (see test_abi), checked
+    against the kernel: each bit of its ABI version is accepted, and the
+    next bit up is refused."""
+    abi = await version(thread)
+    task = thread.task
+
+    async def accepted(attr: LandlockRulesetAttr) -> bool:
+        try:
+            await (await task.landlock_create_ruleset(await thread.ptr(attr))).close()
+        except OSError as e:
+            assert e.errno == errno.EINVAL
+            return False
+        return True
+
+    fs = fs_access(abi)
+    for bit in fs:
+        assert await accepted(LandlockRulesetAttr(bit)), bit
+    if abi <= 7:  # the next bit is ABI 8's or later
+        assert not await accepted(LandlockRulesetAttr(LANDLOCK_ACCESS_FS(int(fs) + 1)))
+    if abi >= 4:
+        for net in LANDLOCK_ACCESS_NET:
+            assert await accepted(LandlockRulesetAttr(handled_access_net=net)), net
+    if abi >= 6:
+        for scope in LANDLOCK_SCOPE:
+            assert await accepted(LandlockRulesetAttr(scoped=scope)), scope
+    if 4 <= abi <= 7:
+        assert not await accepted(LandlockRulesetAttr(handled_access_net=LANDLOCK_ACCESS_NET(4)))
+        if abi >= 6:
+            assert not await accepted(LandlockRulesetAttr(scoped=LANDLOCK_SCOPE(4)))
+
+
 async def test_confined_to_one_directory(thread: Thread, tmp_path: Path) -> None:
     abi = await version(thread)
     inside = tmp_path / "inside"
