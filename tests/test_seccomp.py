@@ -29,11 +29,14 @@ from rsyscall.linux.filter import (
     bpf_jump,
 )
 from rsyscall.linux.seccomp import (
+    SECCOMP_ADDFD_FLAG,
     SECCOMP_FILTER_FLAG,
+    SECCOMP_IOCTL,
     SECCOMP_RET,
     SECCOMP_USER_NOTIF_FLAG,
     SeccompData,
     SeccompNotif,
+    SeccompNotifAddfd,
     SeccompNotifResp,
     SeccompNotifSizes,
     bpf_load_arch,
@@ -44,6 +47,7 @@ from rsyscall.linux.seccomp import (
 from rsyscall.near.sysnum import SYS
 from rsyscall.sched import CLONE
 from rsyscall.signal import SIG
+from rsyscall.struct import Int32, UInt64
 
 pytestmark = pytest.mark.anyio
 
@@ -254,6 +258,48 @@ async def test_user_notification_supervisor(thread: Thread) -> None:
             await seccomp_notif_recv_async(afd, await thread.malloc(SeccompNotif))
 
 
+async def test_addfd(thread: Thread) -> None:
+    child = await thread.clone(CLONE.FILES)
+    await child.task.prctl_set_no_new_privs()
+    insns = on_syscall(SYS.getppid, SECCOMP_RET.USER_NOTIF)
+    listener = (await child.task.seccomp_set_mode_filter_listener(
+        await program(child, insns)  # type: ignore[arg-type]
+    )).for_task(thread.task)
+    afd = await thread.make_afd(listener)
+    pipe = await thread.pipe()
+    returned: list[int] = []
+
+    async def target() -> None:
+        returned.append(await child.task.getppid())
+
+    # The child's getppid "returns" a copy of our pipe's write end, put in
+    # its table and answered in one step (SECCOMP_ADDFD_FLAG.SEND).
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(target)
+        with anyio.fail_after(30):
+            notif = await receive(thread, afd)
+            number = await listener.seccomp_notif_addfd(await thread.ptr(SeccompNotifAddfd(
+                notif.id, pipe.write, newfd_flags=O.CLOEXEC, flags=SECCOMP_ADDFD_FLAG.SEND)))
+    assert returned == [number] and number != pipe.write.number
+    copy = child.task.make_fd(number)
+    await copy.write(await child.ptr(b"through the added fd"))
+    await copy.close()
+    await pipe.write.close()
+    assert await thread.read_to_eof(pipe.read) == b"through the added fd"
+    # An fd of another table is refused; so is an unknown notification.
+    other = await thread.clone()
+    theirs = await other.pipe()
+    with pytest.raises(ValueError):
+        await listener.seccomp_notif_addfd(
+            await thread.ptr(SeccompNotifAddfd(notif.id, theirs.write)))
+    with pytest.raises(OSError) as info:
+        await listener.seccomp_notif_addfd(
+            await thread.ptr(SeccompNotifAddfd(notif.id, pipe.read)))
+    assert info.value.errno == errno.ENOENT
+    await other.exit(0)
+    await child.exit(0)
+
+
 async def test_listener_ioctls_on_the_wrong_fd(thread: Thread, tmp_path: Path) -> None:
     fd = await thread.task.open(await thread.ptr(str(tmp_path)), O.RDONLY | O.DIRECTORY)
     with pytest.raises(OSError) as info:
@@ -264,3 +310,9 @@ async def test_listener_ioctls_on_the_wrong_fd(thread: Thread, tmp_path: Path) -
     assert info.value.errno in (errno.ENOTTY, errno.EINVAL)
     with pytest.raises(TypeError):
         await fd.seccomp_notif_recv(await thread.malloc(bytes, 80))  # type: ignore[arg-type]
+    # Through the generic ioctl, the requests take their own types only.
+    with pytest.raises(TypeError):
+        await fd.ioctl(SECCOMP_IOCTL.NOTIF_ID_VALID, await thread.ptr(Int32(1)))
+    with pytest.raises(OSError) as info:
+        await fd.ioctl(SECCOMP_IOCTL.NOTIF_ID_VALID, await thread.ptr(UInt64(1)))
+    assert info.value.errno in (errno.ENOTTY, errno.EINVAL)

@@ -148,10 +148,10 @@ class SockFilter(Struct, Immutable):
     layout = Layout("struct sock_filter", [("code", "H"), ("jt", "B"), ("jf", "B"), ("k", "I")])
 
     def __init__(self, code: int, jt: int, jf: int, k: int) -> None:
-        object.__setattr__(self, "code", int(code) if isinstance(code, IntEnum) else code)
+        object.__setattr__(self, "code", int(code) if isinstance(code, int) else code)
         object.__setattr__(self, "jt", jt)
         object.__setattr__(self, "jf", jf)
-        object.__setattr__(self, "k", int(k) if isinstance(k, IntEnum) else k)
+        object.__setattr__(self, "k", int(k) if isinstance(k, int) else k)
         check_fields(self, (("code", "H"), ("jt", "B"), ("jf", "B"), ("k", "I")))
 
     code: int
