@@ -214,6 +214,17 @@ async def test_errors(thread: Thread, tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         LandlockNetPortAttr(LANDLOCK_ACCESS_NET.BIND_TCP, 70000)
     # Without no_new_privs, restricting needs CAP_SYS_ADMIN, which we have
-    # as root: so it works (and the child is confined from here on).
+    # as root: so it works (and the child is confined from here on)...
+    await ruleset.landlock_restrict_self()
+    await child.exit(0)
+    # ... and a child that became nobody, without it, may not.
+    child = await thread.clone()
+    await child.task.setreuid(65534, 65534)
+    ruleset = await child.task.landlock_create_ruleset(
+        await child.ptr(LandlockRulesetAttr(LANDLOCK_ACCESS_FS.READ_FILE)))
+    with pytest.raises(PermissionError) as info:
+        await ruleset.landlock_restrict_self()
+    assert info.value.errno == errno.EPERM
+    await child.task.prctl_set_no_new_privs()
     await ruleset.landlock_restrict_self()
     await child.exit(0)

@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from rsyscall import AsyncFileDescriptor, SyscallHangup, Thread
+from rsyscall import AsyncFileDescriptor, SyscallHangup, Thread, WrittenPointer
 from rsyscall.fcntl import O
 from rsyscall.linux.audit import AUDIT_ARCH
 from rsyscall.linux.filter import (
@@ -68,7 +68,7 @@ def on_syscall(nr: int, action: SECCOMP_RET, data: int = 0) -> SockFilterList:
     ])
 
 
-async def program(thread: Thread, insns: SockFilterList) -> object:
+async def program(thread: Thread, insns: SockFilterList) -> WrittenPointer[SockFprog]:
     return await thread.ptr(SockFprog(await thread.ptr(insns)))
 
 
@@ -80,7 +80,7 @@ async def test_filter_refuses_one_syscall(thread: Thread, tmp_path: Path) -> Non
     child = await thread.clone()
     await child.task.prctl_set_no_new_privs()
     prog = await program(child, on_syscall(SYS.mkdirat, SECCOMP_RET.ERRNO, errno.EPERM))
-    await child.task.seccomp_set_mode_filter(prog)  # type: ignore[arg-type]
+    await child.task.seccomp_set_mode_filter(prog)
     with pytest.raises(PermissionError):
         await child.task.mkdir(await child.ptr(str(tmp_path / "denied")))
     assert not (tmp_path / "denied").exists()
@@ -105,7 +105,7 @@ async def test_kill_process_action(thread: Thread) -> None:
     child = await thread.clone()
     await child.task.prctl_set_no_new_privs()
     prog = await program(child, on_syscall(SYS.getppid, SECCOMP_RET.KILL_PROCESS))
-    await child.task.seccomp_set_mode_filter(prog)  # type: ignore[arg-type]
+    await child.task.seccomp_set_mode_filter(prog)
     with pytest.raises(SyscallHangup):
         await child.task.getppid()
     state = await child.process.waitpid()
@@ -114,12 +114,10 @@ async def test_kill_process_action(thread: Thread) -> None:
 
 async def test_strict_mode(thread: Thread) -> None:
     child = await thread.clone()
-    try:
+    with pytest.raises(SyscallHangup):
         await child.task.seccomp_set_mode_strict()
         # The server survives only read and write: the next request ends it.
         await child.task.getpid()
-    except SyscallHangup:
-        pass
     state = await child.process.waitpid()
     assert state.killed_with() == SIG.KILL
 
@@ -127,16 +125,14 @@ async def test_strict_mode(thread: Thread) -> None:
 async def test_errors(thread: Thread) -> None:
     child = await thread.clone()
     prog = await program(child, on_syscall(SYS.mkdirat, SECCOMP_RET.ERRNO, errno.EPERM))
-    # Without no_new_privs, only CAP_SYS_ADMIN may: we are root, so drop
-    # nothing and check the flags instead.
     with pytest.raises(OSError) as info:
         await child.task.seccomp_set_mode_filter(
-            prog, SECCOMP_FILTER_FLAG(1 << 20)  # type: ignore[arg-type]
+            prog, SECCOMP_FILTER_FLAG(1 << 20)
         )
     assert info.value.errno == errno.EINVAL
     with pytest.raises(ValueError):
         await child.task.seccomp_set_mode_filter(
-            prog, SECCOMP_FILTER_FLAG.NEW_LISTENER  # type: ignore[arg-type]
+            prog, SECCOMP_FILTER_FLAG.NEW_LISTENER
         )
     with pytest.raises(TypeError):
         await child.task.seccomp_set_mode_filter(await child.ptr(b"12345678"))  # type: ignore[arg-type]
@@ -144,12 +140,12 @@ async def test_errors(thread: Thread) -> None:
     short = on_syscall(SYS.mkdirat, SECCOMP_RET.ERRNO, errno.EPERM)[:5]
     with pytest.raises(OSError) as info:
         await child.task.seccomp_set_mode_filter(
-            await program(child, SockFilterList(short))  # type: ignore[arg-type]
+            await program(child, SockFilterList(short))
         )
     assert info.value.errno == errno.EINVAL
     with pytest.raises(OSError) as info:
         await child.task.seccomp_set_mode_filter(
-            await program(child, SockFilterList([bpf_load_nr()]))  # type: ignore[arg-type]
+            await program(child, SockFilterList([bpf_load_nr()]))
         )
     assert info.value.errno == errno.EINVAL
     # The library's own checks.
@@ -172,6 +168,20 @@ async def test_errors(thread: Thread) -> None:
     with pytest.raises(ValueError):
         await child.task.seccomp_set_mode_filter(stale)
     # Still no filter: mkdir works.
+    await child.exit(0)
+
+
+async def test_no_new_privs_or_cap_sys_admin(thread: Thread) -> None:
+    # We are root: a child that becomes nobody loses its capabilities, and
+    # then may install a filter only with no_new_privs.
+    child = await thread.clone()
+    await child.task.setreuid(65534, 65534)
+    prog = await program(child, on_syscall(SYS.mkdirat, SECCOMP_RET.ERRNO, errno.EPERM))
+    with pytest.raises(PermissionError) as info:
+        await child.task.seccomp_set_mode_filter(prog)
+    assert info.value.errno == errno.EACCES
+    await child.task.prctl_set_no_new_privs()
+    await child.task.seccomp_set_mode_filter(prog)
     await child.exit(0)
 
 
@@ -201,7 +211,7 @@ async def test_user_notification_supervisor(thread: Thread) -> None:
         bpf_return(SECCOMP_RET.USER_NOTIF),
     ])
     listener = (await child.task.seccomp_set_mode_filter_listener(
-        await program(child, insns)  # type: ignore[arg-type]
+        await program(child, insns)
     )).for_task(thread.task)
     afd = await thread.make_afd(listener)
     results: dict[str, int] = {}
@@ -248,7 +258,7 @@ async def test_user_notification_supervisor(thread: Thread) -> None:
     # A second listener for the same process is refused.
     with pytest.raises(OSError) as info:
         await child.task.seccomp_set_mode_filter_listener(
-            await program(child, insns)  # type: ignore[arg-type]
+            await program(child, insns)
         )
     assert info.value.errno == errno.EBUSY
     await child.exit(0)
@@ -263,7 +273,7 @@ async def test_addfd(thread: Thread) -> None:
     await child.task.prctl_set_no_new_privs()
     insns = on_syscall(SYS.getppid, SECCOMP_RET.USER_NOTIF)
     listener = (await child.task.seccomp_set_mode_filter_listener(
-        await program(child, insns)  # type: ignore[arg-type]
+        await program(child, insns)
     )).for_task(thread.task)
     afd = await thread.make_afd(listener)
     pipe = await thread.pipe()
