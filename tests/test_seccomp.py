@@ -80,7 +80,8 @@ async def test_filter_refuses_one_syscall(thread: Thread, tmp_path: Path) -> Non
     child = await thread.clone()
     await child.task.prctl_set_no_new_privs()
     prog = await program(child, on_syscall(SYS.mkdirat, SECCOMP_RET.ERRNO, errno.EPERM))
-    await child.task.seccomp_set_mode_filter(prog)
+    # TSYNC: every thread of the process (it has one) gets the filter.
+    await child.task.seccomp_set_mode_filter(prog, SECCOMP_FILTER_FLAG.TSYNC)
     with pytest.raises(PermissionError):
         await child.task.mkdir(await child.ptr(str(tmp_path / "denied")))
     assert not (tmp_path / "denied").exists()
@@ -134,6 +135,11 @@ async def test_errors(thread: Thread) -> None:
         await child.task.seccomp_set_mode_filter(
             prog, SECCOMP_FILTER_FLAG.NEW_LISTENER
         )
+    # TSYNC with a listener needs TSYNC_ESRCH (the result cannot be both
+    # a thread id and an fd).
+    with pytest.raises(OSError) as info:
+        await child.task.seccomp_set_mode_filter_listener(prog, SECCOMP_FILTER_FLAG.TSYNC)
+    assert info.value.errno == errno.EINVAL
     with pytest.raises(TypeError):
         await child.task.seccomp_set_mode_filter(await child.ptr(b"12345678"))  # type: ignore[arg-type]
     # A program the kernel refuses: a jump past the end, and no final return.
