@@ -21,7 +21,8 @@ HEADER_MODULES = [
     "sys/stat", "sys/mman", "sys/resource", "sys/epoll", "sys/eventfd", "sys/timerfd",
     "sys/signalfd", "sys/inotify", "sys/wait", "sys/pidfd", "sys/mount", "sys/prctl",
     "sys/ioctl", "sys/utsname", "linux/dirent", "linux/memfd", "linux/futex",
-    "linux/capability", "linux/openat2", "stdio", "sys/time", "net/if_", "netinet/in_",
+    "linux/capability", "linux/openat2", "linux/seccomp", "linux/filter", "linux/audit",
+    "linux/landlock", "stdio", "sys/time", "net/if_", "netinet/in_",
     "netinet/ip",
     "netinet/tcp",
 ]

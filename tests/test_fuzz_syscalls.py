@@ -83,6 +83,12 @@ EXCLUDED = {
     "Task.futex_wait": "blocks until woken",
     "Task.nanosleep": "sleeps as long as it is told",
     "Task.clock_nanosleep": "sleeps as long as it is told",
+    "FileDescriptor.seccomp_notif_recv": "blocks until a notification comes",
+    # Irreversible changes to the process (tested in test_seccomp, test_landlock).
+    "Task.seccomp_set_mode_strict": "kills the process at its server's next syscall",
+    "Task.seccomp_set_mode_filter": "a filter cannot be removed",
+    "Task.seccomp_set_mode_filter_listener": "a filter cannot be removed",
+    "FileDescriptor.landlock_restrict_self": "a Landlock domain cannot be left",
 }
 
 

@@ -17,8 +17,10 @@ from rsyscall.grp import GrpTask
 from rsyscall.linux.capability import CapabilityProcess, CapabilityTask
 from rsyscall.linux.dirent import DirentFileDescriptor
 from rsyscall.linux.futex import FutexProcess, FutexTask
+from rsyscall.linux.landlock import LandlockFileDescriptor, LandlockTask
 from rsyscall.linux.memfd import MemfdTask
 from rsyscall.linux.openat2 import Openat2Task
+from rsyscall.linux.seccomp import SeccompFileDescriptor, SeccompTask
 from rsyscall.memory.pointer import (
     LinearPointer,
     Pointer,
@@ -84,6 +86,8 @@ class FileDescriptor(
     IoctlFileDescriptor,
     IfFileDescriptor,
     MountFileDescriptor,
+    SeccompFileDescriptor,
+    LandlockFileDescriptor,
     BaseFileDescriptor,
 ):
     """A file descriptor in one task's fd table.  Its syscalls are methods
@@ -194,6 +198,8 @@ class Task(
     CapabilityTask,
     Openat2Task,
     StdioTask,
+    SeccompTask,
+    LandlockTask,
     BaseTask,
 ):
     """One process, as the target of syscalls that act on the calling process."""
