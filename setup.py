@@ -35,8 +35,8 @@ setup(
     ext_modules=[
         Extension(
             "rsyscall._native._raw",
-            sources=[f"{NATIVE}/module.c", f"{NATIVE}/memory.c", f"{NATIVE}/server.c"],
-            depends=[f"{NATIVE}/rsys.h", f"{NATIVE}/memory.h"],
+            sources=[f"{NATIVE}/module.c", f"{NATIVE}/memory.c", f"{NATIVE}/spawn.c", f"{NATIVE}/server.c"],
+            depends=[f"{NATIVE}/rsys.h", f"{NATIVE}/memory.h", f"{NATIVE}/spawn.h"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )
     ],

@@ -32,7 +32,7 @@ from rsyscall.handle import ChildProcess, FileDescriptor, Pointer, Task, Written
 from rsyscall.memory.allocator import Allocation
 from rsyscall.memory.transport import local_address_space
 from rsyscall.monitor import AsyncChildProcess
-from rsyscall.near.interface import SyscallHangup, SyscallInterface
+from rsyscall.near.interface import SyscallHangup, SyscallInterface, syscall_error
 from rsyscall.near.sysnum import SYS
 from rsyscall.sched import CLONE
 from rsyscall.signal import SIG
@@ -84,6 +84,9 @@ if TYPE_CHECKING:
 __all__ = ["ChildThread", "Thread", "make_local_thread"]
 
 _SYS_execve = int(SYS.execve)
+_SYS_chdir = int(SYS.chdir)
+# For _raw.spawn: fd 2 is to be whatever fd 1 became (stderr=STDOUT).
+_SPAWN_SAME_AS_STDOUT = -2
 _SYS_exit = int(SYS.exit)
 _SYS_waitid = int(SYS.waitid)
 _SYS_write = int(SYS.write)
@@ -567,6 +570,44 @@ class Thread:
         if input is not None:
             pipes[0] = await self.pipe()
         readers: dict[str, FileDescriptor] = {}
+        if self.local is self:
+            process, writer = await self._spawn(
+                command, stdin, stdout, stderr, input, cwd, env, pipes, readers)
+        else:
+            process, writer = await self._clone_and_exec(
+                command, stdin, stdout, stderr, input, cwd, env, pipes, readers)
+        output: dict[str, bytes] = {}
+        try:
+            async with anyio.create_task_group() as tg:
+                for name, fd in readers.items():
+                    tg.start_soon(self._read_all_into, fd, name, output)
+                if writer is not None:
+                    tg.start_soon(self._write_all_and_close, writer, bytes(input or b""))
+                state = await process.waitpid(W.EXITED)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await process._kill_and_reap()
+            raise
+        state.stdout = output.get("stdout")
+        state.stderr = output.get("stderr")
+        if check and not state.clean():
+            raise CalledProcessError(state, command)
+        return state
+
+    async def _clone_and_exec(
+        self,
+        command: Command,
+        stdin: FileDescriptor | int | None,
+        stdout: FileDescriptor | int | None,
+        stderr: FileDescriptor | int | None,
+        input: bytes | None,
+        cwd: StrPath | None,
+        env: Mapping[str, str] | None,
+        pipes: dict[int, Pipe],
+        readers: dict[str, FileDescriptor],
+    ) -> tuple[AsyncChildProcess, FileDescriptor | None]:
+        """run's start in a child thread of this one, set up syscall by
+        syscall and exec'd."""
         writer: FileDescriptor | None = None
         child = await self.clone()
         try:
@@ -607,23 +648,89 @@ class Thread:
                 await child.process._kill_and_reap()
             raise
         del child
-        output: dict[str, bytes] = {}
+        assert process is not None  # a child of ours
+        return process, writer
+
+    async def _spawn(
+        self,
+        command: Command,
+        stdin: FileDescriptor | int | None,
+        stdout: FileDescriptor | int | None,
+        stderr: FileDescriptor | int | None,
+        input: bytes | None,
+        cwd: StrPath | None,
+        env: Mapping[str, str] | None,
+        pipes: dict[int, Pipe],
+        readers: dict[str, FileDescriptor],
+    ) -> tuple[AsyncChildProcess, FileDescriptor | None]:
+        """run's start on the local thread: the same setup done by the child
+        itself between a vfork-style clone and exec (`_raw.spawn`), with no
+        connection or syscall server.  We are suspended until the child
+        has exec'd or failed to, so a failed exec is an OSError here, with
+        the child already reaped."""
+        writer: FileDescriptor | None = None
+        sources = [-1, -1, -1]
+        ours: list[FileDescriptor] = []  # our copies of what the child gets, closed after
+        table = self.task.fd_table
         try:
-            async with anyio.create_task_group() as tg:
-                for name, fd in readers.items():
-                    tg.start_soon(self._read_all_into, fd, name, output)
-                if writer is not None:
-                    tg.start_soon(self._write_all_and_close, writer, bytes(input or b""))
-                state = await process.waitpid(W.EXITED)
-        except BaseException:
+            for number, value in ((0, stdin), (1, stdout), (2, stderr)):
+                if value is None:
+                    continue
+                if isinstance(value, FileDescriptor):
+                    if value.task.fd_table is not table:
+                        raise ValueError(f"{('stdin', 'stdout', 'stderr')[number]} must be "
+                                         "a FileDescriptor of this thread")
+                    sources[number] = value.number
+                elif value == subprocess.DEVNULL:
+                    devnull = await self.task.open(
+                        await self.ptr("/dev/null"), O.RDWR | O.CLOEXEC)
+                    ours.append(devnull)
+                    sources[number] = devnull.number
+                elif value == subprocess.STDOUT:
+                    sources[number] = _SPAWN_SAME_AS_STDOUT
+                else:
+                    pipe = pipes.pop(number)
+                    ours.append(pipe.write)
+                    sources[number] = pipe.write.number
+                    readers["stdout" if number == 1 else "stderr"] = pipe.read
+            if input is not None:
+                pipe = pipes.pop(0)
+                ours.append(pipe.read)
+                sources[0] = pipe.read.number
+                writer = pipe.write
+            environ: Mapping[str, str] = self.environ if env is None else {
+                str(k): str(v) for k, v in env.items()}
+            if command.env_updates:
+                environ = {**environ, **command.env_updates}
+            if environ is self.environ:
+                envp = self.environ.encoded()
+            else:
+                envp = [os.fsencode(f"{key}={value}") for key, value in environ.items()]
+            path = os.fsencode(command.executable_path)
+            argv = [os.fsencode(arg) for arg in command.arguments]
+            _clone_log.debug("%r: spawn %s", self, command)
+            pid, pidfd_number, error, failed = _raw.spawn(
+                path, argv, envp, (sources[0], sources[1], sources[2]),
+                None if cwd is None else os.fsencode(cwd), self.task.pid)
+            if not error:
+                # Handles at once: from here on the child is watched, waited
+                # for, or killed and reaped if dropped.
+                pidfd = self.task.make_fd(pidfd_number)
+                table.mark_private(pidfd_number)
+                process = AsyncChildProcess(
+                    ChildProcess(self.task, pid, pidfd, pidfd), self, command)
+        finally:
             with anyio.CancelScope(shield=True):
-                await process._kill_and_reap()
-            raise
-        state.stdout = output.get("stdout")
-        state.stderr = output.get("stderr")
-        if check and not state.clean():
-            raise CalledProcessError(state, command)
-        return state
+                for fd in ours:
+                    await fd.close()
+        if error:
+            failure = syscall_error(failed, error)
+            if failed == _SYS_chdir:
+                failure.filename = os.fsdecode(os.fspath(cwd or ""))
+            elif failed == _SYS_execve:
+                failure.filename = os.fspath(command.executable_path)
+            raise failure
+        return process, writer
 
     async def _read_all_into(self, fd: FileDescriptor, name: str, output: dict[str, bytes]) -> None:
         afd = await self.make_afd(fd, set_nonblock=True)
@@ -778,6 +885,10 @@ class RemoteThread(Thread):
             helper = await self._watch_exec(word_address)
         try:
             await connection.finish(request)
+        except OSError as error:
+            if error.filename is None:
+                error.filename = os.fspath(command.executable_path)
+            raise
         except SyscallHangup:
             if connection.hung_up not in (EXEC_OR_EXIT, "the process closed the connection",
                                            "the process exited"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 
@@ -10,6 +11,7 @@ import anyio
 import pytest
 
 from rsyscall import Thread
+from rsyscall.fcntl import O
 from rsyscall.sys.wait import CalledProcessError
 
 from .util import thread_pid
@@ -109,3 +111,53 @@ async def test_bad_arguments(thread: Thread) -> None:
     with pytest.raises(FileNotFoundError):
         await thread.run(sh, cwd="/nonexistent/dir")
     assert (await thread.run(sh)).clean()
+
+
+async def test_a_failed_exec_names_the_program_and_leaves_no_child(thread: Thread) -> None:
+    pid = thread_pid(thread)
+    before = children_of(pid)
+    missing = thread.environ.sh.__class__("/nonexistent/program", ["program"], {})
+    with pytest.raises(FileNotFoundError) as info:
+        await thread.run(missing)
+    assert info.value.filename == "/nonexistent/program"
+    with pytest.raises(FileNotFoundError) as info:
+        await thread.run(thread.environ.sh.args("-c", "true"), cwd="/nonexistent/dir")
+    assert info.value.filename == "/nonexistent/dir"
+    with pytest.raises(PermissionError):
+        await thread.run(thread.environ.sh.__class__("/etc/passwd", ["passwd"], {}))
+    assert children_of(pid) <= before
+    assert (await thread.run(thread.environ.sh.args("-c", "true"))).clean()
+
+
+async def test_the_program_gets_stdio_and_default_signals_only(thread: Thread) -> None:
+    """As subprocess's close_fds and restore_signals: only fds 0, 1 and 2
+    (an inheritable fd of the thread's is not passed), SIGPIPE and SIGXFSZ
+    (which Python ignores) at their defaults, and a signal the thread
+    catches is not caught (nor ignored) in the program."""
+    extra = await thread.task.open(await thread.ptr("/dev/null"), O.RDONLY)  # not close-on-exec
+    state = await thread.run(
+        thread.environ.sh.args("-c", "ls /proc/self/fd; grep -E '^Sig(Ign|Cgt)' /proc/self/status"),
+        capture_output=True)
+    await extra.close()
+    lines = state.stdout.decode().splitlines()
+    fds = sorted(int(line) for line in lines[:-2])
+    assert fds[:3] == [0, 1, 2] and len(fds) == 4  # and the one ls reads the directory with
+    status = dict(line.split() for line in lines[-2:])
+    ignored, caught = int(status["SigIgn:"], 16), int(status["SigCgt:"], 16)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
+        assert not (ignored | caught) & (1 << (sig - 1)), sig
+
+
+async def test_many_spawns_leave_nothing(thread: Thread) -> None:
+    pid = thread_pid(thread)
+    true = thread.environ.sh.args("-c", "true")
+    await thread.run(true)  # the machinery made on first use (an epoll fd...) stays
+    before_children = children_of(pid)
+    before_fds = len(os.listdir(f"/proc/{pid}/fd"))
+    for _ in range(50):
+        await thread.run(true)
+    async with anyio.create_task_group() as group:
+        for _ in range(20):
+            group.start_soon(thread.run, true)
+    assert children_of(pid) <= before_children
+    assert len(os.listdir(f"/proc/{pid}/fd")) <= before_fds

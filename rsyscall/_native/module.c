@@ -13,6 +13,7 @@
 #include <ucontext.h>
 
 #include "memory.h"
+#include "spawn.h"
 #include "rsys.h"
 
 /* The interrupt handler (server.c) has no libc headers; check the offsets
@@ -678,6 +679,17 @@ static PyMethodDef raw_methods[] = {
      METH_FASTCALL, "ready_read_memory(address, size) -> Awaitable[bytes]"},
     {"ready_write_memory", (PyCFunction)(void (*)(void))raw_ready_write_memory,
      METH_FASTCALL, "ready_write_memory(address, data) -> Awaitable[None]"},
+    {"spawn", (PyCFunction)(void (*)(void))rsys_raw_spawn, METH_FASTCALL,
+     "spawn(path, argv, envp, sources, cwd, parent_pid) -> (pid, pidfd, errno, syscall)\n\n"
+     "Clone (CLONE_VM | CLONE_VFORK | CLONE_PIDFD) and exec path in a child\n"
+     "of this process.  sources: for fds 0, 1 and 2, the fd to dup there,\n"
+     "-1 to leave it, -2 (fd 2 only) for whatever fd 1 became.  The child\n"
+     "chdirs to cwd if not None, keeps no fd above 2, has every caught\n"
+     "signal and SIGPIPE and SIGXFSZ at their defaults, and dies with\n"
+     "SIGKILL if the calling thread does (its parent must have the pid\n"
+     "parent_pid as the child sees it).  Returns the pid and a pidfd; if a\n"
+     "step or the exec failed, (0, -1, errno, the syscall's number), the\n"
+     "child already reaped."},
     /* signal forwarding (AsyncSignalQueue on the local thread) */
     {"forward_signal", (PyCFunction)raw_forward_signal, METH_O,
      "forward_signal(signo) -> None\n\n"
