@@ -58,6 +58,10 @@ HEADERS = [
     "sys/utsname.h",
     "linux/openat2.h",
     "sys/time.h",
+    "linux/netlink.h",
+    "linux/rtnetlink.h",
+    "linux/if_addr.h",
+    "linux/if_tun.h",
 ]
 
 # Enum class (module.qualname) -> how a member's C name is spelled.
@@ -128,6 +132,18 @@ ENUMS: dict[str, str] = {
     "rsyscall.sys.prctl.PR": "PR_{}",
     "rsyscall.sys.prctl.PR_CAP_AMBIENT": "PR_CAP_AMBIENT_{}",
     "rsyscall.linux.capability.CAP": "CAP_{}",
+    "rsyscall.linux.netlink.NETLINK": "NETLINK_{}",
+    "rsyscall.linux.netlink.NETLINK_OPT": "NETLINK_{}",
+    "rsyscall.linux.netlink.NLM_F": "NLM_F_{}",
+    "rsyscall.linux.netlink.NLMSG": "NLMSG_{}",
+    "rsyscall.linux.netlink.NLMSGERR_ATTR": "NLMSGERR_ATTR_{}",
+    "rsyscall.linux.rtnetlink.RTM": "RTM_{}",
+    "rsyscall.linux.rtnetlink.RTN": "RTN_{}",
+    "rsyscall.linux.rtnetlink.RTPROT": "RTPROT_{}",
+    "rsyscall.linux.rtnetlink.RT_SCOPE": "RT_SCOPE_{}",
+    "rsyscall.linux.rtnetlink.RT_TABLE": "RT_TABLE_{}",
+    "rsyscall.linux.if_tun.IFF": "IFF_{}",
+    "rsyscall.linux.if_tun.TUN": "TUN{}",
 }
 
 # Members whose C names do not follow their class's pattern.
@@ -163,6 +179,9 @@ CONSTANTS: dict[tuple[str, str], str] = {
     ("rsyscall.linux.futex", "FUTEX_OWNER_DIED"): "FUTEX_OWNER_DIED",
     ("rsyscall.linux.futex", "FUTEX_TID_MASK"): "FUTEX_TID_MASK",
     ("rsyscall.linux.futex", "ROBUST_LIST_LIMIT"): "ROBUST_LIST_LIMIT",
+    ("rsyscall.linux.netlink", "NLMSG_ALIGNTO"): "NLMSG_ALIGNTO",
+    ("rsyscall.linux.netlink", "NLMSG_HDRLEN"): "NLMSG_HDRLEN",
+    ("rsyscall.linux.rtnetlink", "_IFA_F_NODAD"): "IFA_F_NODAD",
 }
 
 # Members that are the library's own "no flags" value, with no C name.

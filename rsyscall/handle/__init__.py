@@ -17,6 +17,7 @@ from rsyscall.grp import GrpTask
 from rsyscall.linux.capability import CapabilityProcess, CapabilityTask
 from rsyscall.linux.dirent import DirentFileDescriptor
 from rsyscall.linux.futex import FutexProcess, FutexTask
+from rsyscall.linux.if_tun import TunFileDescriptor
 from rsyscall.linux.memfd import MemfdTask
 from rsyscall.linux.openat2 import Openat2Task
 from rsyscall.memory.pointer import (
@@ -83,6 +84,7 @@ class FileDescriptor(
     InotifyFileDescriptor,
     IoctlFileDescriptor,
     IfFileDescriptor,
+    TunFileDescriptor,
     BaseFileDescriptor,
 ):
     """A file descriptor in one task's fd table.  Its syscalls are methods
