@@ -35,13 +35,13 @@ from rsyscall.handle import (
     UseAfterConsumeError,
     WrittenPointer,
 )
+from rsyscall.linux import netlink as _netlink  # noqa: F401  # registers SockaddrNl (below)
 from rsyscall.monitor import AsyncChildProcess
 from rsyscall.near.interface import SyscallHangup
 
 # The address families register themselves with Sockaddr when imported, so
 # that reading any Pointer[Sockaddr] gives the right class; the protocol
 # modules register their socket options with setsockopt and getsockopt.
-from rsyscall.linux import netlink as _netlink  # noqa: F401
 from rsyscall.netinet import in_ as _in  # noqa: F401
 from rsyscall.netinet import ip as _ip  # noqa: F401
 from rsyscall.netinet import tcp as _tcp  # noqa: F401
