@@ -19,7 +19,8 @@ raises OSError with its errno, and the kernel's extended-ack message if it
 gave one:
 
     nl = await NetlinkSocket.open(thread, NETLINK.ROUTE)
-    replies = await nl.request(18, payload, NLM_F.DUMP)  # RTM_GETLINK
+    # RTM_GETLINK (18), with an empty struct ifinfomsg: every link.
+    replies = await nl.request(18, bytes(16), NLM_F.DUMP)
     await nl.close()
 
 rsyscall.linux.rtnetlink builds the route netlink messages (links,
@@ -233,12 +234,12 @@ class Nlmsghdr(Struct):
     ) -> None:
         self.len = len
         self.type = type
-        self.flags = NLM_F(flags) if isinstance(flags, int) and not isinstance(
-            flags, bool) and 0 <= flags <= 0xFFFF else flags
+        self.flags = flags
         self.seq = seq
         self.pid = pid
         check_fields(self, (("len", "I"), ("type", "H"), ("flags", "H"), ("seq", "I"),
                             ("pid", "I")))
+        self.flags = NLM_F(flags)
 
     def to_bytes(self) -> bytes:
         return self.layout.struct.pack(self.len, self.type, self.flags, self.seq, self.pid)
