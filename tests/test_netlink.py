@@ -271,6 +271,7 @@ async def test_route_added_shows_in_the_dump() -> None:
             await rt.add_route("2001:db8:1::/64", gateway="2001:db8::2")
             index = await rt.link_index("veth-a")
             await rt.add_route("203.0.113.0/24", oif=index)
+            await rt.add_route("0.0.0.0/0", gateway="192.0.2.2")
 
             def found(routes: list[Any]) -> set[tuple[str, int, str | None, int | None]]:
                 return {(route.get_attr("RTA_DST"), route["dst_len"],
@@ -281,6 +282,7 @@ async def test_route_added_shows_in_the_dump() -> None:
             assert ("198.51.100.0", 24, "192.0.2.2", index) in routes
             assert ("2001:db8:1::", 64, "2001:db8::2", index) in routes
             assert ("203.0.113.0", 24, None, index) in routes
+            assert (None, 0, "192.0.2.2", index) in routes
             assert all(route["family"] == AF.INET6 for route in await rt.routes(AF.INET6))
             with pytest.raises(FileExistsError):
                 await rt.add_route("198.51.100.0/24", gateway="192.0.2.2")

@@ -15,6 +15,7 @@ for a missing interface).
 Two network namespaces joined by a veth pair:
 
     from ipaddress import ip_interface
+    from rsyscall.fcntl import O
     from rsyscall.linux.rtnetlink import Rtnetlink
     from rsyscall.sched import CLONE
 
@@ -432,7 +433,9 @@ class Rtnetlink:
         message["proto"] = int(RTPROT.STATIC)
         message["type"] = int(RTN.UNICAST)
         message["scope"] = int(RT_SCOPE.LINK if gateway is None else RT_SCOPE.UNIVERSE)
-        attrs: list[Any] = [("RTA_DST", str(network.network_address)), ("RTA_TABLE", table)]
+        attrs: list[Any] = [("RTA_TABLE", table)]
+        if network.prefixlen:  # a default route has no destination
+            attrs.append(("RTA_DST", str(network.network_address)))
         if gateway is not None:
             address = ip_address(gateway) if isinstance(gateway, str) else gateway
             if not isinstance(address, IPv4Address | IPv6Address):
@@ -451,7 +454,8 @@ class Rtnetlink:
         self, destination: Network | str, *, gateway: Address | str | None = None,
         oif: int | None = None, table: RT_TABLE | int = RT_TABLE.MAIN,
     ) -> None:
-        """Add a route to `destination` (ip_network("198.51.100.0/24")) via
+        """Add a route to `destination` (ip_network("198.51.100.0/24"),
+        "0.0.0.0/0" or "::/0" for the default route) via
         `gateway`, or out of link `oif`, or both, to `table`: `ip route
         add`.  Its protocol is RTPROT.STATIC, its scope LINK without a
         gateway (the destination is on the link), else UNIVERSE.
