@@ -26,6 +26,7 @@ from rsyscall.fcntl import O
 from rsyscall.linux.if_tun import IFF, TUN
 from rsyscall.linux.netlink import (
     NETLINK,
+    NETLINK_OPT,
     NLM_F,
     NLMSG,
     NLMSG_HDRLEN,
@@ -41,7 +42,7 @@ from rsyscall.netinet.in_ import IPPROTO, SockaddrIn6
 from rsyscall.netinet.ip import SockaddrIn
 from rsyscall.sched import CLONE
 from rsyscall.struct import Int32
-from rsyscall.sys.socket import AF, MSG, SOCK, Sockaddr
+from rsyscall.sys.socket import AF, MSG, SOCK, SOL, Sockaddr
 
 pytestmark = pytest.mark.anyio
 
@@ -118,6 +119,13 @@ async def test_socket_with_sockaddr_nl(thread: Thread) -> None:
                 link.decode()
                 names.append(link.get_attr("IFLA_IFNAME"))
         assert "lo" in names
+        # The SOL_NETLINK options: join RTNLGRP_LINK (group 1), see it listed.
+        await sock.setsockopt(SOL.NETLINK, NETLINK_OPT.ADD_MEMBERSHIP, await thread.ptr(Int32(1)))
+        groups, _ = await sock.getsockopt(
+            SOL.NETLINK, NETLINK_OPT.LIST_MEMBERSHIPS, await thread.malloc(Int32))
+        assert await groups.read() == 1
+        with pytest.raises(ValueError):
+            await sock.setsockopt(SOL.NETLINK, 6, await thread.ptr(Int32(1)))  # NETLINK_RX_RING
     finally:
         await sock.close()
 
