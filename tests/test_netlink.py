@@ -406,3 +406,46 @@ async def test_tun_device_gets_the_packets() -> None:
         await afd.close()
     finally:
         await child.exit(0)
+
+
+async def test_notifications_of_a_multicast_group() -> None:
+    child = await netns_child()
+    try:
+        # RTMGRP_LINK (1): a message for every link that appears or changes.
+        async with await NetlinkSocket.open(child, NETLINK.ROUTE, groups=1) as monitor:
+            assert monitor.address.groups == 1
+            async with await Rtnetlink.open(child) as rt:
+                await rt.add_veth("seen0", "seen1")
+            names = set()
+            with anyio.fail_after(30):
+                while not {"seen0", "seen1"} <= names:
+                    for message in await monitor.receive():
+                        assert message.header.seq == 0 and message.header.pid == 0
+                        if message.header.type == RTM.NEWLINK:
+                            link = ifinfmsg(message.data)
+                            link.decode()
+                            names.add(link.get_attr("IFLA_IFNAME"))
+    finally:
+        await child.exit(0)
+
+
+async def test_tap_device_named_by_the_kernel_and_persistent() -> None:
+    child = await netns_child()
+    try:
+        tap = await child.task.open(await child.ptr("/dev/net/tun"), O.RDWR)
+        ifr = await (await tap.tunsetiff(
+            await child.ptr(Ifreq("rstap%d", flags=IFF.TAP | IFF.NO_PI)))).read()
+        assert ifr.name == "rstap0"
+        await tap.tunsetpersist(True)
+        await tap.close()
+        async with await Rtnetlink.open(child) as rt:
+            link = await rt.get_link("rstap0")  # outlived its fd
+            assert len(link.get_attr("IFLA_ADDRESS").split(":")) == 6  # an Ethernet device
+            await rt.delete_link(link["index"])
+            with pytest.raises(OSError) as info:
+                await rt.link_index("rstap0")
+            assert info.value.errno == errno.ENODEV
+        with pytest.raises(TypeError):
+            await tap.tunsetpersist(1)  # type: ignore[arg-type]
+    finally:
+        await child.exit(0)

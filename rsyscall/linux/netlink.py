@@ -23,6 +23,8 @@ gave one:
     replies = await nl.request(18, bytes(16), NLM_F.DUMP)
     await nl.close()
 
+A socket opened with multicast `groups` gets the kernel's notifications
+(a link appeared, an address went away), read with `receive`.
 rsyscall.linux.rtnetlink builds the route netlink messages (links,
 addresses, routes) on it.
 """
@@ -411,10 +413,14 @@ class NetlinkSocket:
         return self.address.pid
 
     @classmethod
-    async def open(cls, thread: Thread, protocol: NETLINK | int = NETLINK.ROUTE) -> Self:
+    async def open(
+        cls, thread: Thread, protocol: NETLINK | int = NETLINK.ROUTE, groups: int = 0
+    ) -> Self:
         """A new netlink socket of `protocol` in `thread`: socket(AF.NETLINK,
         SOCK.RAW | SOCK.NONBLOCK), NETLINK_EXT_ACK on (errors carry the
-        kernel's explanation), bound to a port id the kernel picks."""
+        kernel's explanation), bound to a port id the kernel picks and to
+        the multicast `groups` (a bitmask: for NETLINK.ROUTE, RTMGRP_LINK
+        is 1), whose notifications `receive` reads."""
         from rsyscall.struct import Int32
         from rsyscall.thread import Thread as ThreadClass
 
@@ -422,10 +428,11 @@ class NetlinkSocket:
             raise TypeError(f"thread must be a Thread, not {type(thread).__name__}")
         if not isinstance(protocol, int) or isinstance(protocol, bool):
             raise TypeError(f"protocol must be a NETLINK, not {type(protocol).__name__}")
+        local = SockaddrNl(0, groups)
         sock = await thread.task.socket(AF.NETLINK, SOCK.RAW | SOCK.NONBLOCK, protocol)
         try:
             await sock.setsockopt(SOL.NETLINK, NETLINK_OPT.EXT_ACK, await thread.ptr(Int32(1)))
-            await sock.bind(await thread.ptr(SockaddrNl()))
+            await sock.bind(await thread.ptr(local))
             bound, _ = await sock.getsockname(await thread.malloc(Sockaddr))
             address = await bound.read()
             if not isinstance(address, SockaddrNl):
@@ -455,6 +462,14 @@ class NetlinkSocket:
         data = await valid.read()
         self._buffer = valid.merge(rest)
         return data
+
+    async def receive(self) -> list[NetlinkMessage]:
+        """The messages of the next datagram the socket gets, waiting for
+        one: the notifications of the multicast groups it joined (sequence
+        number 0).  Use a socket of its own for them: `request` skips
+        whatever is not a reply to it, notifications included."""
+        async with self._lock:
+            return split_messages(await self._recv())
 
     async def _drain(self, seq: int) -> None:
         """Read and drop what is left of request `seq`'s replies, as far as
