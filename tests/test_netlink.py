@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 import pytest
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from rsyscall import ChildThread, FileDescriptor, Thread, local_thread
@@ -338,6 +339,14 @@ async def test_kernel_errors_raise_oserror() -> None:
             await rt.add_address(index, "192.0.2.1/24")
             with pytest.raises(FileExistsError):
                 await rt.add_address(index, "192.0.2.1/24")
+            # REPLACE | EXCL has the bits of DUMP: still a NEW request, acknowledged.
+            message = ifaddrmsg()
+            message["family"], message["prefixlen"], message["index"] = AF.INET, 24, index
+            message["attrs"] = [("IFA_LOCAL", "192.0.2.9"), ("IFA_ADDRESS", "192.0.2.9")]
+            with anyio.fail_after(10):
+                assert await rt.request(
+                    RTM.NEWADDR, message, NLM_F.CREATE | NLM_F.REPLACE | NLM_F.EXCL) == []
+            assert "192.0.2.9" in {a.get_attr("IFA_ADDRESS") for a in await rt.addresses()}
             with pytest.raises(OSError) as info:
                 await rt.delete_link(4242)
             assert info.value.errno == errno.ENODEV

@@ -500,11 +500,11 @@ class NetlinkSocket:
         and `flags`; return its replies, in order, without the final
         acknowledgement or NLMSG_DONE.
 
-        With NLM_F.DUMP in `flags`, replies are read up to NLMSG_DONE; else
-        up to the acknowledgement.  An NLMSG_ERROR with an error, or a
-        dump's NLMSG_DONE with one, raises OSError (the builtin subclass for
-        its errno) naming `what` (default: the message type) and the
-        kernel's extended-ack message; a dump the kernel marks inconsistent
+        Replies are read up to the acknowledgement, or for a dump (NLM_F.DUMP
+        in a GET request's `flags`) up to NLMSG_DONE.  An NLMSG_ERROR with
+        an error, or a dump's NLMSG_DONE with one, raises OSError (the
+        builtin subclass for its errno) naming `what` (default: the message
+        type) and the kernel's extended-ack message; a dump the kernel marks inconsistent
         (NLM_F.DUMP_INTR: the objects changed while it ran) raises
         InterruptedError, to be retried."""
         if not isinstance(type, int) or isinstance(type, bool) or not 0 <= type <= 0xFFFF:
@@ -520,7 +520,6 @@ class NetlinkSocket:
                 self._unfinished = None
             self._seq = self._seq % _U32 + 1
             seq = self._seq
-            dump = (flags & NLM_F.DUMP) == NLM_F.DUMP
             header = Nlmsghdr(NLMSG_HDRLEN + len(payload), type,
                               NLM_F.REQUEST | NLM_F.ACK | flags, seq, self.port_id)
             data = await self.thread.ptr(header.to_bytes() + bytes(payload))
@@ -538,10 +537,11 @@ class NetlinkSocket:
                         self._unfinished = None
                         if code:
                             raise _netlink_error(code, what, message)
-                        if dump:
-                            continue  # an acknowledgement is not the end of a dump
                         return replies
-                    if reply.type == NLMSG.DONE and dump:
+                    # A dump (which the kernel never acknowledges) ends here.
+                    # (Its NLM_F.DUMP bits are NEW's REPLACE | EXCL too: the
+                    # flags cannot tell.)
+                    if reply.type == NLMSG.DONE:
                         self._unfinished = None
                         code = (-struct.unpack_from("<i", message.payload)[0]
                                 if len(message.payload) >= 4 else 0)
