@@ -35,6 +35,7 @@ from rsyscall.handle import (
     UseAfterConsumeError,
     WrittenPointer,
 )
+from rsyscall.linux import netlink as _netlink  # noqa: F401  # registers SockaddrNl (below)
 from rsyscall.monitor import AsyncChildProcess
 from rsyscall.near.interface import SyscallHangup
 

@@ -62,6 +62,10 @@ HEADERS = [
     "linux/filter.h",
     "linux/audit.h",
     "linux/landlock.h",
+    "linux/netlink.h",
+    "linux/rtnetlink.h",
+    "linux/if_addr.h",
+    "linux/if_tun.h",
 ]
 
 # Enum class (module.qualname) -> how a member's C name is spelled.
@@ -161,6 +165,18 @@ ENUMS: dict[str, str] = {
     "rsyscall.linux.landlock.LANDLOCK_ACCESS_NET": "LANDLOCK_ACCESS_NET_{}",
     "rsyscall.linux.landlock.LANDLOCK_SCOPE": "LANDLOCK_SCOPE_{}",
     "rsyscall.linux.landlock.LANDLOCK_RESTRICT_SELF": "LANDLOCK_RESTRICT_SELF_{}",
+    "rsyscall.linux.netlink.NETLINK": "NETLINK_{}",
+    "rsyscall.linux.netlink.NETLINK_OPT": "NETLINK_{}",
+    "rsyscall.linux.netlink.NLM_F": "NLM_F_{}",
+    "rsyscall.linux.netlink.NLMSG": "NLMSG_{}",
+    "rsyscall.linux.netlink.NLMSGERR_ATTR": "NLMSGERR_ATTR_{}",
+    "rsyscall.linux.rtnetlink.RTM": "RTM_{}",
+    "rsyscall.linux.rtnetlink.RTN": "RTN_{}",
+    "rsyscall.linux.rtnetlink.RTPROT": "RTPROT_{}",
+    "rsyscall.linux.rtnetlink.RT_SCOPE": "RT_SCOPE_{}",
+    "rsyscall.linux.rtnetlink.RT_TABLE": "RT_TABLE_{}",
+    "rsyscall.linux.if_tun.IFF": "IFF_{}",
+    "rsyscall.linux.if_tun.TUN": "TUN{}",
 }
 
 # Members whose C names do not follow their class's pattern.
@@ -236,6 +252,9 @@ NEWER_THAN_HEADERS: dict[str, str] = {
     "LandlockNetPortAttr.sizeof": _LANDLOCK_NET,
     "LandlockNetPortAttr.allowed_access": _LANDLOCK_NET,
     "LandlockNetPortAttr.port": _LANDLOCK_NET,
+    ("rsyscall.linux.netlink", "NLMSG_ALIGNTO"): "NLMSG_ALIGNTO",
+    ("rsyscall.linux.netlink", "NLMSG_HDRLEN"): "NLMSG_HDRLEN",
+    ("rsyscall.linux.rtnetlink", "_IFA_F_NODAD"): "IFA_F_NODAD",
 }
 
 # Members that are the library's own "no flags" value, with no C name.

@@ -25,6 +25,7 @@ HEADER_MODULES = [
     "linux/landlock", "stdio", "sys/time", "net/if_", "netinet/in_",
     "netinet/ip",
     "netinet/tcp",
+    "linux/netlink", "linux/rtnetlink", "linux/if_tun",
 ]
 _MAN_LINK = re.compile(
     r'<a href="https://man7\.org/linux/man-pages/man(\d)/([a-z0-9_]+)\.(\d)\.html">'

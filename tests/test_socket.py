@@ -723,10 +723,10 @@ def test_sockaddr_un_layout() -> None:
 
 
 def test_sockaddr_generic_and_wrong_family() -> None:
-    data = AF.NETLINK.to_bytes(2, "little") + b"\1\2\3"
+    data = AF.PACKET.to_bytes(2, "little") + b"\1\2\3"
     generic = Sockaddr.from_bytes(data)
     assert isinstance(generic, GenericSockaddr)
-    assert generic == GenericSockaddr(AF.NETLINK, b"\1\2\3") and generic.to_bytes() == data
+    assert generic == GenericSockaddr(AF.PACKET, b"\1\2\3") and generic.to_bytes() == data
     with pytest.raises(ValueError):
         SockaddrIn.from_bytes(SockaddrIn6(1, "::1").to_bytes())
     with pytest.raises(ValueError):
@@ -1014,8 +1014,10 @@ async def test_sockopt_with_addresses_refused(thread: Thread) -> None:
 
 def test_listed_options_are_the_enums() -> None:
     """setsockopt and getsockopt take exactly the options of the enums."""
+    from rsyscall.linux.netlink import NETLINK_OPT
     from rsyscall.sys.socket import _OPTIONS
 
     assert _OPTIONS == {
         SOL.SOCKET: set(SO), IPPROTO.IP: set(IP), IPPROTO.TCP: set(TCP), IPPROTO.IPV6: set(IPV6),
+        SOL.NETLINK: set(NETLINK_OPT),
     }

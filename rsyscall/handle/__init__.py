@@ -18,6 +18,7 @@ from rsyscall.linux.capability import CapabilityProcess, CapabilityTask
 from rsyscall.linux.dirent import DirentFileDescriptor
 from rsyscall.linux.futex import FutexProcess, FutexTask
 from rsyscall.linux.landlock import LandlockFileDescriptor, LandlockTask
+from rsyscall.linux.if_tun import TunFileDescriptor
 from rsyscall.linux.memfd import MemfdTask
 from rsyscall.linux.openat2 import Openat2Task
 from rsyscall.linux.seccomp import SeccompFileDescriptor, SeccompTask
@@ -88,6 +89,7 @@ class FileDescriptor(
     MountFileDescriptor,
     SeccompFileDescriptor,
     LandlockFileDescriptor,
+    TunFileDescriptor,
     BaseFileDescriptor,
 ):
     """A file descriptor in one task's fd table.  Its syscalls are methods

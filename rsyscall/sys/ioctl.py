@@ -135,8 +135,10 @@ def ioc_size(request: int) -> int:
 # ---- what each known request takes ----
 
 # Argument kinds: none, an integer value, or a pointer the kernel reads
-# (IN), writes (OUT), or reads and then writes (INOUT).
-_NONE, _VALUE, _IN, _OUT, _INOUT = range(5)
+# (IN), writes (OUT), or reads and then writes (INOUT); or UNSAFE: a request
+# whose number looks encoded but whose argument holds an address or more
+# bytes than the number says, refused as an unknown one is.
+_NONE, _VALUE, _IN, _OUT, _INOUT, _UNSAFE = range(6)
 
 
 class _Spec(NamedTuple):
@@ -228,6 +230,12 @@ class IoctlFileDescriptor(BaseFileDescriptor):
         kernel writes it, borrowed and returned if it only reads it."""
         number = _request(request)
         spec = _spec(number)
+        if spec.kind == _UNSAFE:
+            raise ValueError(
+                f"ioctl request {number:#x}'s argument holds an address or more bytes than "
+                "its number says: use fd.unsafe_ioctl(request, arg), or a typed method if "
+                "the library has one"
+            )
         fd = self.number
         task = self.task
         if spec.kind == _NONE or spec.kind == _VALUE:

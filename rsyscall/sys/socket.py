@@ -142,6 +142,7 @@ class SOL(IntEnum):
     (rsyscall.netinet.in_)."""
 
     SOCKET = 1
+    NETLINK = 270  # netlink(7)'s options: rsyscall.linux.netlink.NETLINK_OPT
 
 
 class SO(IntEnum):
