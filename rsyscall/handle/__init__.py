@@ -35,7 +35,7 @@ from rsyscall.sys.epoll import EpollFileDescriptor, EpollTask
 from rsyscall.sys.eventfd import EventfdTask
 from rsyscall.sys.inotify import InotifyFileDescriptor, InotifyTask
 from rsyscall.sys.ioctl import IoctlFileDescriptor
-from rsyscall.sys.mman import MemoryMapping, MmanTask
+from rsyscall.sys.mman import MemoryMapping, MmanFileDescriptor, MmanTask
 from rsyscall.sys.mount import MountTask
 from rsyscall.sys.pidfd import PidfdFileDescriptor, PidfdTask
 from rsyscall.sys.prctl import PrctlTask
@@ -44,7 +44,7 @@ from rsyscall.sys.signalfd import SignalfdFileDescriptor, SignalfdTask
 from rsyscall.sys.socket import SocketFileDescriptor, SocketTask
 from rsyscall.sys.stat import StatFileDescriptor, StatTask
 from rsyscall.sys.timerfd import TimerfdFileDescriptor, TimerfdTask
-from rsyscall.sys.uio import UioFileDescriptor
+from rsyscall.sys.uio import UioFileDescriptor, UioProcess
 from rsyscall.sys.utsname import UtsnameTask
 from rsyscall.sys.wait import P, W, WaitTask
 from rsyscall.time import TimeTask
@@ -83,6 +83,7 @@ class FileDescriptor(
     InotifyFileDescriptor,
     IoctlFileDescriptor,
     IfFileDescriptor,
+    MmanFileDescriptor,
     BaseFileDescriptor,
 ):
     """A file descriptor in one task's fd table.  Its syscalls are methods
@@ -98,6 +99,7 @@ class Process(
     SchedProcess,
     FutexProcess,
     CapabilityProcess,
+    UioProcess,
     BaseProcess,
 ):
     """A process named by pid, for syscalls that act on a process."""

@@ -1,4 +1,6 @@
-"""<sys/uio.h>: vectored I/O, readv(2), writev(2), preadv2(2), pwritev2(2).
+"""<sys/uio.h>: vectored I/O, readv(2), writev(2), preadv(2), pwritev(2),
+preadv2(2), pwritev2(2), and copies between address spaces,
+process_vm_readv(2) and process_vm_writev(2).
 
 The `struct iovec` array is an `IovecList` of byte pointers; the pointers
 know their sizes, so the array is written with no lengths given by hand.
@@ -6,6 +8,14 @@ A vectored read fills the buffers in order and returns `(valid, rest)` as
 two lists of pointers: the buffers (or parts of a buffer) that were filled,
 and those that were not.  A vectored write likewise returns the parts that
 were written and those that were not.
+
+process_vm_readv and process_vm_writev name memory of another process:
+their remote array is a `RemoteIovecList`, whose pointers belong to that
+process's address space (from its thread's `malloc` or `ptr`, or a
+MemoryMapping's `pointer()` there), so that no address is made up; the
+array itself is written in the calling thread's memory.  They are methods
+of the `Process` handle of the target, which must be the process that
+made the remote pointers (ValueError otherwise).
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Self
 
 from rsyscall._enum import IntFlag
-from rsyscall.base import BaseFileDescriptor, BaseTask
+from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.memory.allocator import Allocation
 from rsyscall.memory.pointer import (
     Pointer,
@@ -31,7 +41,14 @@ from rsyscall.struct import HasSerializer, Serializer
 if TYPE_CHECKING:
     from rsyscall.handle import Task
 
-__all__ = ["RWF", "UIO_MAXIOV", "IovecList", "UioFileDescriptor"]
+__all__ = [
+    "RWF",
+    "UIO_MAXIOV",
+    "IovecList",
+    "RemoteIovecList",
+    "UioFileDescriptor",
+    "UioProcess",
+]
 
 UIO_MAXIOV = 1024
 
@@ -102,6 +119,72 @@ class IovecList(tuple[Pointer[bytes], ...], HasSerializer):
     @classmethod
     def get_serializer(cls, task: BaseTask) -> Serializer[IovecList]:
         return _IovecSerializer(task)
+
+
+class _RemoteIovecSerializer(Serializer["RemoteIovecList"]):
+    __slots__ = ()
+
+    def to_bytes(self, value: RemoteIovecList) -> bytes:
+        if not isinstance(value, RemoteIovecList):
+            raise TypeError(f"expected a RemoteIovecList, got {type(value).__name__}")
+        return b"".join(_IOVEC.pack(alloc.address, alloc.size) for alloc in value._allocs())
+
+    def from_bytes(self, data: bytes) -> RemoteIovecList:
+        raise TypeError(
+            "a RemoteIovecList cannot be read back from memory; use the WrittenPointer's .value"
+        )
+
+
+_REMOTE_SERIALIZER = _RemoteIovecSerializer()
+
+
+class RemoteIovecList(tuple[Pointer[bytes], ...], HasSerializer):
+    """An array of `struct iovec` naming memory of another process: byte
+    pointers of one address space (the target's), in order.
+
+    Written into the calling thread's memory like any value
+    (`thread.ptr(RemoteIovecList([...]))`, `thread` the caller), though
+    its pointers are the target's; it keeps them alive while the array
+    pointer lives.  Immutable, as `IovecList`."""
+
+    __slots__ = ()
+
+    def __new__(cls, buffers: Iterable[Pointer[bytes]] = ()) -> Self:
+        if isinstance(buffers, Pointer):
+            raise TypeError(
+                "a RemoteIovecList is made from an iterable of Pointers, not one Pointer"
+            )
+        self = super().__new__(cls, buffers)
+        if len(self) > UIO_MAXIOV:
+            raise ValueError(f"at most {UIO_MAXIOV} buffers, got {len(self)}")
+        for ptr in self:
+            if not isinstance(ptr, Pointer):
+                raise TypeError(f"a RemoteIovecList holds Pointers, not {type(ptr).__name__}")
+        if len({id(ptr.space) for ptr in self}) > 1:
+            raise ValueError("the buffers of a RemoteIovecList must be in one address space")
+        return self
+
+    def __repr__(self) -> str:
+        return f"RemoteIovecList({list(self)!r})"
+
+    def _allocs(self) -> list[Allocation]:
+        return [ptr._live() for ptr in self]
+
+    @classmethod
+    def get_serializer(cls, task: BaseTask) -> Serializer[RemoteIovecList]:
+        return _REMOTE_SERIALIZER
+
+
+def remote_iov_address(iov: WrittenPointer[RemoteIovecList], task: BaseTask) -> tuple[int, int]:
+    """The address, in `task`'s memory, of the array `iov`, and its number
+    of entries; every buffer it names must still be live."""
+    if not isinstance(iov, WrittenPointer) or not isinstance(iov.value, RemoteIovecList):
+        raise TypeError(
+            "expected a pointer to a RemoteIovecList, from thread.ptr(RemoteIovecList([...]))"
+        )
+    alloc = borrow(iov, task)
+    iov.value._allocs()  # a freed buffer's address could name anything by now
+    return alloc.address, len(iov.value)
 
 
 def _iov_buffers(iov: WrittenPointer[IovecList], task: Task) -> tuple[int, IovecList]:
@@ -197,6 +280,18 @@ class UioFileDescriptor(BaseFileDescriptor):
         """writev(2) from the buffers of `iov`; returns the written parts and the rest."""
         return await self._vectored(SYS.writev, iov, (), filled=False)
 
+    async def preadv(
+        self, iov: WrittenPointer[IovecList], offset: int
+    ) -> tuple[list[ReadablePointer[bytes]], list[Pointer[bytes]]]:
+        """preadv(2): readv at file `offset`, leaving the file offset alone."""
+        return await self._vectored(SYS.preadv, iov, (offset, 0), filled=True)
+
+    async def pwritev(
+        self, iov: WrittenPointer[IovecList], offset: int
+    ) -> tuple[list[ReadablePointer[bytes]], list[ReadablePointer[bytes]]]:
+        """pwritev(2): writev at file `offset`, leaving the file offset alone."""
+        return await self._vectored(SYS.pwritev, iov, (offset, 0), filled=False)
+
     async def preadv2(
         self, iov: WrittenPointer[IovecList], offset: int = -1, flags: RWF = RWF.NONE
     ) -> tuple[list[ReadablePointer[bytes]], list[Pointer[bytes]]]:
@@ -210,3 +305,73 @@ class UioFileDescriptor(BaseFileDescriptor):
         """pwritev2(2): writev at file `offset` (-1: the current offset), with `flags`."""
         return await self._vectored(SYS.pwritev2, iov, (offset, 0, flags), filled=False)
 
+
+
+class UioProcess(BaseProcess):
+    __slots__ = ()
+
+    def _remote(self, remote_iov: WrittenPointer[RemoteIovecList]) -> tuple[int, RemoteIovecList]:
+        task = self.task
+        address, _ = remote_iov_address(remote_iov, task)
+        buffers = remote_iov.value
+        for ptr in buffers:
+            if ptr.task.pid != self.pid or ptr.task.space is not buffers[0].task.space:
+                raise ValueError(
+                    f"a remote buffer belongs to {ptr.task!r}, not to process {self.pid}: "
+                    "allocate it with that process's thread"
+                )
+        return address, buffers
+
+    async def process_vm_readv(
+        self, local_iov: WrittenPointer[IovecList], remote_iov: WrittenPointer[RemoteIovecList]
+    ) -> tuple[list[ReadablePointer[bytes]], list[Pointer[bytes]]]:
+        """process_vm_readv(2): copy the memory of this process named by
+        `remote_iov` (its buffers, which must be readable pointers of this
+        process's address space) into the buffers of `local_iov` (in the
+        calling task's memory), in order; returns the filled local parts
+        and the rest, as readv does.  The remote buffers are left as they
+        were.  Needs PTRACE_MODE_ATTACH_REALCREDS over the process (EPERM)."""
+        task = self.task
+        remote_address, remote = self._remote(remote_iov)
+        for ptr in remote:
+            if not isinstance(ptr, ReadablePointer):
+                raise TypeError("a remote buffer to read from must be initialized memory")
+        local_address, local = _iov_buffers(local_iov, task)  # type: ignore[arg-type]
+        allocs = take_buffers(local, task, readable=False)  # type: ignore[arg-type]
+        try:
+            count = await task.sysif.syscall(
+                SYS.process_vm_readv, self.pid, local_address, len(local), remote_address,
+                len(remote), 0,
+            )
+        except BaseException:
+            restore_buffers(local, allocs)
+            raise
+        return split_buffers(local, allocs, count, task, filled=True)  # type: ignore[arg-type]
+
+    async def process_vm_writev(
+        self, local_iov: WrittenPointer[IovecList], remote_iov: WrittenPointer[RemoteIovecList]
+    ) -> tuple[list[ReadablePointer[bytes]], list[Pointer[bytes]]]:
+        """process_vm_writev(2): copy the buffers of `local_iov` (written
+        memory of the calling task) into this process's memory named by
+        `remote_iov`, in order.  The remote buffers are consumed: returns
+        pointers (of this process's address space) to the remote parts
+        that were written, now readable, and to the rest.  Needs
+        PTRACE_MODE_ATTACH_REALCREDS over the process (EPERM)."""
+        task = self.task
+        remote_address, remote = self._remote(remote_iov)
+        local_address, local = _iov_buffers(local_iov, task)  # type: ignore[arg-type]
+        for ptr in local:
+            borrow(ptr, task)  # type: ignore[arg-type]  # checks it holds data
+        if not remote:
+            return [], []
+        owner = remote[0].task
+        allocs = take_buffers(remote, owner, readable=False)  # type: ignore[arg-type]
+        try:
+            count = await task.sysif.syscall(
+                SYS.process_vm_writev, self.pid, local_address, len(local), remote_address,
+                len(remote), 0,
+            )
+        except BaseException:
+            restore_buffers(remote, allocs)
+            raise
+        return split_buffers(remote, allocs, count, owner, filled=True)  # type: ignore[arg-type]
