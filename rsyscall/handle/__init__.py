@@ -47,6 +47,7 @@ from rsyscall.sys.timerfd import TimerfdFileDescriptor, TimerfdTask
 from rsyscall.sys.uio import UioFileDescriptor, UioProcess
 from rsyscall.sys.utsname import UtsnameTask
 from rsyscall.sys.wait import P, W, WaitTask
+from rsyscall.sys.xattr import XattrFileDescriptor, XattrTask
 from rsyscall.time import TimeTask
 from rsyscall.unistd import UnistdFileDescriptor, UnistdProcess, UnistdTask
 
@@ -84,6 +85,7 @@ class FileDescriptor(
     IoctlFileDescriptor,
     IfFileDescriptor,
     MmanFileDescriptor,
+    XattrFileDescriptor,
     BaseFileDescriptor,
 ):
     """A file descriptor in one task's fd table.  Its syscalls are methods
@@ -195,6 +197,7 @@ class Task(
     CapabilityTask,
     Openat2Task,
     StdioTask,
+    XattrTask,
     BaseTask,
 ):
     """One process, as the target of syscalls that act on the calling process."""

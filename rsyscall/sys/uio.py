@@ -187,7 +187,7 @@ def remote_iov_address(iov: WrittenPointer[RemoteIovecList], task: BaseTask) -> 
     return alloc.address, len(iov.value)
 
 
-def _iov_buffers(iov: WrittenPointer[IovecList], task: Task) -> tuple[int, IovecList]:
+def iov_buffers(iov: WrittenPointer[IovecList], task: Task) -> tuple[int, IovecList]:
     if not isinstance(iov, WrittenPointer):
         raise TypeError("expected a pointer to an IovecList, from thread.ptr(IovecList([...]))")
     alloc = borrow(iov, task)
@@ -197,7 +197,7 @@ def _iov_buffers(iov: WrittenPointer[IovecList], task: Task) -> tuple[int, Iovec
     return alloc.address, value
 
 
-def take_buffers(buffers: IovecList, task: Task, readable: bool) -> list[Allocation]:
+def take_buffers(buffers: tuple[Pointer[bytes], ...], task: BaseTask, readable: bool) -> list[Allocation]:
     """Consume every buffer of an iovec array for a syscall in `task`;
     `readable`: they must hold data (a write), else anything (a read)."""
     allocs: list[Allocation] = []
@@ -215,13 +215,17 @@ def take_buffers(buffers: IovecList, task: Task, readable: bool) -> list[Allocat
     return allocs
 
 
-def restore_buffers(buffers: IovecList, allocs: list[Allocation]) -> None:
+def restore_buffers(buffers: tuple[Pointer[bytes], ...], allocs: list[Allocation]) -> None:
     for ptr, alloc in zip(buffers, allocs, strict=False):
         restore(ptr, alloc)
 
 
 def split_buffers(
-    buffers: IovecList, allocs: list[Allocation], count: int, task: Task, filled: bool
+    buffers: tuple[Pointer[bytes], ...],
+    allocs: list[Allocation],
+    count: int,
+    task: BaseTask,
+    filled: bool,
 ) -> tuple[list[Any], list[Any]]:
     """After a vectored syscall handled `count` bytes: the pointers to the
     handled parts and to the rest.  `filled`: the syscall wrote the handled
@@ -255,7 +259,7 @@ class UioFileDescriptor(BaseFileDescriptor):
         self, number: int, iov: WrittenPointer[IovecList], args: tuple[int, ...], filled: bool
     ) -> tuple[list[Any], list[Any]]:
         task = self.task
-        address, buffers = _iov_buffers(iov, task)
+        address, buffers = iov_buffers(iov, task)
         fd = self.number
         allocs = take_buffers(buffers, task, readable=not filled)
         try:
@@ -336,8 +340,8 @@ class UioProcess(BaseProcess):
         for ptr in remote:
             if not isinstance(ptr, ReadablePointer):
                 raise TypeError("a remote buffer to read from must be initialized memory")
-        local_address, local = _iov_buffers(local_iov, task)  # type: ignore[arg-type]
-        allocs = take_buffers(local, task, readable=False)  # type: ignore[arg-type]
+        local_address, local = iov_buffers(local_iov, task)
+        allocs = take_buffers(local, task, readable=False)
         try:
             count = await task.sysif.syscall(
                 SYS.process_vm_readv, self.pid, local_address, len(local), remote_address,
@@ -346,7 +350,7 @@ class UioProcess(BaseProcess):
         except BaseException:
             restore_buffers(local, allocs)
             raise
-        return split_buffers(local, allocs, count, task, filled=True)  # type: ignore[arg-type]
+        return split_buffers(local, allocs, count, task, filled=True)
 
     async def process_vm_writev(
         self, local_iov: WrittenPointer[IovecList], remote_iov: WrittenPointer[RemoteIovecList]
@@ -359,13 +363,13 @@ class UioProcess(BaseProcess):
         PTRACE_MODE_ATTACH_REALCREDS over the process (EPERM)."""
         task = self.task
         remote_address, remote = self._remote(remote_iov)
-        local_address, local = _iov_buffers(local_iov, task)  # type: ignore[arg-type]
+        local_address, local = iov_buffers(local_iov, task)
         for ptr in local:
             borrow(ptr, task)  # type: ignore[arg-type]  # checks it holds data
         if not remote:
             return [], []
         owner = remote[0].task
-        allocs = take_buffers(remote, owner, readable=False)  # type: ignore[arg-type]
+        allocs = take_buffers(remote, owner, readable=False)
         try:
             count = await task.sysif.syscall(
                 SYS.process_vm_writev, self.pid, local_address, len(local), remote_address,
@@ -374,4 +378,4 @@ class UioProcess(BaseProcess):
         except BaseException:
             restore_buffers(remote, allocs)
             raise
-        return split_buffers(remote, allocs, count, owner, filled=True)  # type: ignore[arg-type]
+        return split_buffers(remote, allocs, count, owner, filled=True)
