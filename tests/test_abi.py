@@ -58,6 +58,9 @@ HEADERS = [
     "sys/utsname.h",
     "linux/openat2.h",
     "sys/time.h",
+    "linux/falloc.h",
+    "sys/xattr.h",
+    "linux/limits.h",
 ]
 
 # Enum class (module.qualname) -> how a member's C name is spelled.
@@ -128,6 +131,16 @@ ENUMS: dict[str, str] = {
     "rsyscall.sys.prctl.PR": "PR_{}",
     "rsyscall.sys.prctl.PR_CAP_AMBIENT": "PR_CAP_AMBIENT_{}",
     "rsyscall.linux.capability.CAP": "CAP_{}",
+    "rsyscall.sys.mman.MS": "MS_{}",
+    "rsyscall.sys.mman.MREMAP": "MREMAP_{}",
+    "rsyscall.sys.mman.MCL": "MCL_{}",
+    "rsyscall.sys.mman.MLOCK": "MLOCK_{}",
+    "rsyscall.sys.mman.PKEY": "PKEY_{}",
+    "rsyscall.fcntl.POSIX_FADV": "POSIX_FADV_{}",
+    "rsyscall.fcntl.FALLOC_FL": "FALLOC_FL_{}",
+    "rsyscall.fcntl.SPLICE_F": "SPLICE_F_{}",
+    "rsyscall.fcntl.SYNC_FILE_RANGE": "SYNC_FILE_RANGE_{}",
+    "rsyscall.sys.xattr.XATTR": "XATTR_{}",
 }
 
 # Members whose C names do not follow their class's pattern.
@@ -163,6 +176,10 @@ CONSTANTS: dict[tuple[str, str], str] = {
     ("rsyscall.linux.futex", "FUTEX_OWNER_DIED"): "FUTEX_OWNER_DIED",
     ("rsyscall.linux.futex", "FUTEX_TID_MASK"): "FUTEX_TID_MASK",
     ("rsyscall.linux.futex", "ROBUST_LIST_LIMIT"): "ROBUST_LIST_LIMIT",
+    ("rsyscall.fcntl", "MAX_HANDLE_SZ"): "MAX_HANDLE_SZ",
+    ("rsyscall.sys.xattr", "XATTR_NAME_MAX"): "XATTR_NAME_MAX",
+    ("rsyscall.sys.xattr", "XATTR_SIZE_MAX"): "XATTR_SIZE_MAX",
+    ("rsyscall.sys.xattr", "XATTR_LIST_MAX"): "XATTR_LIST_MAX",
 }
 
 # Members that are the library's own "no flags" value, with no C name.
