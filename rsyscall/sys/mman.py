@@ -759,7 +759,8 @@ class MmanTask(BaseTask):
     async def pkey_alloc(self, access_rights: PKEY = PKEY.NONE) -> ProtectionKey:
         """pkey_alloc(2): a new protection key, with `access_rights` for the
         calling thread.  Needs CPU protection keys (x86 "pku"): else EINVAL
-        (or ENOSPC once every key is taken)."""
+        (and, on some kernels, ENOSPC after the first such failure), as
+        when every key is taken."""
         number = await self.sysif.syscall(SYS.pkey_alloc, 0, access_rights)
         return ProtectionKey(self, number)  # type: ignore[arg-type]
 
@@ -790,13 +791,20 @@ class MmanFileDescriptor(BaseFileDescriptor):
         pointers of that process's address space); returns how many bytes
         were advised.
 
-        The kernel takes only advice that leaves the contents alone
-        (MADV.COLD, PAGEOUT, WILLNEED, and COLLAPSE on newer kernels;
-        EINVAL for the rest).  Needs PTRACE_MODE_READ and CAP_SYS_NICE
-        over the target (EPERM)."""
+        For another process the kernel takes only advice that leaves the
+        contents alone (MADV.COLD, PAGEOUT, WILLNEED; EINVAL for the
+        rest); for the caller itself, newer kernels take any.  Since the
+        ranges are live pointers, advice that empties or poisons pages
+        (DONTNEED, DONTNEED_LOCKED, FREE, REMOVE, HWPOISON) is refused
+        (ValueError): it would change memory a pointer holds.  Needs
+        PTRACE_MODE_READ and CAP_SYS_NICE over the target (EPERM)."""
+        number = int_arg("advice", advice)
+        known = MADV(number)
+        if known in _DESTRUCTIVE or known in _POISON:
+            raise ValueError(f"{known!r} would change the memory of the pointers in iov")
         address, count = remote_iov_address(iov, self.task)
         return await self.task.sysif.syscall(
-            SYS.process_madvise, self.number, address, count, advice, 0
+            SYS.process_madvise, self.number, address, count, number, 0
         )
 
     async def process_mrelease(self) -> None:
