@@ -15,11 +15,14 @@ process's address space (from its thread's `malloc` or `ptr`, or a
 MemoryMapping's `pointer()` there), so that no address is made up; the
 array itself is written in the calling thread's memory.  They are methods
 of the `Process` handle of the target, which must be the process that
-made the remote pointers (ValueError otherwise).
+made the remote pointers (ValueError otherwise).  The check compares
+pids, so the caller and the target must share a pid namespace; a reaped
+child's handle is refused (its pid may name another process by now).
 """
 
 from __future__ import annotations
 
+import errno
 import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Self
@@ -316,6 +319,9 @@ class UioProcess(BaseProcess):
 
     def _remote(self, remote_iov: WrittenPointer[RemoteIovecList]) -> tuple[int, RemoteIovecList]:
         task = self.task
+        if getattr(self, "reaped", False):
+            # A reaped child's pid may name another process by now.
+            raise ProcessLookupError(errno.ESRCH, f"process {self.pid} was reaped")
         address, _ = remote_iov_address(remote_iov, task)
         buffers = remote_iov.value
         for ptr in buffers:
