@@ -467,7 +467,8 @@ class FcntlTask(BaseTask):
         check_points_to(handle, FileHandle)
         alloc = take(handle, self, FileHandle.HEADER)
         try:
-            room = alloc.size - FileHandle.HEADER
+            # More than MAX_HANDLE_SZ is EINVAL; the rest of the buffer stays unused.
+            room = min(alloc.size - FileHandle.HEADER, MAX_HANDLE_SZ)
             await self.space.transport.write(alloc.address, struct.pack("<I", room))
             mount_id = await self.space.stage(bytes(4))
             await self.sysif.syscall(

@@ -198,6 +198,11 @@ async def test_file_handles(thread: Thread, tmp_path: Path) -> None:
     # A handle written by hand works as well.
     written = await thread.ptr(value)
     assert (await thread.task.open_by_handle_at(None, written, O.RDONLY)).number >= 0
+    # More room than any handle needs is fine.
+    roomy, _ = await thread.task.name_to_handle_at(
+        None, await thread.ptr(path), await thread.malloc(FileHandle, 4096)
+    )
+    assert await roomy.read() == value
     # Too little room: EOVERFLOW, the pointer given back.
     small = await thread.malloc(FileHandle, FileHandle.HEADER)
     with pytest.raises(OSError) as info:

@@ -23,7 +23,8 @@ async def test_preadv_pwritev(thread: Thread, tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"0123456789")
     fd = await thread.task.open(await thread.ptr(path), O.RDWR)
-    iov = await thread.ptr(IovecList([await thread.malloc(bytes, 2), await thread.malloc(bytes, 3)]))
+    bufs = [await thread.malloc(bytes, 2), await thread.malloc(bytes, 3)]
+    iov = await thread.ptr(IovecList(bufs))
     valid, rest = await fd.preadv(iov, 4)
     assert [await p.read() for p in valid] == [b"45", b"678"] and rest == []
     assert await fd.lseek(0, 1) == 0  # the file offset stays

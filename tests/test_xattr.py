@@ -159,7 +159,8 @@ async def test_symlink_variants(thread: Thread, target: Path) -> None:
     # On a regular file the l- calls act as the plain ones.
     regular = await thread.ptr(target)
     await task.lsetxattr(regular, await thread.ptr("user.l"), await thread.ptr(b"L"))
-    valid, _ = await task.lgetxattr(regular, await thread.ptr("user.l"), await thread.malloc(bytes, 4))
+    four = await thread.malloc(bytes, 4)
+    valid, _ = await task.lgetxattr(regular, await thread.ptr("user.l"), four)
     assert await valid.read() == b"L"
     await task.lremovexattr(regular, await thread.ptr("user.l"))
     assert "user.l" not in os.listxattr(target)

@@ -209,4 +209,4 @@ class Task(
 
 # Each syscall method checks its enum and narrow int arguments, and adds
 # its paths to the OSError it raises (rsyscall.argcheck).
-check_arguments(Task, FileDescriptor, Process, ChildProcess, MemoryMapping)
+check_arguments(Task, FileDescriptor, Process, ChildProcess)

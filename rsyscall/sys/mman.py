@@ -1,4 +1,8 @@
-"""<sys/mman.h>: memory mappings: mmap(2), munmap(2), mprotect(2), madvise(2).
+"""<sys/mman.h>: memory mappings: mmap(2), munmap(2), mprotect(2),
+madvise(2), mremap(2), msync(2), mincore(2), mlock(2) / mlock2(2) /
+munlock(2), pkey_mprotect(2) (methods of `MemoryMapping`); mlockall(2),
+munlockall(2) and pkey_alloc(2) (of the task; a `ProtectionKey` handle,
+pkey_free(2)); process_madvise(2) and process_mrelease(2) (of a pidfd).
 
 `task.mmap(...)` returns a `MemoryMapping`, a handle for one mapping in
 the task's address space.  Like a file descriptor, it is garbage
@@ -24,12 +28,20 @@ fine: it fails rather than replace anything).  The unchecked forms are
 `unsafe_pointer`, `unsafe_madvise` and `Task.unsafe_mmap`, whose callers
 vouch for the memory they affect.
 
+`mapping.mremap(...)` returns a new handle for the resized (maybe moved)
+mapping and consumes the old one; it is refused while pointers into the
+mapping live, and MREMAP.FIXED (which replaces what is at the new
+address) is `unsafe_mremap`'s.  A mapping given a protection key by
+`pkey_mprotect` hands out no `pointer()`: the key's rights, which any
+thread may change with one instruction, could forbid touching it.
+
 memfd_create(2) is documented with this header; its flags are `MFD`, from
 `rsyscall.linux.memfd`, re-exported here.
 """
 
 from __future__ import annotations
 
+import enum
 import weakref
 from bisect import bisect_right
 from typing import TYPE_CHECKING
@@ -195,6 +207,22 @@ _POISON = frozenset({MADV.HWPOISON})
 _PAGE_SIZE = 4096
 _MREMAP_FIXED = int(MREMAP.FIXED)
 _MREMAP_DONTUNMAP = int(MREMAP.DONTUNMAP)
+
+
+def _flag_arg(name: str, cls: type[IntFlag], value: object) -> int:
+    """The bits of `value`, a `cls` or an int of `cls`'s bits (MemoryMapping's
+    methods are not wrapped by rsyscall.argcheck, so check as it would)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a {cls.__name__}, not {type(value).__name__}")
+    if isinstance(value, enum.Enum) and not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__}, not {type(value).__name__}")
+    bits = int(value)
+    known = 0
+    for member in cls.__members__.values():
+        known |= int(member)
+    if bits < 0 or bits & ~known:
+        raise ValueError(f"{name} {bits:#x} has bits that are no {cls.__name__}")
+    return bits
 
 
 def _page_round(length: int) -> int:
@@ -408,8 +436,9 @@ class MemoryMapping:
         (page-aligned) of a shared file mapping back to the file; by
         default the whole mapping.  `flags`: one of MS.ASYNC and MS.SYNC,
         optionally with MS.INVALIDATE."""
+        bits = _flag_arg("flags", MS, flags)
         address, length = self._range(offset, length)
-        await self.task.sysif.syscall(SYS.msync, address, length, flags)
+        await self.task.sysif.syscall(SYS.msync, address, length, bits)
 
     async def mlock(self, offset: int = 0, length: int | None = None) -> None:
         """mlock(2): lock `length` bytes from `offset` of the mapping (by
@@ -423,8 +452,9 @@ class MemoryMapping:
     ) -> None:
         """mlock2(2): `mlock` with `flags`; MLOCK.ONFAULT locks the pages
         as they are faulted in instead of faulting them all in now."""
+        bits = _flag_arg("flags", MLOCK, flags)
         address, length = self._range(offset, length)
-        await self.task.sysif.syscall(SYS.mlock2, address, length, flags)
+        await self.task.sysif.syscall(SYS.mlock2, address, length, bits)
 
     async def munlock(self, offset: int = 0, length: int | None = None) -> None:
         """munlock(2): unlock `length` bytes from `offset` of the mapping
@@ -498,7 +528,7 @@ class MemoryMapping:
         new_length = int_arg("new_length", new_length)
         if new_length < 0:
             raise ValueError(f"negative length {new_length}")
-        bits = int_arg("flags", flags)
+        bits = _flag_arg("flags", MREMAP, flags)
         target = int_arg("new_address", new_address)
         if bits & _MREMAP_FIXED and not allow_fixed:
             raise ValueError(
@@ -538,7 +568,7 @@ class MemoryMapping:
         mapping holds the key until it gets another (a key must not be
         freed while pages carry it)."""
         address = self._live()
-        value = int_arg("prot", prot)
+        value = _flag_arg("prot", PROT, prot)
         number = -1
         if pkey is not None:
             if not isinstance(pkey, ProtectionKey):
@@ -796,8 +826,10 @@ class MmanFileDescriptor(BaseFileDescriptor):
         rest); for the caller itself, newer kernels take any.  Since the
         ranges are live pointers, advice that empties or poisons pages
         (DONTNEED, DONTNEED_LOCKED, FREE, REMOVE, HWPOISON) is refused
-        (ValueError): it would change memory a pointer holds.  Needs
-        PTRACE_MODE_READ and CAP_SYS_NICE over the target (EPERM)."""
+        (ValueError): it would change memory a pointer holds.  Each range
+        must start on a page (EINVAL): pointers from a mapping's
+        `pointer()`, split at page boundaries.  Needs PTRACE_MODE_READ and
+        CAP_SYS_NICE over the target (EPERM)."""
         number = int_arg("advice", advice)
         known = MADV(number)
         if known in _DESTRUCTIVE or known in _POISON:

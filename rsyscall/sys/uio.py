@@ -200,7 +200,9 @@ def iov_buffers(iov: WrittenPointer[IovecList], task: Task) -> tuple[int, IovecL
     return alloc.address, value
 
 
-def take_buffers(buffers: tuple[Pointer[bytes], ...], task: BaseTask, readable: bool) -> list[Allocation]:
+def take_buffers(
+    buffers: tuple[Pointer[bytes], ...], task: BaseTask, readable: bool
+) -> list[Allocation]:
     """Consume every buffer of an iovec array for a syscall in `task`;
     `readable`: they must hold data (a write), else anything (a read)."""
     allocs: list[Allocation] = []
