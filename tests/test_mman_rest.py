@@ -227,6 +227,23 @@ async def test_mremap_grows_and_moves(thread: Thread) -> None:
     await still_works(thread)
 
 
+async def test_mremap_grown_shared_memory_may_fault(thread: Thread) -> None:
+    # Shared anonymous memory is a file as long as the first mapping: the
+    # pages a grown mapping adds past it raise SIGBUS, so no pointer().
+    mapping = await thread.task.mmap(PAGE, RW, MAP.SHARED | MAP.ANONYMOUS)
+    same = await mapping.mremap(PAGE, MREMAP.MAYMOVE)
+    assert (await same.pointer().read()) == bytes(PAGE)
+    grown = await same.mremap(2 * PAGE, MREMAP.MAYMOVE)
+    with pytest.raises(ValueError):
+        grown.pointer()
+    smaller = await grown.mremap(PAGE, MREMAP.MAYMOVE)
+    with pytest.raises(ValueError):  # still: nothing tracks how long the file is
+        smaller.pointer()
+    with pytest.raises(TypeError):
+        await smaller.mremap(PAGE, MAP.SHARED)  # type: ignore[arg-type]
+    await smaller.munmap()
+
+
 async def test_mremap_without_room_fails_and_keeps_the_handle(thread: Thread) -> None:
     mapping = await thread.task.mmap(2 * PAGE, RW, ANON)
     one = await mapping.mremap(PAGE)  # free the second page

@@ -283,7 +283,7 @@ class MemoryMapping:
         self.prot = prot
         # Whether touching any byte of it is sure not to fault (see pointer()).
         self._pointable = _pointable
-        # Anonymous memory: a grown mapping is as pointable as it was.
+        # Private anonymous memory: a grown mapping is as pointable as it was.
         self._anonymous = _anonymous
         # The protection key pkey_mprotect gave the pages, held so that it
         # is not freed while they carry it.
@@ -771,7 +771,9 @@ class MmanTask(BaseTask):
             PROT(protection),
             _key=_MMAP_KEY,
             _pointable=pointable,
-            _anonymous=bool(flag_bits & _ANONYMOUS),
+            # Shared anonymous memory is a file of the first length: grown, its
+            # new pages fault.
+            _anonymous=bool(flag_bits & _ANONYMOUS) and flag_bits & 0x3 == MAP.PRIVATE,
         )
 
     async def mlockall(self, flags: MCL) -> None:
