@@ -12,6 +12,7 @@ import pytest
 from rsyscall import MemoryMapping, Thread, UseAfterConsumeError, local_thread
 from rsyscall.fcntl import SEAL, F
 from rsyscall.linux.memfd import MFD
+from rsyscall.signal import SIG
 from rsyscall.sys.mman import MADV, MAP, MCL, MLOCK, MREMAP, MS, PKEY, PROT, ProtectionKey
 from rsyscall.sys.uio import RemoteIovecList
 
@@ -401,6 +402,27 @@ async def test_process_mrelease(thread: Thread) -> None:
         await pipe.read.process_mrelease()
     assert info.value.errno == errno.EBADF
     await still_works(thread)
+
+
+async def test_process_mrelease_of_a_killed_program(thread: Thread) -> None:
+    # A program with memory of its own (a cloned thread shares ours, which
+    # no kill frees), killed: its memory is released, or it is gone first.
+    from rsyscall.sys.wait import W
+
+    sleep = (await thread.environ.which("sleep")).args("100")
+    child = await thread.clone()
+    process = await child.exec(sleep)
+    pidfd = await thread.task.pidfd_open(process.process.pid)
+    with pytest.raises(OSError) as info:  # alive: EINVAL
+        await pidfd.process_mrelease()
+    assert info.value.errno == errno.EINVAL
+    await pidfd.pidfd_send_signal(SIG.KILL)
+    try:
+        await pidfd.process_mrelease()
+    except OSError as error:
+        assert error.errno == errno.ESRCH  # it finished exiting first
+    state = await process.waitpid(W.EXITED)
+    assert state.killed_with() == SIG.KILL
 
 
 async def test_local_mlockall_future_leaves_no_trace() -> None:

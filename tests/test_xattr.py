@@ -122,6 +122,10 @@ async def test_errors_leave_buffers_usable(thread: Thread, target: Path) -> None
     with pytest.raises(TypeError):
         await task.setxattr(path, await thread.ptr("user.s"), await thread.malloc(bytes, 1))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
+        await task.setxattr(path, await thread.ptr("user.s"), await thread.ptr("text"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await task.getxattr(path, await thread.ptr("user.big"), await thread.malloc(str, 4))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
         await task.listxattr(path, small)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         await task.getxattr(path, await thread.ptr("user.big"), names)  # type: ignore[arg-type]

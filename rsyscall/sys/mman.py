@@ -473,8 +473,8 @@ class MemoryMapping:
         whose lowest bit is set for a resident page."""
         address = self._live()
         offset = int_arg("offset", offset)
-        if not isinstance(vec, Pointer):
-            raise TypeError(f"vec must be a Pointer to bytes, not {type(vec).__name__}")
+        if not isinstance(vec, Pointer) or not isinstance(vec.serializer, BytesSerializer):
+            raise TypeError(f"vec must be a Pointer to bytes, not {vec!r}")
         pages = vec.size()
         if offset < 0 or offset % _PAGE_SIZE or offset + pages * _PAGE_SIZE > _page_round(
             self.length

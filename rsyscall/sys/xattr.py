@@ -36,7 +36,7 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import Serializable, StrSerializer
+from rsyscall.struct import BytesSerializer, Serializable, StrSerializer
 
 if TYPE_CHECKING:
     from rsyscall.handle import Task
@@ -121,7 +121,7 @@ async def _get(
         return await task.sysif.syscall(number, *args, 0, 0)
     if kind is not None:
         check_points_to(buf, kind)
-    elif not isinstance(buf, Pointer) or buf._kind is not None:
+    elif not isinstance(buf, Pointer) or not isinstance(buf.serializer, BytesSerializer):
         raise TypeError(f"expected a Pointer to bytes, got {buf!r}")
     alloc: Allocation = take(buf, task)
     try:
@@ -141,7 +141,7 @@ async def _set(
     flags: XATTR,
 ) -> None:
     address = _name_address(task, name)
-    if not isinstance(value, Pointer) or value._kind is not None:
+    if not isinstance(value, Pointer) or not isinstance(value.serializer, BytesSerializer):
         raise TypeError(f"value must be a pointer to bytes, not {value!r}")
     alloc = borrow(value, task)
     await task.sysif.syscall(number, target, address, alloc.address, alloc.size, flags)
