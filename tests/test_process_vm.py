@@ -161,3 +161,33 @@ async def test_process_vm_bad_input(thread: Thread) -> None:
         )
     assert info.value.errno == errno.ESRCH
     assert not buf.consumed
+
+
+async def test_unsafe_process_vm_by_address(thread: Thread) -> None:
+    target = local_thread.task.make_process(thread_pid(thread))
+    remote = await thread.ptr(b"raw address")
+    valid, rest = await target.unsafe_process_vm_readv(
+        await local_thread.ptr(IovecList([await local_thread.malloc(bytes, 20)])),
+        [(remote.address, 3), (remote.address + 4, 7)],
+    )
+    assert await valid[0].read() == b"rawaddress" and rest[0].size() == 10
+    # Into memory the caller vouches for: a buffer of `thread`'s that
+    # nothing else uses.
+    spare = await thread.malloc(bytes, 5)
+    count = await target.unsafe_process_vm_writev(
+        await local_thread.ptr(IovecList([await local_thread.ptr(b"WRITE")])),
+        [(spare.address, 5)],
+    )
+    assert count == 5 and read_memory(thread, spare.address, 5) == b"WRITE"
+    # Nothing mapped at page 0: EFAULT; the local buffers come back.
+    buf = await local_thread.malloc(bytes, 4)
+    with pytest.raises(OSError) as info:
+        await target.unsafe_process_vm_readv(await local_thread.ptr(IovecList([buf])), [(0, 4)])
+    assert info.value.errno == errno.EFAULT
+    assert not buf.consumed
+    with pytest.raises(TypeError):
+        await target.unsafe_process_vm_readv(await local_thread.ptr(IovecList([buf])), [0])  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        await target.unsafe_process_vm_readv(
+            await local_thread.ptr(IovecList([buf])), [(-1, 4)]
+        )

@@ -18,6 +18,8 @@ of the `Process` handle of the target, which must be the process that
 made the remote pointers (ValueError otherwise).  The check compares
 pids, so the caller and the target must share a pid namespace; a reaped
 child's handle is refused (its pid may name another process by now).
+`unsafe_process_vm_readv` and `unsafe_process_vm_writev` take raw
+`(address, length)` ranges instead, for memory no pointer of ours names.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import HasSerializer, Serializer
+from rsyscall.struct import HasSerializer, Serializer, int_arg
 
 if TYPE_CHECKING:
     from rsyscall.handle import Task
@@ -387,3 +389,70 @@ class UioProcess(BaseProcess):
             restore_buffers(remote, allocs)
             raise
         return split_buffers(remote, allocs, count, owner, filled=True)
+
+    async def _unsafe_remote(
+        self, remote: Iterable[tuple[int, int]]
+    ) -> tuple[Allocation, int]:
+        """A staged iovec array for raw (address, length) ranges of this
+        process, and its length; the allocation must be held until the
+        syscall is answered."""
+        ranges = list(remote)
+        if len(ranges) > UIO_MAXIOV:
+            raise ValueError(f"at most {UIO_MAXIOV} ranges, got {len(ranges)}")
+        parts = []
+        for entry in ranges:
+            if not isinstance(entry, tuple) or len(entry) != 2:
+                raise TypeError(f"a remote range is an (address, length) tuple, not {entry!r}")
+            address, length = (int_arg("address", entry[0]), int_arg("length", entry[1]))
+            if not (0 <= address < 1 << 64 and 0 <= length < 1 << 63):
+                raise ValueError(f"not a range: {entry!r}")
+            parts.append(_IOVEC.pack(address, length))
+        if getattr(self, "reaped", False):
+            raise ProcessLookupError(errno.ESRCH, f"process {self.pid} was reaped")
+        array = await self.task.space.stage(b"".join(parts) or bytes(1))
+        return array, len(ranges)
+
+    async def unsafe_process_vm_readv(
+        self, local_iov: WrittenPointer[IovecList], remote: Iterable[tuple[int, int]]
+    ) -> tuple[list[ReadablePointer[bytes]], list[Pointer[bytes]]]:
+        """process_vm_readv(2) from raw `(address, length)` ranges of this
+        process's memory (any the kernel lets us read: its stack, its
+        heap), into the buffers of `local_iov`; returns the filled parts
+        and the rest.  EFAULT for a range that is not mapped there.
+
+        Unsafe: the caller must make sure the ranges name what it means
+        to read in the right process (a pid can be reused once its process
+        is reaped); nothing is written there, so no memory is harmed."""
+        task = self.task
+        local_address, local = iov_buffers(local_iov, task)
+        array, count = await self._unsafe_remote(remote)
+        allocs = take_buffers(local, task, readable=False)
+        try:
+            done = await task.sysif.syscall(
+                SYS.process_vm_readv, self.pid, local_address, len(local), array.address,
+                count, 0,
+            )
+        except BaseException:
+            restore_buffers(local, allocs)
+            raise
+        return split_buffers(local, allocs, done, task, filled=True)
+
+    async def unsafe_process_vm_writev(
+        self, local_iov: WrittenPointer[IovecList], remote: Iterable[tuple[int, int]]
+    ) -> int:
+        """process_vm_writev(2) of the buffers of `local_iov` into raw
+        `(address, length)` ranges of this process's memory; returns how
+        many bytes were written.
+
+        Unsafe: the caller must make sure the ranges are memory of this
+        process that nothing there relies on (not its allocator's, its
+        stack's or its library's pointers' memory, unless that is the
+        point): the bytes replace whatever was there."""
+        task = self.task
+        local_address, local = iov_buffers(local_iov, task)
+        for ptr in local:
+            borrow(ptr, task)  # type: ignore[arg-type]  # checks it holds data
+        array, count = await self._unsafe_remote(remote)
+        return await task.sysif.syscall(
+            SYS.process_vm_writev, self.pid, local_address, len(local), array.address, count, 0
+        )
