@@ -33,6 +33,12 @@ the `F` members as literals, so mypy checks `fd.fcntl(F.GETLK, ptr)`; a
 command held in a variable of type `F` matches none of them (annotate it
 with a `Literal[...]` of the commands it may be, or call once per command).
 
+Besides fcntl, the calls this header declares: posix_fadvise(2) (the
+fadvise64 syscall), fallocate(2), readahead(2), sync_file_range(2),
+splice(2), tee(2) and vmsplice(2) (methods of the fd they act on), and
+name_to_handle_at(2) / open_by_handle_at(2) (of the task, as openat),
+whose `struct file_handle` is `FileHandle`.
+
 `SEEK` (SEEK_SET...) is defined here, for `Flock.whence`: <fcntl.h>
 defines SEEK_SET, SEEK_CUR and SEEK_END too.  rsyscall.unistd, the header
 of lseek(2), exports the same class.
@@ -42,14 +48,17 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import struct
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, cast, overload
 
 from rsyscall._enum import IntEnum, IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseTask
+from rsyscall.memory.allocator import Allocation
 from rsyscall.memory.pointer import (
     PathPointer,
     Pointer,
     ReadablePointer,
+    WrittenPointer,
     borrow,
     check_points_to,
     path_address,
@@ -57,7 +66,14 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import Layout, Struct, int_arg
+from rsyscall.struct import Int64, Layout, Serializable, Struct, int_arg
+from rsyscall.sys.uio import (
+    IovecList,
+    iov_buffers,
+    restore_buffers,
+    split_buffers,
+    take_buffers,
+)
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor
@@ -67,12 +83,18 @@ if TYPE_CHECKING:
 __all__ = [
     "AT",
     "F",
+    "FALLOC_FL",
     "FD",
     "F_OWNER",
+    "MAX_HANDLE_SZ",
     "O",
+    "POSIX_FADV",
     "SEAL",
     "SEEK",
+    "SPLICE_F",
+    "SYNC_FILE_RANGE",
     "FOwnerEx",
+    "FileHandle",
     "FcntlFileDescriptor",
     "FcntlTask",
     "Flock",
@@ -204,6 +226,53 @@ class F_OWNER(IntEnum):
     PGRP = 2
 
 
+class POSIX_FADV(IntEnum):
+    """posix_fadvise(2) advice."""
+
+    NORMAL = 0
+    RANDOM = 1
+    SEQUENTIAL = 2
+    WILLNEED = 3
+    DONTNEED = 4
+    NOREUSE = 5
+
+
+class FALLOC_FL(IntFlag):
+    """fallocate(2) modes (NONE: allocate the range, growing the file)."""
+
+    NONE = 0
+    KEEP_SIZE = 0x01
+    PUNCH_HOLE = 0x02
+    NO_HIDE_STALE = 0x04
+    COLLAPSE_RANGE = 0x08
+    ZERO_RANGE = 0x10
+    INSERT_RANGE = 0x20
+    UNSHARE_RANGE = 0x40
+
+
+class SPLICE_F(IntFlag):
+    """splice(2), tee(2) and vmsplice(2) flags."""
+
+    NONE = 0
+    MOVE = 1
+    NONBLOCK = 2
+    MORE = 4
+    GIFT = 8
+
+
+class SYNC_FILE_RANGE(IntFlag):
+    """sync_file_range(2) flags."""
+
+    NONE = 0
+    WAIT_BEFORE = 1
+    WRITE = 2
+    WAIT_AFTER = 4
+    WRITE_AND_WAIT = 7
+
+
+MAX_HANDLE_SZ = 128
+"""The largest `FileHandle.handle` any filesystem makes."""
+
 _SHORT = (-(1 << 15), (1 << 15) - 1)
 _INT = (-(1 << 31), (1 << 31) - 1)
 _OFF = (-(1 << 63), (1 << 63) - 1)
@@ -295,6 +364,44 @@ class FOwnerEx(Struct):
         return cls(_enum_or_int(F_OWNER, type_), pid)
 
 
+_FILE_HANDLE_HEAD = struct.Struct("<Ii")
+
+
+@dataclasses.dataclass(frozen=True)
+class FileHandle(Serializable):
+    """`struct file_handle`: a file named by its filesystem, without a
+    path (name_to_handle_at(2), open_by_handle_at(2)): the opaque
+    `handle` bytes and their `type`.  Variable-size (`handle_bytes` is
+    the length of `handle`): allocate room for the kernel to fill with
+    `thread.malloc(FileHandle, FileHandle.HEADER + MAX_HANDLE_SZ)`."""
+
+    __slots__ = ("handle", "type")
+
+    type: int
+    handle: bytes
+    HEADER: ClassVar[int] = 8
+    layout: ClassVar[Layout] = Layout(
+        "struct file_handle", [("handle_bytes", "I"), ("handle_type", "i")]
+    )
+
+    def __post_init__(self) -> None:
+        int_arg("FileHandle.type", self.type, _INT)
+        if not isinstance(self.handle, bytes):
+            raise TypeError(f"FileHandle.handle must be bytes, not {type(self.handle).__name__}")
+
+    def to_bytes(self) -> bytes:
+        return _FILE_HANDLE_HEAD.pack(len(self.handle), self.type) + self.handle
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        if len(data) < cls.HEADER:
+            raise ValueError(f"a struct file_handle needs {cls.HEADER} bytes, got {len(data)}")
+        size, type_ = _FILE_HANDLE_HEAD.unpack_from(data)
+        if len(data) < cls.HEADER + size:
+            raise ValueError(f"a file handle of {size} bytes, but only {len(data)} in memory")
+        return cls(type_, bytes(data[cls.HEADER : cls.HEADER + size]))
+
+
 _SYS_openat = int(SYS.openat)
 # S is defined in rsyscall.sys.stat, which imports this module: the
 # default mode is its value, rw-r--r--.
@@ -339,6 +446,56 @@ class FcntlTask(BaseTask):
     ) -> FileDescriptor:
         """open(2), as openat(2) relative to the working directory."""
         return await self.openat(None, path, flags, mode)
+
+    async def name_to_handle_at(
+        self,
+        dirfd: FileDescriptor | None,
+        path: PathPointer,
+        handle: Pointer[FileHandle],
+        flags: AT = AT.NONE,
+    ) -> tuple[ReadablePointer[FileHandle], int]:
+        """name_to_handle_at(2): the file handle of `path` (relative to
+        `dirfd`, None: the working directory; with AT.EMPTY_PATH and an
+        empty path, `dirfd`'s own file; AT.SYMLINK_FOLLOW follows a final
+        symlink), and the id of the mount it is on.
+
+        `handle` is consumed and returned filled; its size, less the
+        8-byte header (`FileHandle.HEADER`), is the room for the handle:
+        EOVERFLOW if too small (MAX_HANDLE_SZ is always enough), and the
+        pointer is left as it was."""
+        dirnum = dirfd_number(self, dirfd)
+        address = path_address(self, path)
+        check_points_to(handle, FileHandle)
+        alloc = take(handle, self, FileHandle.HEADER)
+        try:
+            # More than MAX_HANDLE_SZ is EINVAL; the rest of the buffer stays unused.
+            room = min(alloc.size - FileHandle.HEADER, MAX_HANDLE_SZ)
+            await self.space.transport.write(alloc.address, struct.pack("<I", room))
+            mount_id = await self.space.stage(bytes(4))
+            await self.sysif.syscall(
+                SYS.name_to_handle_at, dirnum, address, alloc.address, mount_id.address, flags
+            )
+            data = await self.space.transport.read(mount_id.address, 4)
+        except BaseException:
+            restore(handle, alloc)
+            raise
+        return handle._readable(alloc, self), int.from_bytes(data, "little", signed=True)
+
+    async def open_by_handle_at(
+        self, mount_fd: FileDescriptor | None, handle: ReadablePointer[FileHandle], flags: O
+    ) -> FileDescriptor:
+        """open_by_handle_at(2): open the file `handle` names (from
+        name_to_handle_at) on the filesystem of `mount_fd` (any fd on it;
+        None: the working directory's), with open `flags` (O.CLOEXEC always
+        added; O.PATH opens it for fstat and *at calls only).  Needs
+        CAP_DAC_READ_SEARCH (EPERM); ESTALE if the file is gone."""
+        mount = dirfd_number(self, mount_fd)
+        check_points_to(handle, FileHandle)
+        alloc = borrow(handle, self, FileHandle.HEADER)
+        number = await self.sysif.syscall(
+            SYS.open_by_handle_at, mount, alloc.address, int(flags) | _O_CLOEXEC
+        )
+        return self.make_fd(number)
 
 
 # What each command's argument is.  "none": no argument (any given must be
@@ -502,6 +659,116 @@ class FcntlFileDescriptor(BaseFileDescriptor):
             restore(arg, alloc)
             raise
         return arg._readable(alloc, task)
+
+    async def posix_fadvise(self, offset: int, length: int, advice: POSIX_FADV) -> None:
+        """posix_fadvise(2) (the fadvise64 syscall): how the `length` bytes
+        from `offset` (0: to the end) of this file will be used.  ESPIPE on
+        a pipe."""
+        await self.task.sysif.syscall(SYS.fadvise64, self.number, offset, length, advice)
+
+    async def fallocate(self, mode: FALLOC_FL, offset: int, length: int) -> None:
+        """fallocate(2): allocate (FALLOC_FL.NONE, growing the file, or with
+        KEEP_SIZE), punch a hole (PUNCH_HOLE | KEEP_SIZE), zero, collapse or
+        insert the `length` bytes from `offset` of this file.  EOPNOTSUPP
+        where the filesystem cannot."""
+        await self.task.sysif.syscall(SYS.fallocate, self.number, mode, offset, length)
+
+    async def readahead(self, offset: int, count: int) -> None:
+        """readahead(2): read `count` bytes from `offset` of this file into
+        the page cache.  EINVAL for a file that cannot (a pipe)."""
+        await self.task.sysif.syscall(SYS.readahead, self.number, offset, count)
+
+    async def sync_file_range(self, offset: int, nbytes: int, flags: SYNC_FILE_RANGE) -> None:
+        """sync_file_range(2): start writing out, or wait for, the dirty
+        pages of `nbytes` bytes from `offset` (0: to the end) of this file.
+        No durability promise: fsync(2) makes one."""
+        await self.task.sysif.syscall(SYS.sync_file_range, self.number, offset, nbytes, flags)
+
+    def _other_fd(self, fd_out: FileDescriptor) -> int:
+        if not isinstance(fd_out, BaseFileDescriptor):
+            raise TypeError(f"fd_out must be a FileDescriptor, not {type(fd_out).__name__}")
+        if fd_out.task.fd_table is not self.task.fd_table:
+            raise ValueError("fd_out belongs to a different fd table")
+        return fd_out.number
+
+    async def splice(
+        self,
+        fd_out: FileDescriptor,
+        length: int,
+        off_in: ReadablePointer[Int64] | None = None,
+        off_out: ReadablePointer[Int64] | None = None,
+        flags: SPLICE_F = SPLICE_F.NONE,
+    ) -> tuple[int, ReadablePointer[Int64] | None, ReadablePointer[Int64] | None]:
+        """splice(2): move up to `length` bytes from this fd to `fd_out`
+        in the kernel, one of them a pipe; returns how many (0 at end of
+        input), and the offset pointers.
+
+        For the side that is not a pipe, `off_in`/`off_out` (an Int64 the
+        kernel reads and advances, from `thread.ptr(Int64(n))`) is consumed
+        and returned holding the new offset; None uses and advances the
+        file's own offset (ESPIPE for an offset on a pipe).  Without
+        SPLICE_F.NONBLOCK, an empty or full pipe blocks the whole process."""
+        out = self._other_fd(fd_out)
+        task = self.task
+        allocs: list[Allocation | None] = []
+        try:
+            for offset in (off_in, off_out):
+                if offset is None:
+                    allocs.append(None)
+                    continue
+                check_points_to(offset, Int64)
+                if not isinstance(offset, ReadablePointer):
+                    raise TypeError("an offset must be initialized: thread.ptr(Int64(n))")
+                allocs.append(take(offset, task, 8))
+            count = await task.sysif.syscall(
+                SYS.splice, self.number, allocs[0].address if allocs[0] else 0,
+                out, allocs[1].address if allocs[1] else 0, length, flags,
+            )
+        except BaseException:
+            for offset, alloc in zip((off_in, off_out), allocs, strict=False):
+                if offset is not None and alloc is not None:
+                    restore(offset, alloc)
+            raise
+        new_in = off_in._readable(allocs[0], task) if off_in is not None and allocs[0] else None
+        new_out = (off_out._readable(allocs[1], task)
+                   if off_out is not None and allocs[1] else None)
+        return count, new_in, new_out
+
+    async def tee(
+        self, fd_out: FileDescriptor, length: int, flags: SPLICE_F = SPLICE_F.NONE
+    ) -> int:
+        """tee(2): copy up to `length` bytes from this pipe to pipe `fd_out`
+        without consuming them; returns how many (0: this pipe is empty
+        and has no writers)."""
+        out = self._other_fd(fd_out)
+        return await self.task.sysif.syscall(SYS.tee, self.number, out, length, flags)
+
+    async def vmsplice(
+        self, iov: WrittenPointer[IovecList], flags: SPLICE_F = SPLICE_F.NONE
+    ) -> tuple[list[ReadablePointer[bytes]], list[Pointer[bytes]]]:
+        """vmsplice(2): with this fd a pipe's write end, put the buffers of
+        `iov` into the pipe, as writev does (the buffers are borrowed);
+        with its read end, move data from the pipe into them, as readv
+        does (they are consumed).  Returns the handled parts and the rest.
+
+        The pipe may hold the buffers' pages rather than a copy, so what
+        the reader gets is what they hold when it reads.  SPLICE_F.GIFT is
+        refused (ValueError): it gives the pages to the kernel for good."""
+        if int_arg("flags", flags) & SPLICE_F.GIFT:
+            raise ValueError("SPLICE_F.GIFT gives the buffers' pages away for good")
+        task = self.task
+        address, buffers = iov_buffers(iov, task)
+        mode = await task.sysif.syscall(_SYS_fcntl, self.number, F.GETFL, 0)
+        filled = mode & 3 == O.RDONLY
+        allocs = take_buffers(buffers, task, readable=not filled)
+        try:
+            count = await task.sysif.syscall(
+                SYS.vmsplice, self.number, address, len(buffers), flags
+            )
+        except BaseException:
+            restore_buffers(buffers, allocs)
+            raise
+        return split_buffers(buffers, allocs, count, task, filled)
 
     async def disable_cloexec(self) -> None:
         """Clear FD_CLOEXEC, so the fd survives exec (fcntl(2) F_SETFD)."""

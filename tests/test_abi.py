@@ -66,6 +66,9 @@ HEADERS = [
     "linux/rtnetlink.h",
     "linux/if_addr.h",
     "linux/if_tun.h",
+    "linux/falloc.h",
+    "sys/xattr.h",
+    "linux/limits.h",
 ]
 
 # Enum class (module.qualname) -> how a member's C name is spelled.
@@ -177,6 +180,16 @@ ENUMS: dict[str, str] = {
     "rsyscall.linux.rtnetlink.RT_TABLE": "RT_TABLE_{}",
     "rsyscall.linux.if_tun.IFF": "IFF_{}",
     "rsyscall.linux.if_tun.TUN": "TUN{}",
+    "rsyscall.sys.mman.MS": "MS_{}",
+    "rsyscall.sys.mman.MREMAP": "MREMAP_{}",
+    "rsyscall.sys.mman.MCL": "MCL_{}",
+    "rsyscall.sys.mman.MLOCK": "MLOCK_{}",
+    "rsyscall.sys.mman.PKEY": "PKEY_{}",
+    "rsyscall.fcntl.POSIX_FADV": "POSIX_FADV_{}",
+    "rsyscall.fcntl.FALLOC_FL": "FALLOC_FL_{}",
+    "rsyscall.fcntl.SPLICE_F": "SPLICE_F_{}",
+    "rsyscall.fcntl.SYNC_FILE_RANGE": "SYNC_FILE_RANGE_{}",
+    "rsyscall.sys.xattr.XATTR": "XATTR_{}",
 }
 
 # Members whose C names do not follow their class's pattern.
@@ -255,6 +268,10 @@ NEWER_THAN_HEADERS: dict[str, str] = {
     ("rsyscall.linux.netlink", "NLMSG_ALIGNTO"): "NLMSG_ALIGNTO",
     ("rsyscall.linux.netlink", "NLMSG_HDRLEN"): "NLMSG_HDRLEN",
     ("rsyscall.linux.rtnetlink", "_IFA_F_NODAD"): "IFA_F_NODAD",
+    ("rsyscall.fcntl", "MAX_HANDLE_SZ"): "MAX_HANDLE_SZ",
+    ("rsyscall.sys.xattr", "XATTR_NAME_MAX"): "XATTR_NAME_MAX",
+    ("rsyscall.sys.xattr", "XATTR_SIZE_MAX"): "XATTR_SIZE_MAX",
+    ("rsyscall.sys.xattr", "XATTR_LIST_MAX"): "XATTR_LIST_MAX",
 }
 
 # Members that are the library's own "no flags" value, with no C name.

@@ -90,7 +90,7 @@ def test_raw_escape_hatches_are_unsafe() -> None:
         rsyscall.Task: ["unsafe_clone3", "unsafe_set_robust_list", "unsafe_sigaction",
                         "unsafe_prctl", "unsafe_mmap"],
         rsyscall.FileDescriptor: ["unsafe_ioctl", "unsafe_setsockopt", "unsafe_getsockopt"],
-        MemoryMapping: ["unsafe_madvise", "unsafe_pointer"],
+        MemoryMapping: ["unsafe_madvise", "unsafe_mremap", "unsafe_pointer"],
     }
     for cls, names in hatches.items():
         found = sorted(name for name in dir(cls) if name.startswith("unsafe_"))

@@ -26,6 +26,7 @@ HEADER_MODULES = [
     "netinet/ip",
     "netinet/tcp",
     "linux/netlink", "linux/rtnetlink", "linux/if_tun",
+    "sys/xattr",
 ]
 _MAN_LINK = re.compile(
     r'<a href="https://man7\.org/linux/man-pages/man(\d)/([a-z0-9_]+)\.(\d)\.html">'

@@ -79,6 +79,7 @@ EXCLUDED = {
     "Task.futex": "raw operations write memory, and WAIT blocks",
     "Task.set_robust_list": "the kernel writes the list at exit",
     "Task.sigaction": "a handler address would be jumped to",
+    "Task.mlockall": "locks the shared address space: later mappings fail over RLIMIT_MEMLOCK",
     # Block forever.
     "Task.futex_wait": "blocks until woken",
     "Task.nanosleep": "sleeps as long as it is told",

@@ -38,7 +38,7 @@ from rsyscall.sys.epoll import EpollFileDescriptor, EpollTask
 from rsyscall.sys.eventfd import EventfdTask
 from rsyscall.sys.inotify import InotifyFileDescriptor, InotifyTask
 from rsyscall.sys.ioctl import IoctlFileDescriptor
-from rsyscall.sys.mman import MemoryMapping, MmanTask
+from rsyscall.sys.mman import MemoryMapping, MmanFileDescriptor, MmanTask
 from rsyscall.sys.mount import MountFileDescriptor, MountTask
 from rsyscall.sys.pidfd import PidfdFileDescriptor, PidfdTask
 from rsyscall.sys.prctl import PrctlTask
@@ -47,9 +47,10 @@ from rsyscall.sys.signalfd import SignalfdFileDescriptor, SignalfdTask
 from rsyscall.sys.socket import SocketFileDescriptor, SocketTask
 from rsyscall.sys.stat import StatFileDescriptor, StatTask
 from rsyscall.sys.timerfd import TimerfdFileDescriptor, TimerfdTask
-from rsyscall.sys.uio import UioFileDescriptor
+from rsyscall.sys.uio import UioFileDescriptor, UioProcess
 from rsyscall.sys.utsname import UtsnameTask
 from rsyscall.sys.wait import P, W, WaitTask
+from rsyscall.sys.xattr import XattrFileDescriptor, XattrTask
 from rsyscall.time import TimeTask
 from rsyscall.unistd import UnistdFileDescriptor, UnistdProcess, UnistdTask
 
@@ -90,6 +91,8 @@ class FileDescriptor(
     SeccompFileDescriptor,
     LandlockFileDescriptor,
     TunFileDescriptor,
+    MmanFileDescriptor,
+    XattrFileDescriptor,
     BaseFileDescriptor,
 ):
     """A file descriptor in one task's fd table.  Its syscalls are methods
@@ -105,6 +108,7 @@ class Process(
     SchedProcess,
     FutexProcess,
     CapabilityProcess,
+    UioProcess,
     BaseProcess,
 ):
     """A process named by pid, for syscalls that act on a process."""
@@ -202,6 +206,7 @@ class Task(
     StdioTask,
     SeccompTask,
     LandlockTask,
+    XattrTask,
     BaseTask,
 ):
     """One process, as the target of syscalls that act on the calling process."""

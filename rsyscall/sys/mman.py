@@ -1,4 +1,8 @@
-"""<sys/mman.h>: memory mappings: mmap(2), munmap(2), mprotect(2), madvise(2).
+"""<sys/mman.h>: memory mappings: mmap(2), munmap(2), mprotect(2),
+madvise(2), mremap(2), msync(2), mincore(2), mlock(2) / mlock2(2) /
+munlock(2), pkey_mprotect(2) (methods of `MemoryMapping`); mlockall(2),
+munlockall(2) and pkey_alloc(2) (of the task; a `ProtectionKey` handle,
+pkey_free(2)); process_madvise(2) and process_mrelease(2) (of a pidfd).
 
 `task.mmap(...)` returns a `MemoryMapping`, a handle for one mapping in
 the task's address space.  Like a file descriptor, it is garbage
@@ -24,12 +28,20 @@ fine: it fails rather than replace anything).  The unchecked forms are
 `unsafe_pointer`, `unsafe_madvise` and `Task.unsafe_mmap`, whose callers
 vouch for the memory they affect.
 
+`mapping.mremap(...)` returns a new handle for the resized (maybe moved)
+mapping and consumes the old one; it is refused while pointers into the
+mapping live, and MREMAP.FIXED (which replaces what is at the new
+address) is `unsafe_mremap`'s.  A mapping given a protection key by
+`pkey_mprotect` hands out no `pointer()`: the key's rights, which any
+thread may change with one instruction, could forbid touching it.
+
 memfd_create(2) is documented with this header; its flags are `MFD`, from
 `rsyscall.linux.memfd`, re-exported here.
 """
 
 from __future__ import annotations
 
+import enum
 import weakref
 from bisect import bisect_right
 from typing import TYPE_CHECKING
@@ -39,15 +51,37 @@ from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.fcntl import SEAL, F
 from rsyscall.linux.memfd import MFD
 from rsyscall.memory.allocator import Allocation, Arena
-from rsyscall.memory.pointer import ReadablePointer, UseAfterConsumeError
+from rsyscall.memory.pointer import (
+    Pointer,
+    ReadablePointer,
+    UseAfterConsumeError,
+    WrittenPointer,
+    restore,
+    take,
+)
 from rsyscall.near.sysnum import SYS
 from rsyscall.struct import BytesSerializer, int_arg
 from rsyscall.sys.stat import Stat
+from rsyscall.sys.uio import RemoteIovecList, remote_iov_address
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor, Task
 
-__all__ = ["MADV", "MAP", "MFD", "PROT", "MemoryMapping", "MmanTask"]
+__all__ = [
+    "MADV",
+    "MAP",
+    "MCL",
+    "MFD",
+    "MLOCK",
+    "MREMAP",
+    "MS",
+    "PKEY",
+    "PROT",
+    "MemoryMapping",
+    "MmanFileDescriptor",
+    "MmanTask",
+    "ProtectionKey",
+]
 
 
 class PROT(IntFlag):
@@ -111,7 +145,50 @@ class MADV(IntEnum):
     HWPOISON = 100
 
 
+class MS(IntFlag):
+    """msync(2) flags (C: MS_ASYNC, MS_SYNC, MS_INVALIDATE).  Not the
+    mount flags of the same C prefix, which are rsyscall.sys.mount.MS."""
+
+    NONE = 0
+    ASYNC = 1
+    INVALIDATE = 2
+    SYNC = 4
+
+
+class MREMAP(IntFlag):
+    """mremap(2) flags.  FIXED is only `MemoryMapping.unsafe_mremap`'s."""
+
+    NONE = 0
+    MAYMOVE = 1
+    FIXED = 2
+    DONTUNMAP = 4
+
+
+class MCL(IntFlag):
+    """mlockall(2) flags."""
+
+    CURRENT = 1
+    FUTURE = 2
+    ONFAULT = 4
+
+
+class MLOCK(IntFlag):
+    """mlock2(2) flags."""
+
+    NONE = 0
+    ONFAULT = 1
+
+
+class PKEY(IntFlag):
+    """The access rights of a protection key (pkey_alloc(2))."""
+
+    NONE = 0
+    DISABLE_ACCESS = 0x1
+    DISABLE_WRITE = 0x2
+
+
 _SYS_mmap = int(SYS.mmap)
+_SYS_pkey_free = int(SYS.pkey_free)
 _SYS_munmap = int(SYS.munmap)
 _READ_WRITE = PROT.READ | PROT.WRITE
 _BYTES = BytesSerializer()
@@ -128,6 +205,24 @@ _MMAP_KEY = object()
 _DESTRUCTIVE = frozenset({MADV.DONTNEED, MADV.DONTNEED_LOCKED, MADV.FREE, MADV.REMOVE})
 _POISON = frozenset({MADV.HWPOISON})
 _PAGE_SIZE = 4096
+_MREMAP_FIXED = int(MREMAP.FIXED)
+_MREMAP_DONTUNMAP = int(MREMAP.DONTUNMAP)
+
+
+def _flag_arg(name: str, cls: type[IntFlag], value: object) -> int:
+    """The bits of `value`, a `cls` or an int of `cls`'s bits (MemoryMapping's
+    methods are not wrapped by rsyscall.argcheck, so check as it would)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a {cls.__name__}, not {type(value).__name__}")
+    if isinstance(value, enum.Enum) and not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__}, not {type(value).__name__}")
+    bits = int(value)
+    known = 0
+    for member in cls.__members__.values():
+        known |= int(member)
+    if bits < 0 or bits & ~known:
+        raise ValueError(f"{name} {bits:#x} has bits that are no {cls.__name__}")
+    return bits
 
 
 def _page_round(length: int) -> int:
@@ -164,7 +259,10 @@ class MemoryMapping:
     return would unmap (and hand out pointers to) whatever is there, so the
     constructor refuses to be called otherwise (TypeError)."""
 
-    __slots__ = ("__weakref__", "_address", "_arena", "_pointable", "length", "prot", "task")
+    __slots__ = (
+        "__weakref__", "_address", "_anonymous", "_arena", "_pkey", "_pointable", "length",
+        "prot", "task",
+    )
 
     def __init__(
         self,
@@ -175,6 +273,7 @@ class MemoryMapping:
         *,
         _key: object = None,
         _pointable: bool = False,
+        _anonymous: bool = False,
     ) -> None:
         if _key is not _MMAP_KEY:
             raise TypeError("MemoryMapping handles are made by Task.mmap, not constructed")
@@ -184,6 +283,11 @@ class MemoryMapping:
         self.prot = prot
         # Whether touching any byte of it is sure not to fault (see pointer()).
         self._pointable = _pointable
+        # Private anonymous memory: a grown mapping is as pointable as it was.
+        self._anonymous = _anonymous
+        # The protection key pkey_mprotect gave the pages, held so that it
+        # is not freed while they carry it.
+        self._pkey: ProtectionKey | None = None
         # The arena of the live pointers into this mapping, if any; weak,
         # since the arena holds the mapping.
         self._arena: weakref.ref[_MappingArena] | None = None
@@ -315,6 +419,171 @@ class MemoryMapping:
             raise ValueError(f"range {offset}+{length} outside the mapping's {self.length} bytes")
         return number, offset, length
 
+    def _range(self, offset: int, length: int | None) -> tuple[int, int]:
+        """The address and length of `length` bytes from `offset` in the
+        mapping (by default to its end)."""
+        address = self._live()
+        offset = int_arg("offset", offset)
+        if length is None:
+            length = self.length - offset
+        length = int_arg("length", length)
+        if offset < 0 or length < 0 or offset + length > self.length:
+            raise ValueError(f"range {offset}+{length} outside the mapping's {self.length} bytes")
+        return address + offset, length
+
+    async def msync(self, flags: MS, offset: int = 0, length: int | None = None) -> None:
+        """msync(2): write the changes in `length` bytes from `offset`
+        (page-aligned) of a shared file mapping back to the file; by
+        default the whole mapping.  `flags`: one of MS.ASYNC and MS.SYNC,
+        optionally with MS.INVALIDATE."""
+        bits = _flag_arg("flags", MS, flags)
+        address, length = self._range(offset, length)
+        await self.task.sysif.syscall(SYS.msync, address, length, bits)
+
+    async def mlock(self, offset: int = 0, length: int | None = None) -> None:
+        """mlock(2): lock `length` bytes from `offset` of the mapping (by
+        default all of it) in RAM, faulting them in now.  Limited by
+        RLIMIT_MEMLOCK without CAP_IPC_LOCK (ENOMEM, or EPERM at limit 0)."""
+        address, length = self._range(offset, length)
+        await self.task.sysif.syscall(SYS.mlock, address, length)
+
+    async def mlock2(
+        self, flags: MLOCK, offset: int = 0, length: int | None = None
+    ) -> None:
+        """mlock2(2): `mlock` with `flags`; MLOCK.ONFAULT locks the pages
+        as they are faulted in instead of faulting them all in now."""
+        bits = _flag_arg("flags", MLOCK, flags)
+        address, length = self._range(offset, length)
+        await self.task.sysif.syscall(SYS.mlock2, address, length, bits)
+
+    async def munlock(self, offset: int = 0, length: int | None = None) -> None:
+        """munlock(2): unlock `length` bytes from `offset` of the mapping
+        (by default all of it)."""
+        address, length = self._range(offset, length)
+        await self.task.sysif.syscall(SYS.munlock, address, length)
+
+    async def mincore(self, vec: Pointer[bytes], offset: int = 0) -> ReadablePointer[bytes]:
+        """mincore(2): which pages of the mapping are resident in RAM.
+
+        `vec` (bytes, e.g. from `thread.malloc(bytes, n)`) is consumed;
+        its size n says how many pages, from `offset` (page-aligned), are
+        asked about, so `offset + n * page size` may not pass the end of
+        the mapping (rounded up to whole pages; ValueError otherwise).
+        Returns a pointer to the same memory holding one byte per page,
+        whose lowest bit is set for a resident page."""
+        address = self._live()
+        offset = int_arg("offset", offset)
+        if not isinstance(vec, Pointer) or not isinstance(vec.serializer, BytesSerializer):
+            raise TypeError(f"vec must be a Pointer to bytes, not {vec!r}")
+        pages = vec.size()
+        if offset < 0 or offset % _PAGE_SIZE or offset + pages * _PAGE_SIZE > _page_round(
+            self.length
+        ):
+            raise ValueError(
+                f"{pages} pages from offset {offset} are not page-aligned pages of the "
+                f"mapping's {self.length} bytes"
+            )
+        task = self.task
+        alloc = take(vec, task)
+        try:
+            await task.sysif.syscall(
+                SYS.mincore, address + offset, pages * _PAGE_SIZE, alloc.address
+            )
+        except BaseException:
+            restore(vec, alloc)
+            raise
+        return vec._readable(alloc, task)
+
+    async def mremap(self, new_length: int, flags: MREMAP = MREMAP.NONE) -> MemoryMapping:
+        """mremap(2): grow or shrink the mapping to `new_length` bytes;
+        with MREMAP.MAYMOVE the kernel may move it elsewhere.
+
+        Returns a new handle for the resized mapping, and this one is
+        consumed (unusable; nothing is unmapped when it goes), except with
+        MREMAP.DONTUNMAP (with MAYMOVE, on private anonymous memory, and
+        the same length): the pages move to the new mapping and this one
+        stays mapped, empty (its pages read as zeroes again), still owned
+        by this handle.  Refused (ValueError) while a pointer from
+        `pointer()` is alive, since its memory could move or vanish.
+        MREMAP.FIXED, which unmaps whatever is at the new place, is
+        `unsafe_mremap`'s."""
+        return await self._mremap(new_length, flags, 0, allow_fixed=False)
+
+    async def unsafe_mremap(
+        self, new_length: int, flags: MREMAP, new_address: int = 0
+    ) -> MemoryMapping:
+        """mremap(2) allowing MREMAP.FIXED (with MAYMOVE): the mapping
+        moves to exactly `new_address`, replacing whatever was mapped in
+        `new_address` .. `new_address + new_length`.
+
+        Unsafe: as for `Task.unsafe_mmap` with MAP.FIXED, the caller must
+        make sure nothing in that range is in use (the interpreter's
+        memory, the allocator's arenas, another live MemoryMapping)."""
+        return await self._mremap(new_length, flags, new_address, allow_fixed=True)
+
+    async def _mremap(
+        self, new_length: int, flags: MREMAP, new_address: int, allow_fixed: bool
+    ) -> MemoryMapping:
+        address = self._live()
+        new_length = int_arg("new_length", new_length)
+        if new_length < 0:
+            raise ValueError(f"negative length {new_length}")
+        bits = _flag_arg("flags", MREMAP, flags)
+        target = int_arg("new_address", new_address)
+        if bits & _MREMAP_FIXED and not allow_fixed:
+            raise ValueError(
+                "MREMAP.FIXED replaces what is mapped at the new address, which may be "
+                "memory in use: use unsafe_mremap"
+            )
+        if self._pointers_live():
+            raise ValueError("cannot remap: pointers into this mapping are still alive")
+        keep_old = bool(bits & _MREMAP_DONTUNMAP)
+        if not keep_old:
+            self._address = None  # consumed: the range may be gone or moved
+        try:
+            moved = await self.task.sysif.syscall(
+                SYS.mremap, address, self.length, new_length, bits, target
+            )
+        except BaseException:
+            self._address = address
+            raise
+        new = MemoryMapping(
+            self.task,
+            moved,
+            new_length,
+            self.prot,
+            _key=_MMAP_KEY,
+            _pointable=self._pointable and (new_length <= self.length or self._anonymous),
+            _anonymous=self._anonymous,
+        )
+        new._pkey = self._pkey
+        return new
+
+    async def pkey_mprotect(self, prot: PROT, pkey: ProtectionKey | None) -> None:
+        """pkey_mprotect(2): `mprotect`, and give the pages protection key
+        `pkey` (None: the default key, -1 in C, as plain mprotect does).
+
+        The key's access rights may forbid touching the pages, so a key is
+        refused (ValueError) while a pointer into the mapping lives; the
+        mapping holds the key until it gets another (a key must not be
+        freed while pages carry it)."""
+        address = self._live()
+        value = _flag_arg("prot", PROT, prot)
+        number = -1
+        if pkey is not None:
+            if not isinstance(pkey, ProtectionKey):
+                raise TypeError(f"pkey must be a ProtectionKey or None, not {type(pkey).__name__}")
+            if pkey.task.space is not self.task.space:
+                raise ValueError("the protection key belongs to another address space")
+            number = pkey._live()
+            if self._pointers_live():
+                raise ValueError("pointers into this mapping are alive: it cannot take a key")
+        if value & _READ_WRITE != _READ_WRITE and self._pointers_live():
+            raise ValueError("pointers into this mapping are alive: it must stay READ|WRITE")
+        await self.task.sysif.syscall(SYS.pkey_mprotect, address, self.length, value, number)
+        self.prot = PROT(value)
+        self._pkey = pkey
+
     def pointer(self) -> ReadablePointer[bytes]:
         """A pointer to the whole mapping's memory, which is always
         initialized (zeroes, or the file's contents).
@@ -329,6 +598,12 @@ class MemoryMapping:
         file mapping past the file's end (after anyone truncates it) raises
         SIGBUS when touched, which would kill the Python process in the
         middle of a copy: for those, ValueError, and `unsafe_pointer`."""
+        if self._pkey is not None:
+            self._live()
+            raise ValueError(
+                "this mapping's pages carry a protection key, whose rights may forbid "
+                "touching them: use unsafe_pointer()"
+            )
         if not self._pointable:
             self._live()
             raise ValueError(
@@ -358,6 +633,51 @@ class MemoryMapping:
         if start is None:
             raise ValueError("a pointer to this mapping is already alive; split that one")
         return ReadablePointer(self.task, _BYTES, None, Allocation(arena, start, self.length))
+
+
+class ProtectionKey:
+    """A memory protection key of one address space (pkey_alloc(2)),
+    freed by `pkey_free()` or when garbage collected (and no mapping holds
+    it any more: `MemoryMapping.pkey_mprotect` keeps its key alive)."""
+
+    __slots__ = ("__weakref__", "_number", "task")
+
+    def __init__(self, task: Task, number: int) -> None:
+        self.task = task
+        self._number: int | None = number
+
+    def _live(self) -> int:
+        number = self._number
+        if number is None:
+            raise UseAfterConsumeError("ProtectionKey was already freed")
+        return number
+
+    @property
+    def number(self) -> int:
+        """The key's number; raises once freed."""
+        return self._live()
+
+    def __repr__(self) -> str:
+        number = self._number
+        return f"ProtectionKey({'freed' if number is None else number})"
+
+    def __del__(self) -> None:
+        number = getattr(self, "_number", None)
+        if number is not None:
+            self._number = None
+            self.task.sysif.syscall_later(_SYS_pkey_free, number)
+
+    async def pkey_free(self) -> None:
+        """pkey_free(2): free the key now; the handle can no longer be used.
+        Pages that still carry it keep its number (give them another
+        key, or None, with pkey_mprotect first)."""
+        number = self._live()
+        self._number = None
+        try:
+            await self.task.sysif.syscall(_SYS_pkey_free, number)
+        except BaseException:
+            self._number = number
+            raise
 
 
 def _fd_number(task: BaseTask, fd: BaseFileDescriptor | None) -> int:
@@ -451,7 +771,30 @@ class MmanTask(BaseTask):
             PROT(protection),
             _key=_MMAP_KEY,
             _pointable=pointable,
+            # Shared anonymous memory is a file of the first length: grown, its
+            # new pages fault.
+            _anonymous=bool(flag_bits & _ANONYMOUS) and flag_bits & 0x3 == MAP.PRIVATE,
         )
+
+    async def mlockall(self, flags: MCL) -> None:
+        """mlockall(2): lock every page of the address space in RAM
+        (MCL.CURRENT), every page mapped from now on (MCL.FUTURE), or
+        both; with MCL.ONFAULT only once each page is faulted in.  The
+        address space is shared by all threads cloned with CLONE_VM."""
+        await self.sysif.syscall(SYS.mlockall, flags)
+
+    async def munlockall(self) -> None:
+        """munlockall(2): unlock every page of the address space, and undo
+        MCL.FUTURE."""
+        await self.sysif.syscall(SYS.munlockall)
+
+    async def pkey_alloc(self, access_rights: PKEY = PKEY.NONE) -> ProtectionKey:
+        """pkey_alloc(2): a new protection key, with `access_rights` for the
+        calling thread.  Needs CPU protection keys (x86 "pku"): else EINVAL
+        (and, on some kernels, ENOSPC after the first such failure), as
+        when every key is taken."""
+        number = await self.sysif.syscall(SYS.pkey_alloc, 0, access_rights)
+        return ProtectionKey(self, number)  # type: ignore[arg-type]
 
     async def _cannot_shrink_below(self, fd: int, size: int) -> bool:
         """Whether file `fd` is sealed against shrinking (a memfd with
@@ -466,3 +809,40 @@ class MmanTask(BaseTask):
         await self.sysif.syscall(_SYS_fstat, fd, stat.address)
         data = await self.space.transport.read(stat.address + _ST_SIZE_OFFSET, 8)
         return int.from_bytes(data, "little", signed=True) >= size
+
+
+class MmanFileDescriptor(BaseFileDescriptor):
+    """The <sys/mman.h> calls that take a pidfd: they act on the memory
+    of the process the pidfd names."""
+
+    __slots__ = ()
+
+    async def process_madvise(self, iov: WrittenPointer[RemoteIovecList], advice: MADV) -> int:
+        """process_madvise(2): give `advice` for the memory of the process
+        this pidfd names, in the ranges of `iov` (a `RemoteIovecList` of
+        pointers of that process's address space); returns how many bytes
+        were advised.
+
+        For another process the kernel takes only advice that leaves the
+        contents alone (MADV.COLD, PAGEOUT, WILLNEED; EINVAL for the
+        rest); for the caller itself, newer kernels take any.  Since the
+        ranges are live pointers, advice that empties or poisons pages
+        (DONTNEED, DONTNEED_LOCKED, FREE, REMOVE, HWPOISON) is refused
+        (ValueError): it would change memory a pointer holds.  Each range
+        must start on a page (EINVAL): pointers from a mapping's
+        `pointer()`, split at page boundaries.  Needs PTRACE_MODE_READ and
+        CAP_SYS_NICE over the target (EPERM)."""
+        number = int_arg("advice", advice)
+        known = MADV(number)
+        if known in _DESTRUCTIVE or known in _POISON:
+            raise ValueError(f"{known!r} would change the memory of the pointers in iov")
+        address, count = remote_iov_address(iov, self.task)
+        return await self.task.sysif.syscall(
+            SYS.process_madvise, self.number, address, count, number, 0
+        )
+
+    async def process_mrelease(self) -> None:
+        """process_mrelease(2): free the memory of the process this pidfd
+        names, which must be dying (killed by SIGKILL, not yet done
+        exiting): EINVAL for a live process, ESRCH once it has exited."""
+        await self.task.sysif.syscall(SYS.process_mrelease, self.number, 0)
