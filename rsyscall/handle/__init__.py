@@ -17,8 +17,8 @@ from rsyscall.grp import GrpTask
 from rsyscall.linux.capability import CapabilityProcess, CapabilityTask
 from rsyscall.linux.dirent import DirentFileDescriptor
 from rsyscall.linux.futex import FutexProcess, FutexTask
-from rsyscall.linux.landlock import LandlockFileDescriptor, LandlockTask
 from rsyscall.linux.if_tun import TunFileDescriptor
+from rsyscall.linux.landlock import LandlockFileDescriptor, LandlockTask
 from rsyscall.linux.memfd import MemfdTask
 from rsyscall.linux.openat2 import Openat2Task
 from rsyscall.linux.seccomp import SeccompFileDescriptor, SeccompTask
