@@ -105,6 +105,8 @@ ENUMS: dict[str, str] = {
     "rsyscall.signal.SA": "SA_{}",
     "rsyscall.signal.HowSIG": "SIG_{}",
     "rsyscall.signal.Sighandler": "SIG_{}",
+    "rsyscall.signal.SI": "SI_{}",
+    "rsyscall.signal.SS": "SS_{}",
     "rsyscall.sys.eventfd.EFD": "EFD_{}",
     "rsyscall.sys.timerfd.TFD": "TFD_{}",
     "rsyscall.sys.timerfd.TFD_TIMER": "TFD_TIMER_{}",
@@ -141,7 +143,7 @@ MEMBER_SPELLINGS = {
 # Kernel definitions that <asm/signal.h> has and <signal.h> (glibc) lacks or
 # defines differently; they are checked by a second program that includes
 # only the kernel header.
-KERNEL_SIGNAL_ENUM_MEMBERS = {"rsyscall.signal.SA.RESTORER"}
+KERNEL_SIGNAL_ENUM_MEMBERS = {"rsyscall.signal.SA.RESTORER", "rsyscall.signal.SS.AUTODISARM"}
 
 # Module-level integer constants: (module, attribute) -> C expression.
 CONSTANTS: dict[tuple[str, str], str] = {
@@ -295,11 +297,14 @@ def test_struct_size_is_layout_size(cls: type[Struct]) -> None:
 def test_kernel_signal_abi(tmp_path: Path) -> None:
     """Sigset and Sigaction are the kernel's (rt_sigaction takes those), not
     glibc's 128-byte sigset_t: check them against <asm/signal.h> alone."""
-    from rsyscall.signal import SA, Sigaction, Sigset
+    from rsyscall.signal import MINSIGSTKSZ, SA, SIGSTKSZ, SS, Sigaction, Sigset
 
     actual = run_c(
         [
             ("SA_RESTORER", "SA_RESTORER"),
+            ("SS_AUTODISARM", "SS_AUTODISARM"),
+            ("MINSIGSTKSZ", "MINSIGSTKSZ"),
+            ("SIGSTKSZ", "SIGSTKSZ"),
             ("sigset", "sizeof(sigset_t)"),
             ("sigaction", "sizeof(struct sigaction)"),
             ("sa_handler", "offsetof(struct sigaction, sa_handler)"),
@@ -308,9 +313,11 @@ def test_kernel_signal_abi(tmp_path: Path) -> None:
             ("sa_mask", "offsetof(struct sigaction, sa_mask)"),
         ],
         tmp_path,
-        ["stddef.h", "stdio.h", "asm/signal.h"],
+        ["stddef.h", "stdio.h", "linux/signal.h"],
     )
     assert actual["SA_RESTORER"] == SA.RESTORER
+    assert actual["SS_AUTODISARM"] == SS.AUTODISARM
+    assert (actual["MINSIGSTKSZ"], actual["SIGSTKSZ"]) == (MINSIGSTKSZ, SIGSTKSZ)
     assert actual["sigset"] == Sigset.sizeof()
     assert actual["sigaction"] == Sigaction.sizeof()
     assert (actual["sa_handler"], actual["sa_flags"], actual["sa_restorer"], actual["sa_mask"]) == (

@@ -73,6 +73,9 @@ EXCLUDED = {
     "Process.kill": "may send a fatal signal to the child itself",
     "ChildProcess.kill": "may send a fatal signal",
     "Task.tgkill": "may send a fatal signal to the child itself",
+    "Process.rt_sigqueueinfo": "may send a fatal signal to the child itself",
+    "ChildProcess.rt_sigqueueinfo": "may send a fatal signal",
+    "Task.rt_tgsigqueueinfo": "may send a fatal signal to the child itself",
     # The child shares our memory: these could write anywhere in it.
     "Task.mmap": "MAP_FIXED at a random address would unmap our memory",
     "Task.prctl": "raw options (PR_SET_MM, PR_SET_SECCOMP) act on the shared memory",
@@ -83,6 +86,8 @@ EXCLUDED = {
     "Task.futex_wait": "blocks until woken",
     "Task.nanosleep": "sleeps as long as it is told",
     "Task.clock_nanosleep": "sleeps as long as it is told",
+    "Task.sigsuspend": "waits for a signal handler to run",
+    "Task.sigtimedwait": "without a timeout, waits for a signal that never comes",
 }
 
 
