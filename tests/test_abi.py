@@ -58,6 +58,9 @@ HEADERS = [
     "sys/utsname.h",
     "linux/openat2.h",
     "sys/time.h",
+    "sys/ptrace.h",
+    "sys/user.h",
+    "elf.h",
 ]
 
 # Enum class (module.qualname) -> how a member's C name is spelled.
@@ -130,6 +133,11 @@ ENUMS: dict[str, str] = {
     "rsyscall.sys.prctl.PR": "PR_{}",
     "rsyscall.sys.prctl.PR_CAP_AMBIENT": "PR_CAP_AMBIENT_{}",
     "rsyscall.linux.capability.CAP": "CAP_{}",
+    "rsyscall.sys.ptrace.PTRACE": "PTRACE_{}",
+    "rsyscall.sys.ptrace.PTRACE_O": "PTRACE_O_{}",
+    "rsyscall.sys.ptrace.PTRACE_EVENT": "PTRACE_EVENT_{}",
+    "rsyscall.sys.ptrace.PTRACE_SYSCALL_INFO": "PTRACE_SYSCALL_INFO_{}",
+    "rsyscall.sys.ptrace.NT": "NT_{}",
 }
 
 # Members whose C names do not follow their class's pattern.

@@ -24,6 +24,7 @@ HEADER_MODULES = [
     "linux/capability", "linux/openat2", "stdio", "sys/time", "net/if_", "netinet/in_",
     "netinet/ip",
     "netinet/tcp",
+    "sys/ptrace",
 ]
 _MAN_LINK = re.compile(
     r'<a href="https://man7\.org/linux/man-pages/man(\d)/([a-z0-9_]+)\.(\d)\.html">'

@@ -87,6 +87,13 @@ EXCLUDED = {
     "Task.nanosleep": "sleeps as long as it is told",
     "Task.clock_nanosleep": "sleeps as long as it is told",
     "Task.sigsuspend": "waits for a signal handler to run",
+    # ptrace: attaching changes who may wait for and signal the process,
+    # and a stopped tracee answers nothing (tested in test_ptrace).
+    "Task.ptrace_traceme": "makes the child's parent its tracer, irreversibly",
+    "Process.ptrace_seize": "attaches to the process (tested in test_ptrace)",
+    "ChildProcess.ptrace_seize": "attaches to the process (tested in test_ptrace)",
+    "Process.ptrace_attach": "attaches to and stops the process (tested in test_ptrace)",
+    "ChildProcess.ptrace_attach": "attaches to and stops the process (tested in test_ptrace)",
     "Task.sigtimedwait": "without a timeout, waits for a signal that never comes",
 }
 

@@ -39,6 +39,7 @@ from rsyscall.sys.mman import MemoryMapping, MmanTask
 from rsyscall.sys.mount import MountTask
 from rsyscall.sys.pidfd import PidfdFileDescriptor, PidfdTask
 from rsyscall.sys.prctl import PrctlTask
+from rsyscall.sys.ptrace import PtraceProcess, PtraceTask
 from rsyscall.sys.resource import ResourceProcess, ResourceTask
 from rsyscall.sys.signalfd import SignalfdFileDescriptor, SignalfdTask
 from rsyscall.sys.socket import SocketFileDescriptor, SocketTask
@@ -98,6 +99,7 @@ class Process(
     SchedProcess,
     FutexProcess,
     CapabilityProcess,
+    PtraceProcess,
     BaseProcess,
 ):
     """A process named by pid, for syscalls that act on a process."""
@@ -117,7 +119,7 @@ class ChildProcess(Process):
     the record of the memory the child runs on (rsyscall.tasks.clone), is
     released once the child is known to be gone, never before."""
 
-    __slots__ = ("local_pidfd", "memory", "pidfd", "reaped")
+    __slots__ = ("local_pidfd", "memory", "pidfd", "reaped", "traced")
 
     def __init__(
         self,
@@ -132,6 +134,9 @@ class ChildProcess(Process):
         self.local_pidfd = local_pidfd
         self.memory = memory
         self.reaped = False
+        # Attached to by its parent through ptrace_seize/ptrace_attach, until
+        # ptrace_detach: the library's own waits leave its stops alone.
+        self.traced = False
 
     def __del__(self) -> None:
         if getattr(self, "reaped", True):
@@ -193,6 +198,7 @@ class Task(
     CapabilityTask,
     Openat2Task,
     StdioTask,
+    PtraceTask,
     BaseTask,
 ):
     """One process, as the target of syscalls that act on the calling process."""
