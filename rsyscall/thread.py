@@ -35,7 +35,7 @@ from rsyscall.monitor import AsyncChildProcess
 from rsyscall.near.interface import SyscallHangup, SyscallInterface
 from rsyscall.near.sysnum import SYS
 from rsyscall.sched import CLONE
-from rsyscall.signal import SIG
+from rsyscall.signal import NSIG, SIG, Sigaction, Sighandler
 from rsyscall.struct import (
     BytesSerializer,
     CInt,
@@ -64,6 +64,7 @@ from rsyscall.sys.wait import CalledProcessError, ChildState, P, W
 from rsyscall.tasks.clone import (
     CHILD_STACK_SIZE,
     EXEC_WORD_OFFSET,
+    INTERRUPT_SIGNAL,
     SIGINFO_SIZE,
     USER_FLAGS,
     HelperInterrupter,
@@ -356,7 +357,8 @@ class Thread:
     # ---- child processes ----
 
     async def clone(
-        self, flags: CLONE = CLONE.NONE, *, automatically_write_user_mappings: bool = True
+        self, flags: CLONE = CLONE.NONE, *, automatically_write_user_mappings: bool = True,
+        legacy_clone: bool = False,
     ) -> ChildThread:
         """clone3(2): a new child process, inert until we make syscalls in it.
 
@@ -379,7 +381,15 @@ class Thread:
 
         Sharing memory means sharing what belongs to the address space:
         prctl options such as PR_SET_DUMPABLE or PR_SET_MM, and mmap and
-        munmap, act on ours too.  Exec gives the child memory of its own."""
+        munmap, act on ours too.  Exec gives the child memory of its own.
+
+        With `legacy_clone` the child is made by the old clone(2) rather
+        than clone3(2); that also happens by itself where clone3 fails with
+        ENOSYS (seccomp profiles that predate it).  clone(2) cannot clear
+        the child's signal handlers as clone3 does, so the child resets
+        each handler it inherited to SIG_DFL (keeping ignored signals
+        ignored) before it is returned; until then a signal sent to it
+        would run its parent's handler there."""
         if not isinstance(flags, int) or isinstance(flags, bool):
             raise TypeError(f"flags must be CLONE flags, not {type(flags).__name__}")
         flags = CLONE(flags)
@@ -406,7 +416,10 @@ class Thread:
             space, CHILD_STACK_SIZE, space.functions.child_main,
             lambda base: [request_number, base, parent_pid],
         )
-        pid, pidfd_number = await clone_process(self, flags, stack, sp)
+        if not isinstance(legacy_clone, bool):
+            raise TypeError(f"legacy_clone must be a bool, not {type(legacy_clone).__name__}")
+        pid, pidfd_number, legacy = await clone_process(self, flags, stack, sp,
+                                                        legacy=legacy_clone)
         pidfd = self.task.make_fd(pidfd_number)
         table.mark_private(pidfd_number)
         local_pidfd: FileDescriptor | None = pidfd
@@ -453,6 +466,8 @@ class Thread:
         # has not said so already) and its memory is released.
         await child.process.watch()
         child.process.on_exit(_hangup_later(sysif, "the process exited"))
+        if legacy:
+            await _reset_signal_handlers(child)
         _clone_log.debug("%r cloned pid %d (flags %r)", self, pid, flags)
         if flags & CLONE.NEWUSER and automatically_write_user_mappings:
             await self._write_id_maps(f"/proc/{pid}", await self.task.geteuid(),
@@ -1194,3 +1209,17 @@ def make_local_thread() -> Thread:
     and fd table.  `rsyscall.local_thread` is made by this at import."""
     task = Task(LocalSyscall(), local_address_space(), local_fd_table(), os.getpid())
     return Thread(task, os.environ, task.make_fd(0), task.make_fd(1), task.make_fd(2))
+
+
+async def _reset_signal_handlers(child: Thread) -> None:
+    """What CLONE_CLEAR_SIGHAND does, for a child made by clone(2): every
+    handler it inherited (a function address) back to SIG_DFL; ignored
+    signals stay ignored, and the interrupt handler its main installed
+    stays."""
+    task = child.task
+    for signum in range(1, NSIG):
+        if signum in (SIG.KILL, SIG.STOP, INTERRUPT_SIGNAL):
+            continue
+        old = await (await task.sigaction(signum, None, await child.malloc(Sigaction))).read()
+        if old.handler not in (Sighandler.DFL, Sighandler.IGN):
+            await task.sigaction(signum, await child.ptr(Sigaction(Sighandler.DFL)))

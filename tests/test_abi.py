@@ -120,6 +120,8 @@ ENUMS: dict[str, str] = {
     "rsyscall.linux.futex.FUTEX_OP": "FUTEX_OP_{}",
     "rsyscall.linux.futex.FUTEX_OP_CMP": "FUTEX_OP_CMP_{}",
     "rsyscall.sched.CLONE": "CLONE_{}",
+    "rsyscall.sched.SCHED": "SCHED_{}",
+    "rsyscall.sched.SCHED_FLAG": "SCHED_FLAG_{}",
     "rsyscall.sys.wait.P": "P_{}",
     "rsyscall.sys.wait.W": "W{}",
     "rsyscall.sys.wait.CLD": "CLD_{}",
@@ -330,6 +332,24 @@ def test_kernel_signal_abi(tmp_path: Path) -> None:
     assert actual["sigaction"] == Sigaction.sizeof()
     assert (actual["sa_handler"], actual["sa_flags"], actual["sa_restorer"], actual["sa_mask"]) == (
         0, 8, 16, 24)
+
+
+def test_sched_attr_abi(tmp_path: Path) -> None:
+    """SchedAttr is the kernel's struct sched_attr, whose header
+    <linux/sched/types.h> cannot be included with glibc's <sched.h>."""
+    from rsyscall.sched import SchedAttr
+
+    fields = ["size", "sched_policy", "sched_flags", "sched_nice", "sched_priority",
+              "sched_runtime", "sched_deadline", "sched_period", "sched_util_min",
+              "sched_util_max"]
+    actual = run_c(
+        [("sizeof", "sizeof(struct sched_attr)"), ("VER1", "SCHED_ATTR_SIZE_VER1")]
+        + [(field, f"offsetof(struct sched_attr, {field})") for field in fields],
+        tmp_path,
+        ["stddef.h", "stdio.h", "linux/sched/types.h"],
+    )
+    assert actual["sizeof"] == actual["VER1"] == SchedAttr.sizeof() == 56
+    assert [actual[field] for field in fields] == [0, 4, 8, 16, 20, 24, 32, 40, 48, 52]
 
 
 def test_ioc_encoding_matches_headers(tmp_path: Path) -> None:
