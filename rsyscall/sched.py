@@ -519,15 +519,15 @@ class SchedTask(_SchedPolicyCalls, BaseTask):
         CLONE.PIDFD the kernel writes the pidfd at `parent_tid`.
 
         The raw syscall; `thread.clone(flags, legacy_clone=True)` makes a
-        working child with it.  Unsafe: as `unsafe_clone3`, the caller
-        must make sure the addresses are live memory in this address space
-        with room for what the kernel writes there (`parent_tid`,
-        `child_tid`, at any later time for CHILD_CLEARTID), that `stack` is
-        the top of a stack that outlives the child and holds what the code
-        it starts on expects (the library's trampoline pops a function and
-        its arguments), and that `tls` is a valid thread area.  A child
-        sharing the address space that starts on a bad stack crashes or
-        corrupts the Python process."""
+        working child with it.  Unsafe: as for `unsafe_clone3`, the
+        caller must make sure the addresses are live memory in this
+        address space with room for what the kernel writes there
+        (`parent_tid`, `child_tid`, at any later time for CHILD_CLEARTID),
+        that `stack` is the top of a stack that outlives the child and
+        holds what the code it starts on expects (the library's trampoline
+        pops a function and its arguments), and that `tls` is a valid
+        thread area.  A child sharing the address space that starts on a
+        bad stack crashes or corrupts the Python process."""
         flags = CLONE(int_arg("flags", flags, C_ULONG))
         if flags >> 32:
             raise ValueError(f"{CLONE(flags & ~0xFFFFFFFF)!r} exist only for clone3")
