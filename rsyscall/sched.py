@@ -399,82 +399,11 @@ async def _fill(task: BaseTask, number: int, args: tuple[int, ...], ptr: Pointer
     return ptr._readable(alloc, task)
 
 
-async def _setscheduler(task: BaseTask, pid: int, policy: SCHED,
-                        param: ReadablePointer[SchedParam]) -> None:
-    check_points_to(param, SchedParam)
-    address = borrow(param, task, SchedParam.sizeof()).address
-    await task.sysif.syscall(SYS.sched_setscheduler, pid, _policy(policy), address)
-
-
-async def _setparam(task: BaseTask, pid: int, param: ReadablePointer[SchedParam]) -> None:
-    check_points_to(param, SchedParam)
-    address = borrow(param, task, SchedParam.sizeof()).address
-    await task.sysif.syscall(SYS.sched_setparam, pid, address)
-
-
-async def _setattr(task: BaseTask, pid: int, attr: ReadablePointer[SchedAttr], flags: int) -> None:
-    check_points_to(attr, SchedAttr)
-    address = borrow(attr, task, SchedAttr.sizeof()).address
-    await task.sysif.syscall(SYS.sched_setattr, pid, address, int_arg("flags", flags, (0, 0)))
-
-
-class _SchedPolicyCalls:
-    """The scheduling calls that name a process by pid, shared by
-    SchedTask (pid 0) and SchedProcess (its pid)."""
-
-    __slots__ = ()
-
-    def _sched_target(self) -> tuple[BaseTask, int]:
-        raise NotImplementedError
-
-    async def sched_setscheduler(
-        self, policy: SCHED, param: ReadablePointer[SchedParam]
-    ) -> None:
-        """sched_setscheduler(2): set the policy (SCHED, with
-        SCHED.RESET_ON_FORK or'ed in if wanted) and the priority in
-        `param` (1..99 for FIFO and RR, 0 otherwise: EINVAL if not).
-        The real-time policies need CAP_SYS_NICE or RLIMIT_RTPRIO."""
-        task, pid = self._sched_target()
-        await _setscheduler(task, pid, policy, param)
-
-    async def sched_getscheduler(self) -> SCHED:
-        """sched_getscheduler(2): the policy, with SCHED.RESET_ON_FORK
-        or'ed in if it is set."""
-        task, pid = self._sched_target()
-        return SCHED(await task.sysif.syscall(SYS.sched_getscheduler, pid))
-
-    async def sched_setparam(self, param: ReadablePointer[SchedParam]) -> None:
-        """sched_setparam(2): set the priority in `param`, keeping the policy."""
-        task, pid = self._sched_target()
-        await _setparam(task, pid, param)
-
-    async def sched_getparam(self, param: Pointer[SchedParam]) -> ReadablePointer[SchedParam]:
-        """sched_getparam(2): fill `param` (consumed) with the priority."""
-        task, pid = self._sched_target()
-        return await _fill(task, SYS.sched_getparam, (pid,), param, SchedParam,
-                           SchedParam.sizeof())
-
-    async def sched_setattr(self, attr: ReadablePointer[SchedAttr], flags: int = 0) -> None:
-        """sched_setattr(2): set the policy and its parameters from `attr`
-        (`flags` must be 0, as the man page says)."""
-        task, pid = self._sched_target()
-        await _setattr(task, pid, attr, flags)
-
-    async def sched_getattr(
-        self, attr: Pointer[SchedAttr], flags: int = 0
-    ) -> ReadablePointer[SchedAttr]:
-        """sched_getattr(2): fill `attr` (consumed) with the policy and its
-        parameters (`flags` must be 0)."""
-        task, pid = self._sched_target()
-        return await _fill(task, SYS.sched_getattr, (pid,), attr, SchedAttr, SchedAttr.sizeof(),
-                           (SchedAttr.sizeof(), int_arg("flags", flags, (0, 0))))
-
-    async def sched_rr_get_interval(self, tp: Pointer[Timespec]) -> ReadablePointer[Timespec]:
-        """sched_rr_get_interval(2): fill `tp` (consumed) with the time
-        quantum of SCHED.RR (0 for FIFO; the CFS slice for the others)."""
-        task, pid = self._sched_target()
-        return await _fill(task, SYS.sched_rr_get_interval, (pid,), tp, Timespec,
-                           Timespec.sizeof())
+async def _write_from(task: BaseTask, number: int, pid: int, ptr: ReadablePointer[Any],
+                      cls: type, first: tuple[int, ...] = (), after: tuple[int, ...] = ()) -> None:
+    check_points_to(ptr, cls)
+    address = borrow(ptr, task, cls.sizeof()).address  # type: ignore[attr-defined]
+    await task.sysif.syscall(number, pid, *first, address, *after)
 
 
 async def _getaffinity(
@@ -496,11 +425,56 @@ async def _setaffinity(task: BaseTask, pid: int, mask: ReadablePointer[CpuSet]) 
     await task.sysif.syscall(SYS.sched_setaffinity, pid, alloc.size, alloc.address)
 
 
-class SchedTask(_SchedPolicyCalls, BaseTask):
+class SchedTask(BaseTask):
     __slots__ = ()
 
-    def _sched_target(self) -> tuple[BaseTask, int]:
-        return self, 0
+    async def sched_setscheduler(
+        self, policy: SCHED, param: ReadablePointer[SchedParam]
+    ) -> None:
+        """sched_setscheduler(2) of this process (pid 0): set its policy (SCHED, with
+        SCHED.RESET_ON_FORK or'ed in if wanted) and the priority in
+        `param` (1..99 for FIFO and RR, 0 otherwise: EINVAL if not).  The
+        real-time policies need CAP_SYS_NICE or RLIMIT_RTPRIO."""
+        await _write_from(self, SYS.sched_setscheduler, 0, param, SchedParam,
+                          (_policy(policy),))
+
+    async def sched_getscheduler(self) -> SCHED:
+        """sched_getscheduler(2) of this process (pid 0): its policy, with
+        SCHED.RESET_ON_FORK or'ed in if it is set."""
+        return SCHED(await self.sysif.syscall(SYS.sched_getscheduler, 0))
+
+    async def sched_setparam(self, param: ReadablePointer[SchedParam]) -> None:
+        """sched_setparam(2) of this process (pid 0): set its priority to `param`'s,
+        keeping the policy."""
+        await _write_from(self, SYS.sched_setparam, 0, param, SchedParam)
+
+    async def sched_getparam(self, param: Pointer[SchedParam]) -> ReadablePointer[SchedParam]:
+        """sched_getparam(2) of this process (pid 0): fill `param` (consumed) with its
+        priority."""
+        return await _fill(self, SYS.sched_getparam, (0,), param, SchedParam,
+                           SchedParam.sizeof())
+
+    async def sched_setattr(self, attr: ReadablePointer[SchedAttr], flags: int = 0) -> None:
+        """sched_setattr(2) of this process (pid 0): set its policy and its parameters
+        from `attr` (`flags` must be 0, as the man page says)."""
+        await _write_from(self, SYS.sched_setattr, 0, attr, SchedAttr, (),
+                          (int_arg("flags", flags, (0, 0)),))
+
+    async def sched_getattr(
+        self, attr: Pointer[SchedAttr], flags: int = 0
+    ) -> ReadablePointer[SchedAttr]:
+        """sched_getattr(2) of this process (pid 0): fill `attr` (consumed) with its policy
+        and its parameters (`flags` must be 0)."""
+        return await _fill(self, SYS.sched_getattr, (0,), attr, SchedAttr,
+                           SchedAttr.sizeof(),
+                           (SchedAttr.sizeof(), int_arg("flags", flags, (0, 0))))
+
+    async def sched_rr_get_interval(self, tp: Pointer[Timespec]) -> ReadablePointer[Timespec]:
+        """sched_rr_get_interval(2) of this process (pid 0): fill `tp` (consumed) with its
+        time quantum under SCHED.RR (0 under FIFO; the CFS slice for the
+        others)."""
+        return await _fill(self, SYS.sched_rr_get_interval, (0,), tp, Timespec,
+                           Timespec.sizeof())
 
     async def unsafe_clone(
         self,
@@ -626,11 +600,56 @@ class SchedTask(_SchedPolicyCalls, BaseTask):
         await _setaffinity(self, 0, mask)
 
 
-class SchedProcess(_SchedPolicyCalls, BaseProcess):
+class SchedProcess(BaseProcess):
     __slots__ = ()
 
-    def _sched_target(self) -> tuple[BaseTask, int]:
-        return self.task, self.pid
+    async def sched_setscheduler(
+        self, policy: SCHED, param: ReadablePointer[SchedParam]
+    ) -> None:
+        """sched_setscheduler(2): set this process's policy (SCHED, with
+        SCHED.RESET_ON_FORK or'ed in if wanted) and the priority in
+        `param` (1..99 for FIFO and RR, 0 otherwise: EINVAL if not).  The
+        real-time policies need CAP_SYS_NICE or RLIMIT_RTPRIO."""
+        await _write_from(self.task, SYS.sched_setscheduler, self.pid, param, SchedParam,
+                          (_policy(policy),))
+
+    async def sched_getscheduler(self) -> SCHED:
+        """sched_getscheduler(2): this process's policy, with
+        SCHED.RESET_ON_FORK or'ed in if it is set."""
+        return SCHED(await self.task.sysif.syscall(SYS.sched_getscheduler, self.pid))
+
+    async def sched_setparam(self, param: ReadablePointer[SchedParam]) -> None:
+        """sched_setparam(2): set this process's priority to `param`'s,
+        keeping the policy."""
+        await _write_from(self.task, SYS.sched_setparam, self.pid, param, SchedParam)
+
+    async def sched_getparam(self, param: Pointer[SchedParam]) -> ReadablePointer[SchedParam]:
+        """sched_getparam(2): fill `param` (consumed) with this process's
+        priority."""
+        return await _fill(self.task, SYS.sched_getparam, (self.pid,), param, SchedParam,
+                           SchedParam.sizeof())
+
+    async def sched_setattr(self, attr: ReadablePointer[SchedAttr], flags: int = 0) -> None:
+        """sched_setattr(2): set this process's policy and its parameters
+        from `attr` (`flags` must be 0, as the man page says)."""
+        await _write_from(self.task, SYS.sched_setattr, self.pid, attr, SchedAttr, (),
+                          (int_arg("flags", flags, (0, 0)),))
+
+    async def sched_getattr(
+        self, attr: Pointer[SchedAttr], flags: int = 0
+    ) -> ReadablePointer[SchedAttr]:
+        """sched_getattr(2): fill `attr` (consumed) with this process's policy
+        and its parameters (`flags` must be 0)."""
+        return await _fill(self.task, SYS.sched_getattr, (self.pid,), attr, SchedAttr,
+                           SchedAttr.sizeof(),
+                           (SchedAttr.sizeof(), int_arg("flags", flags, (0, 0))))
+
+    async def sched_rr_get_interval(self, tp: Pointer[Timespec]) -> ReadablePointer[Timespec]:
+        """sched_rr_get_interval(2): fill `tp` (consumed) with this process's
+        time quantum under SCHED.RR (0 under FIFO; the CFS slice for the
+        others)."""
+        return await _fill(self.task, SYS.sched_rr_get_interval, (self.pid,), tp, Timespec,
+                           Timespec.sizeof())
 
     async def sched_getaffinity(
         self, mask: Pointer[CpuSet]

@@ -465,7 +465,7 @@ def _sig(sig: object) -> int:
     return int(sig)
 
 
-_SYS_ptrace = int(SYS.ptrace)
+_NR = int(SYS.ptrace)  # each method names it, for the syscall index
 _IOVEC = struct.Struct("<QQ")
 
 
@@ -483,7 +483,7 @@ class PtraceTask(BaseTask):
         """ptrace(2) PTRACE_TRACEME: make this process's parent its tracer
         (the parent then sees its stops; its next execve stops it with
         SIGTRAP).  Irreversible from here: only the tracer can detach."""
-        await self.sysif.syscall(_SYS_ptrace, PTRACE.TRACEME, 0, 0, 0)
+        await self.sysif.syscall(_NR, PTRACE.TRACEME, 0, 0, 0)
 
     async def unsafe_ptrace(self, request: PTRACE, pid: int, addr: int, data: int) -> int:
         """ptrace(2), the raw syscall: `request` on tracee `pid` with `addr`
@@ -497,7 +497,7 @@ class PtraceTask(BaseTask):
         words a tracee that shares our memory may run with.  A wrong one
         writes our memory, or makes the tracee run anywhere.  Use the
         `Process.ptrace_*` methods."""
-        return await self.sysif.syscall(_SYS_ptrace, int_arg("request", request, C_ULONG),
+        return await self.sysif.syscall(_NR, int_arg("request", request, C_ULONG),
                                         int_arg("pid", pid, (-(1 << 31), (1 << 31) - 1)),
                                         int_arg("addr", addr, C_ULONG),
                                         int_arg("data", data, C_ULONG))
@@ -506,15 +506,15 @@ class PtraceTask(BaseTask):
 class PtraceProcess(BaseProcess):
     __slots__ = ()
 
-    async def _request(self, request: PTRACE, addr: int = 0, data: int = 0) -> int:
-        return await self.task.sysif.syscall(_SYS_ptrace, request, self.pid, addr, data)
+    async def _request(self, number: int, request: PTRACE, addr: int = 0, data: int = 0) -> int:
+        return await self.task.sysif.syscall(number, request, self.pid, addr, data)
 
-    async def _fill(self, request: PTRACE, addr: int, ptr: Pointer[T], cls: type,
+    async def _fill(self, number: int, request: PTRACE, addr: int, ptr: Pointer[T], cls: type,
                     size: int) -> ReadablePointer[T]:
         check_points_to(ptr, cls)
         alloc = take(ptr, self.task, size)
         try:
-            await self._request(request, addr, alloc.address)
+            await self._request(number, request, addr, alloc.address)
         except BaseException:
             restore(ptr, alloc)
             raise
@@ -526,51 +526,51 @@ class PtraceProcess(BaseProcess):
         for PTRACE_INTERRUPT and reports group stops as PTRACE_EVENT.STOP.
         Needs the right to trace it (ptrace(2): same uid or CAP_SYS_PTRACE,
         and Yama's ptrace_scope)."""
-        await self._request(PTRACE.SEIZE, 0, int_arg("options", options, C_ULONG))
+        await self._request(_NR, PTRACE.SEIZE, 0, int_arg("options", options, C_ULONG))
         _mark(self, True)
 
     async def ptrace_attach(self) -> None:
         """ptrace(2) PTRACE_ATTACH: become this process's tracer; it is
         sent SIGSTOP, whose stop the tracer's waitid reports."""
-        await self._request(PTRACE.ATTACH)
+        await self._request(_NR, PTRACE.ATTACH)
         _mark(self, True)
 
     async def ptrace_setoptions(self, options: PTRACE_O) -> None:
         """ptrace(2) PTRACE_SETOPTIONS: replace the tracing options."""
-        await self._request(PTRACE.SETOPTIONS, 0, int_arg("options", options, C_ULONG))
+        await self._request(_NR, PTRACE.SETOPTIONS, 0, int_arg("options", options, C_ULONG))
 
     async def ptrace_interrupt(self) -> None:
         """ptrace(2) PTRACE_INTERRUPT: stop a seized tracee (it reports a
         PTRACE_EVENT.STOP stop); a blocking syscall it was in is restarted
         when it goes on (or fails with EINTR, as for a signal)."""
-        await self._request(PTRACE.INTERRUPT)
+        await self._request(_NR, PTRACE.INTERRUPT)
 
     async def ptrace_cont(self, sig: SIG | int = 0) -> None:
         """ptrace(2) PTRACE_CONT: restart the stopped tracee, delivering
         `sig` (0: none; at a signal-delivery stop, the signal to deliver
         instead of the one that stopped it)."""
-        await self._request(PTRACE.CONT, 0, _sig(sig))
+        await self._request(_NR, PTRACE.CONT, 0, _sig(sig))
 
     async def ptrace_syscall(self, sig: SIG | int = 0) -> None:
         """ptrace(2) PTRACE_SYSCALL: as `ptrace_cont`, but stop at the next
         syscall entry or exit."""
-        await self._request(PTRACE.SYSCALL, 0, _sig(sig))
+        await self._request(_NR, PTRACE.SYSCALL, 0, _sig(sig))
 
     async def ptrace_singlestep(self, sig: SIG | int = 0) -> None:
         """ptrace(2) PTRACE_SINGLESTEP: as `ptrace_cont`, but stop after one
         instruction."""
-        await self._request(PTRACE.SINGLESTEP, 0, _sig(sig))
+        await self._request(_NR, PTRACE.SINGLESTEP, 0, _sig(sig))
 
     async def ptrace_listen(self) -> None:
         """ptrace(2) PTRACE_LISTEN: let a seized tracee in a group stop stay
         stopped but report (as a waitid stop) when it is continued or
         killed."""
-        await self._request(PTRACE.LISTEN)
+        await self._request(_NR, PTRACE.LISTEN)
 
     async def ptrace_detach(self, sig: SIG | int = 0) -> None:
         """ptrace(2) PTRACE_DETACH: stop tracing the (stopped) tracee and
         restart it, delivering `sig` (0: none)."""
-        await self._request(PTRACE.DETACH, 0, _sig(sig))
+        await self._request(_NR, PTRACE.DETACH, 0, _sig(sig))
         _mark(self, False)
 
     async def ptrace_getregs(
@@ -578,7 +578,8 @@ class PtraceProcess(BaseProcess):
     ) -> ReadablePointer[UserRegsStruct]:
         """ptrace(2) PTRACE_GETREGS: fill `regs` (consumed) with the
         stopped tracee's general registers."""
-        return await self._fill(PTRACE.GETREGS, 0, regs, UserRegsStruct, UserRegsStruct.sizeof())
+        return await self._fill(
+            _NR, PTRACE.GETREGS, 0, regs, UserRegsStruct, UserRegsStruct.sizeof())
 
     async def unsafe_ptrace_setregs(self, regs: ReadablePointer[UserRegsStruct]) -> None:
         """ptrace(2) PTRACE_SETREGS: set the stopped tracee's general
@@ -591,7 +592,7 @@ class PtraceProcess(BaseProcess):
         `orig_rax` at an entry stop changed)."""
         check_points_to(regs, UserRegsStruct)
         address = borrow(regs, self.task, UserRegsStruct.sizeof()).address
-        await self._request(PTRACE.SETREGS, 0, address)
+        await self._request(_NR, PTRACE.SETREGS, 0, address)
 
     async def ptrace_getfpregs(
         self, regs: Pointer[UserFpregsStruct]
@@ -599,7 +600,7 @@ class PtraceProcess(BaseProcess):
         """ptrace(2) PTRACE_GETFPREGS: fill `regs` (consumed) with the
         stopped tracee's x87 and SSE registers."""
         return await self._fill(
-            PTRACE.GETFPREGS, 0, regs, UserFpregsStruct, UserFpregsStruct.sizeof())
+            _NR, PTRACE.GETFPREGS, 0, regs, UserFpregsStruct, UserFpregsStruct.sizeof())
 
     async def ptrace_getregset(
         self, nt: NT, buf: Pointer[T]
@@ -616,7 +617,7 @@ class PtraceProcess(BaseProcess):
         alloc = take(buf, task)
         try:
             iov = await task.space.stage(_IOVEC.pack(alloc.address, alloc.size))
-            await self._request(PTRACE.GETREGSET, int(nt), iov.address)
+            await self._request(_NR, PTRACE.GETREGSET, int(nt), iov.address)
             _, written = _IOVEC.unpack(await task.space.transport.read(iov.address, 16))
         except BaseException:
             restore(buf, alloc)
@@ -636,7 +637,7 @@ class PtraceProcess(BaseProcess):
         alloc = take(info, task, size)
         try:
             await task.space.transport.write(alloc.address, bytes(size))
-            await self._request(PTRACE.GET_SYSCALL_INFO, size, alloc.address)
+            await self._request(_NR, PTRACE.GET_SYSCALL_INFO, size, alloc.address)
         except BaseException:
             restore(info, alloc)
             raise
@@ -646,13 +647,14 @@ class PtraceProcess(BaseProcess):
         """ptrace(2) PTRACE_GETSIGINFO: fill `info` (consumed) with the
         siginfo of the signal that stopped the tracee (for a syscall stop,
         a SIGTRAP one)."""
-        return await self._fill(PTRACE.GETSIGINFO, 0, info, Siginfo, Siginfo.sizeof())
+        return await self._fill(_NR, PTRACE.GETSIGINFO, 0, info, Siginfo, Siginfo.sizeof())
 
     async def ptrace_setsiginfo(self, info: ReadablePointer[Siginfo]) -> None:
         """ptrace(2) PTRACE_SETSIGINFO: replace the siginfo of the signal
         the tracee is stopped for (delivered when it is continued with it)."""
         check_points_to(info, Siginfo)
-        await self._request(PTRACE.SETSIGINFO, 0, borrow(info, self.task, Siginfo.sizeof()).address)
+        address = borrow(info, self.task, Siginfo.sizeof()).address
+        await self._request(_NR, PTRACE.SETSIGINFO, 0, address)
 
     async def ptrace_geteventmsg(self, msg: Pointer[UInt64]) -> ReadablePointer[UInt64]:
         """ptrace(2) PTRACE_GETEVENTMSG: fill `msg` (consumed) with the
@@ -660,26 +662,28 @@ class PtraceProcess(BaseProcess):
         FORK/VFORK/CLONE, the former thread id for EXEC, the exit status
         for EXIT, the filter's SECCOMP_RET_DATA for SECCOMP; and at a
         syscall stop 1 (entry) or 2 (exit)."""
-        return await self._fill(PTRACE.GETEVENTMSG, 0, msg, UInt64, 8)
+        return await self._fill(_NR, PTRACE.GETEVENTMSG, 0, msg, UInt64, 8)
 
     async def ptrace_getsigmask(self, mask: Pointer[Sigset]) -> ReadablePointer[Sigset]:
         """ptrace(2) PTRACE_GETSIGMASK: fill `mask` (consumed) with the
         stopped tracee's signal mask."""
         size = Sigset.sizeof()
-        return await self._fill(PTRACE.GETSIGMASK, size, mask, Sigset, size)
+        return await self._fill(_NR, PTRACE.GETSIGMASK, size, mask, Sigset, size)
 
     async def ptrace_setsigmask(self, mask: ReadablePointer[Sigset]) -> None:
         """ptrace(2) PTRACE_SETSIGMASK: set the stopped tracee's signal
         mask (SIGKILL and SIGSTOP cannot be blocked)."""
         check_points_to(mask, Sigset)
         size = Sigset.sizeof()
-        await self._request(PTRACE.SETSIGMASK, size, borrow(mask, self.task, size).address)
+        address = borrow(mask, self.task, size).address
+        await self._request(_NR, PTRACE.SETSIGMASK, size, address)
 
     async def ptrace_peekdata(self, addr: int, data: Pointer[UInt64]) -> ReadablePointer[UInt64]:
         """ptrace(2) PTRACE_PEEKDATA: fill `data` (consumed) with the word
         at address `addr` of the stopped tracee's memory (an address there,
         so a plain int; EIO or EFAULT if nothing is mapped)."""
-        return await self._fill(PTRACE.PEEKDATA, int_arg("addr", addr, C_ULONG), data, UInt64, 8)
+        address = int_arg("addr", addr, C_ULONG)
+        return await self._fill(_NR, PTRACE.PEEKDATA, address, data, UInt64, 8)
 
     async def unsafe_ptrace_pokedata(self, addr: int, word: int) -> None:
         """ptrace(2) PTRACE_POKEDATA: write the 64-bit `word` at address
@@ -687,5 +691,5 @@ class PtraceProcess(BaseProcess):
 
         Unsafe: a tracee cloned by the library shares its parent's memory,
         so this writes there too: the caller must know what `addr` holds."""
-        await self._request(PTRACE.POKEDATA, int_arg("addr", addr, C_ULONG),
+        await self._request(_NR, PTRACE.POKEDATA, int_arg("addr", addr, C_ULONG),
                             int_arg("word", word, C_ULONG))
