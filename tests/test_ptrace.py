@@ -196,3 +196,45 @@ def test_the_structs_round_trip() -> None:
         PtraceSyscallInfo(PTRACE_SYSCALL_INFO.ENTRY, args=(1, 2))
     assert stop_signal(SIG.TRAP | 0x80) == SIG.TRAP
     assert stop_event(SIG.TRAP | PTRACE_EVENT.EXEC << 8) == PTRACE_EVENT.EXEC
+
+
+async def test_changed_result_and_exec_event(thread: Thread) -> None:
+    tracer = await thread.clone()
+    tracee = await tracer.clone()
+    process = tracee.process.process
+    pid = process.pid
+    await process.ptrace_seize(PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACEEXEC | PTRACE_O.EXITKILL)
+    await process.ptrace_interrupt()
+    await wait_stop(tracer, pid)
+    answer: list[int] = []
+
+    async def getpid_in_tracee() -> None:
+        answer.append(await tracee.task.getpid())
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(getpid_in_tracee)
+        for _ in range(200):
+            await process.ptrace_syscall()
+            await wait_stop(tracer, pid)
+            info = await (await process.ptrace_get_syscall_info(
+                await tracer.malloc(PtraceSyscallInfo))).read()
+            if info.op != PTRACE_SYSCALL_INFO.EXIT:
+                continue
+            regs = await (await process.ptrace_getregs(await tracer.malloc(UserRegsStruct))).read()
+            if regs.orig_rax == SYS.getpid:
+                # At the exit stop, the tracer decides what the call returned.
+                regs.rax = 4242
+                await process.unsafe_ptrace_setregs(await tracer.ptr(regs))
+                break
+        await process.ptrace_cont()
+    assert answer == [4242]
+    # Exec stops it with PTRACE_EVENT.EXEC; the event message is its
+    # former thread id (its pid: it has one thread).
+    program = await tracee.exec(thread.environ.sh.args("-c", "exit 7"))
+    status = await wait_stop(tracer, pid)
+    assert stop_signal(status) == SIG.TRAP and stop_event(status) == PTRACE_EVENT.EXEC
+    assert await (await process.ptrace_geteventmsg(await tracer.malloc(UInt64))).read() == pid
+    await process.ptrace_cont()
+    # Traced to the end; the library's wait gets the exit, not a stop.
+    assert (await program.waitpid()).exit_status == 7
+    await tracer.exit(0)
