@@ -139,6 +139,7 @@ ENUMS: dict[str, str] = {
     "rsyscall.sys.ptrace.PTRACE_O": "PTRACE_O_{}",
     "rsyscall.sys.ptrace.PTRACE_EVENT": "PTRACE_EVENT_{}",
     "rsyscall.sys.ptrace.PTRACE_SYSCALL_INFO": "PTRACE_SYSCALL_INFO_{}",
+    "rsyscall.sys.ptrace.PTRACE_PEEKSIGINFO": "PTRACE_PEEKSIGINFO_{}",
     "rsyscall.sys.ptrace.NT": "NT_{}",
 }
 

@@ -13,15 +13,18 @@ import pytest
 
 from rsyscall import ChildThread, SyscallHangup, Thread
 from rsyscall.near.sysnum import SYS
-from rsyscall.signal import SIG, Siginfo, Sigset
+from rsyscall.signal import SI, SIG, HowSIG, Siginfo, Sigset
 from rsyscall.struct import UInt64
 from rsyscall.sys.ptrace import (
     NT,
     PTRACE,
     PTRACE_EVENT,
     PTRACE_O,
+    PTRACE_PEEKSIGINFO,
     PTRACE_SYSCALL_INFO,
+    PtracePeeksiginfoArgs,
     PtraceSyscallInfo,
+    SiginfoList,
     UserFpregsStruct,
     UserRegsStruct,
     stop_event,
@@ -237,4 +240,44 @@ async def test_changed_result_and_exec_event(thread: Thread) -> None:
     await process.ptrace_cont()
     # Traced to the end; the library's wait gets the exit, not a stop.
     assert (await program.waitpid()).exit_status == 7
+    await tracer.exit(0)
+
+
+async def test_peeksiginfo_reads_pending_signals_without_taking_them(thread: Thread) -> None:
+    tracer = await thread.clone()
+    tracee = await tracer.clone()
+    rt = 40
+    await tracee.task.sigprocmask(HowSIG.BLOCK, await tracee.ptr(Sigset({SIG.USR1, rt})))
+    process = tracee.process.process
+    pid = process.pid
+    me, uid = await tracer.task.getpid(), await tracer.task.getuid()
+    # One for the process's queue, one for its thread's.
+    await process.rt_sigqueueinfo(
+        SIG.USR1, await tracer.ptr(Siginfo(SIG.USR1, SI.QUEUE, pid=me, uid=uid, value=11)))
+    await tracer.task.rt_tgsigqueueinfo(
+        pid, pid, rt, await tracer.ptr(Siginfo(rt, SI.QUEUE, pid=me, uid=uid, value=22)))
+    await process.ptrace_seize()
+    await process.ptrace_interrupt()
+    await wait_stop(tracer, pid)
+    room = 4 * Siginfo.sizeof()
+    valid, rest = await process.ptrace_peeksiginfo(
+        await tracer.ptr(PtracePeeksiginfoArgs(0, PTRACE_PEEKSIGINFO.NONE, 4)),
+        await tracer.malloc(SiginfoList, room))
+    assert [(info.signo, info.value) for info in await valid.read()] == [(rt, 22)]
+    assert valid.size() + rest.size() == room
+    valid, _ = await process.ptrace_peeksiginfo(
+        await tracer.ptr(PtracePeeksiginfoArgs(0, PTRACE_PEEKSIGINFO.SHARED, 4)),
+        await tracer.malloc(SiginfoList, room))
+    assert [(info.signo, info.value, info.pid) for info in await valid.read()] == [
+        (SIG.USR1, 11, me)]
+    # Asking for more than the buffer holds is refused before the syscall.
+    with pytest.raises(ValueError):
+        await process.ptrace_peeksiginfo(
+            await tracer.ptr(PtracePeeksiginfoArgs(0, PTRACE_PEEKSIGINFO.NONE, 5)),
+            await tracer.malloc(SiginfoList, room))
+    await process.ptrace_detach()
+    # Peeked, not taken: both are still pending.
+    assert await (await tracee.task.sigpending(await tracee.malloc(Sigset))).read() == {
+        SIG.USR1, rt}
+    await tracee.exit(0)
     await tracer.exit(0)

@@ -48,15 +48,18 @@ from rsyscall.memory.pointer import (
 )
 from rsyscall.near.sysnum import SYS
 from rsyscall.signal import SIG, Siginfo, Sigset
-from rsyscall.struct import C_ULONG, Layout, Struct, UInt64, int_arg
+from rsyscall.struct import C_ULONG, Layout, Serializable, Struct, UInt64, int_arg
 
 __all__ = [
     "NT",
     "PTRACE",
     "PTRACE_EVENT",
     "PTRACE_O",
+    "PTRACE_PEEKSIGINFO",
     "PTRACE_SYSCALL_INFO",
+    "PtracePeeksiginfoArgs",
     "PtraceProcess",
+    "SiginfoList",
     "PtraceSyscallInfo",
     "PtraceTask",
     "UserFpregsStruct",
@@ -452,6 +455,68 @@ class PtraceSyscallInfo(Struct):
         return f"PtraceSyscallInfo({name}, {what})"
 
 
+class PTRACE_PEEKSIGINFO(IntFlag):
+    """`PtracePeeksiginfoArgs.flags`: SHARED reads the process's queue of
+    pending signals rather than the thread's own."""
+
+    NONE = 0
+    SHARED = 1
+
+
+class PtracePeeksiginfoArgs(Struct):
+    """`struct ptrace_peeksiginfo_args` (glibc: `struct
+    __ptrace_peeksiginfo_args`) for PTRACE_PEEKSIGINFO: read `nr` pending
+    signals from position `off` of the thread's queue (or the process's,
+    with PTRACE_PEEKSIGINFO.SHARED)."""
+
+    __slots__ = ("flags", "nr", "off")
+    layout: ClassVar[Layout] = Layout(
+        "struct __ptrace_peeksiginfo_args", [("off", "Q"), ("flags", "I"), ("nr", "i")]
+    )
+
+    def __init__(self, off: int = 0, flags: PTRACE_PEEKSIGINFO = PTRACE_PEEKSIGINFO.NONE,
+                 nr: int = 1) -> None:
+        self.off = int_arg("off", off, C_ULONG)
+        self.flags = PTRACE_PEEKSIGINFO(int_arg("flags", flags, (0, 0xFFFFFFFF)))
+        self.nr = int_arg("nr", nr, (-(1 << 31), (1 << 31) - 1))
+
+    def to_bytes(self) -> bytes:
+        return self.layout.struct.pack(self.off, self.flags, self.nr)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        if len(data) < cls.layout.size:
+            raise ValueError(f"a ptrace_peeksiginfo_args is {cls.layout.size} bytes")
+        off, flags, nr = cls.layout.struct.unpack_from(data)
+        return cls(off, PTRACE_PEEKSIGINFO(flags), nr)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PtracePeeksiginfoArgs):
+            return NotImplemented
+        return (self.off, self.flags, self.nr) == (other.off, other.flags, other.nr)
+
+    def __hash__(self) -> int:
+        return hash((self.off, self.flags, self.nr))
+
+    def __repr__(self) -> str:
+        return f"PtracePeeksiginfoArgs(off={self.off}, flags={self.flags!r}, nr={self.nr})"
+
+
+class SiginfoList(list[Siginfo], Serializable):
+    """An array of `siginfo_t` (rsyscall.signal.Siginfo), as
+    PTRACE_PEEKSIGINFO fills it: `thread.malloc(SiginfoList, n *
+    Siginfo.sizeof())` makes room for n."""
+
+    def to_bytes(self) -> bytes:
+        return b"".join(info.to_bytes() for info in self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        size = Siginfo.sizeof()
+        return cls(Siginfo.from_bytes(data[n:n + size])
+                   for n in range(0, len(data) - len(data) % size, size))
+
+
 def _op(value: int) -> PTRACE_SYSCALL_INFO | int:
     try:
         return PTRACE_SYSCALL_INFO(value)
@@ -677,6 +742,36 @@ class PtraceProcess(BaseProcess):
         size = Sigset.sizeof()
         address = borrow(mask, self.task, size).address
         await self._request(_NR, PTRACE.SETSIGMASK, size, address)
+
+    async def ptrace_peeksiginfo(
+        self, args: ReadablePointer[PtracePeeksiginfoArgs], buf: Pointer[SiginfoList]
+    ) -> tuple[ReadablePointer[SiginfoList], Pointer[SiginfoList]]:
+        """ptrace(2) PTRACE_PEEKSIGINFO: copy the stopped tracee's pending
+        signals that `args` names into `buf` (consumed), without taking
+        them off the queue.  Returns the part filled (one Siginfo per
+        signal found, maybe fewer than `args.nr`) and the rest.  `buf`
+        must have room for `args.nr` of them (ValueError otherwise)."""
+        check_points_to(args, PtracePeeksiginfoArgs)
+        check_points_to(buf, SiginfoList)
+        task = self.task
+        size = PtracePeeksiginfoArgs.sizeof()
+        args_alloc = borrow(args, task, size)
+        value = getattr(args, "value", None)
+        if not isinstance(value, PtracePeeksiginfoArgs):
+            value = PtracePeeksiginfoArgs.from_bytes(
+                await task.space.transport.read(args_alloc.address, size))
+        needed = max(value.nr, 0) * Siginfo.sizeof()
+        if needed > buf.size():
+            raise ValueError(f"buf has room for {buf.size() // Siginfo.sizeof()} siginfos, "
+                             f"args asks for {value.nr}")
+        alloc = take(buf, task)
+        try:
+            count = await self._request(_NR, PTRACE.PEEKSIGINFO, args_alloc.address,
+                                        alloc.address)
+        except BaseException:
+            restore(buf, alloc)
+            raise
+        return buf._readable_split(alloc, count * Siginfo.sizeof(), task)
 
     async def ptrace_peekdata(self, addr: int, data: Pointer[UInt64]) -> ReadablePointer[UInt64]:
         """ptrace(2) PTRACE_PEEKDATA: fill `data` (consumed) with the word
