@@ -9,12 +9,17 @@ from __future__ import annotations
 import errno
 import signal
 
+import anyio
 import pytest
 
-from rsyscall import Thread, local_thread
+from rsyscall import ChildThread, Thread, local_thread
+from rsyscall.near.sysnum import SYS
 from rsyscall.sched import CLONE, SCHED, SCHED_FLAG, CpuSet, SchedAttr, SchedParam
 from rsyscall.signal import SIG, Sigaction, Sighandler
 from rsyscall.struct import UInt32
+from rsyscall.sys.ptrace import PTRACE_O, PTRACE_SYSCALL_INFO, PtraceSyscallInfo, UserRegsStruct
+from rsyscall.sys.wait import CLD, P, W
+from rsyscall.sys.wait import Siginfo as WaitSiginfo
 from rsyscall.time import Timespec
 
 pytestmark = pytest.mark.anyio
@@ -138,3 +143,70 @@ def test_the_structs_round_trip() -> None:
     with pytest.raises(ValueError):
         SchedAttr(SCHED.OTHER, nice=1 << 31)
     assert repr(SCHED(1 | SCHED.RESET_ON_FORK)).startswith("<SCHED.FIFO|RESET_ON_FORK")
+
+
+async def test_clone_falls_back_to_clone_where_clone3_is_refused(thread: Thread) -> None:
+    """A host whose seccomp profile answers clone3 with ENOSYS, played by a
+    tracer: it skips the clone3 syscall of a child thread and makes it fail
+    with ENOSYS, and Thread.clone makes the grandchild with clone(2)."""
+    tracer = await thread.clone()
+    parent = await tracer.clone()
+    process = parent.process.process
+    pid = process.pid
+
+    async def wait_stop() -> None:
+        # Polled (W.NOHANG), so that the tracer stays free for requests
+        # while the tracee runs: a child of an ssh thread needs it.
+        with anyio.fail_after(60):
+            while True:
+                infop = await tracer.task.waitid(
+                    P.PID, pid, await tracer.malloc(WaitSiginfo),
+                    W.STOPPED | W.EXITED | W.NOHANG)
+                info = await infop.read()
+                if info.pid:
+                    break
+                await anyio.sleep(0.001)
+        assert info.code == CLD.TRAPPED
+
+    async def registers() -> UserRegsStruct:
+        return await (await process.ptrace_getregs(await tracer.malloc(UserRegsStruct))).read()
+
+    await process.ptrace_seize(PTRACE_O.TRACESYSGOOD | PTRACE_O.EXITKILL)
+    await process.ptrace_interrupt()
+    await wait_stop()
+    made: list[ChildThread] = []
+
+    async def clone_in_parent() -> None:
+        made.append(await parent.clone())
+
+    refused = fell_back = False
+    async with anyio.create_task_group() as group:
+        group.start_soon(clone_in_parent)
+        for _ in range(1000):
+            await process.ptrace_syscall()
+            await wait_stop()
+            info = await (await process.ptrace_get_syscall_info(
+                await tracer.malloc(PtraceSyscallInfo))).read()
+            if info.op != PTRACE_SYSCALL_INFO.ENTRY:
+                continue
+            if info.nr == SYS.clone3 and not refused:
+                regs = await registers()
+                regs.orig_rax = (1 << 64) - 1  # no syscall: skip it
+                await process.unsafe_ptrace_setregs(await tracer.ptr(regs))
+                await process.ptrace_syscall()
+                await wait_stop()  # its exit stop
+                regs = await registers()
+                regs.rax = (1 << 64) - errno.ENOSYS
+                await process.unsafe_ptrace_setregs(await tracer.ptr(regs))
+                refused = True
+            elif info.nr == SYS.clone and refused:
+                fell_back = True
+                await process.ptrace_detach()  # the clone goes on, untraced
+                break
+    assert refused and fell_back
+    (child,) = made
+    assert await child.task.getpid() == child.process.pid
+    assert await child.task.getppid() == pid
+    assert (await child.exit(0)).clean()
+    await parent.exit(0)
+    await tracer.exit(0)

@@ -17,7 +17,10 @@ stop and 0x80 added for a syscall stop under PTRACE_O.TRACESYSGOOD (see
 `stop_signal`, `stop_event`).  The kernel reports them to the tracer
 with or without W.STOPPED.  `AsyncChildProcess.waitpid` does not take a
 stop notification meant for the tracer's own waitid, as long as the child
-was attached through these methods on its `ChildProcess` handle.
+was attached through these methods on its `ChildProcess` handle.  A
+tracer thread blocked in waitid makes no other syscall meanwhile; where
+the tracee's own calls may need its parent (a child thread on another
+host makes its new connections through its parent), poll with W.NOHANG.
 
 **Registers and memory.**  Reading them is safe; writing them is not:
 every child the library makes shares the memory of its parent, so a
