@@ -389,7 +389,8 @@ class Thread:
         the child's signal handlers as clone3 does, so the child resets
         each handler it inherited to SIG_DFL (keeping ignored signals
         ignored) before it is returned; until then a signal sent to it
-        would run its parent's handler there."""
+        would run its parent's handler there.  clone(2) cannot take
+        CLONE.NEWTIME (ValueError with `legacy_clone`)."""
         if not isinstance(flags, int) or isinstance(flags, bool):
             raise TypeError(f"flags must be CLONE flags, not {type(flags).__name__}")
         flags = CLONE(flags)
@@ -397,6 +398,11 @@ class Thread:
             raise ValueError(
                 f"{CLONE(flags & ~USER_FLAGS)!r} are managed by the library, not passed to clone"
             )
+        if not isinstance(legacy_clone, bool):
+            raise TypeError(f"legacy_clone must be a bool, not {type(legacy_clone).__name__}")
+        if legacy_clone and flags & CLONE.NEWTIME:
+            raise ValueError("CLONE.NEWTIME needs clone3: in clone(2)'s flags its bit is the "
+                             "exit signal's (unshare it in the child instead)")
         local = self.local
         # Memory of children that have exited since the last clone goes now.
         sweep()
@@ -416,8 +422,6 @@ class Thread:
             space, CHILD_STACK_SIZE, space.functions.child_main,
             lambda base: [request_number, base, parent_pid],
         )
-        if not isinstance(legacy_clone, bool):
-            raise TypeError(f"legacy_clone must be a bool, not {type(legacy_clone).__name__}")
         pid, pidfd_number, legacy = await clone_process(self, flags, stack, sp,
                                                         legacy=legacy_clone)
         pidfd = self.task.make_fd(pidfd_number)

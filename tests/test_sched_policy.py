@@ -126,6 +126,10 @@ async def test_legacy_clone_child(thread: Thread) -> None:
     assert (await child.exit(0)).clean()
     with pytest.raises(TypeError):
         await thread.clone(legacy_clone=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        await thread.clone(CLONE.NEWTIME, legacy_clone=True)
+    # The thread is usable after the refusal.
+    assert await thread.task.getpid() > 0
 
 
 async def test_unsafe_clone_refuses_what_clone_cannot_take(thread: Thread) -> None:

@@ -116,6 +116,9 @@ async def clone_process(
     such a child starts with its parent's signal handlers, which the
     caller must reset (Thread.clone does)."""
     space = thread.task.space
+    if legacy and flags & CLONE.NEWTIME:
+        raise ValueError("CLONE.NEWTIME needs clone3: in clone(2)'s flags its bit is the "
+                         "exit signal's (unshare it in the child instead)")
     pidfd_out = await space.stage(bytes(4))
     if not legacy:
         clone_args = CloneArgs(
@@ -129,7 +132,7 @@ async def clone_process(
         try:
             pid = await thread.task.sysif.syscall(_SYS_clone3, args.address, CloneArgs.sizeof())
         except OSError as error:
-            if error.errno != errno.ENOSYS:
+            if error.errno != errno.ENOSYS or flags & CLONE.NEWTIME:
                 raise
             legacy = True
     if legacy:
