@@ -281,3 +281,29 @@ async def test_peeksiginfo_reads_pending_signals_without_taking_them(thread: Thr
         SIG.USR1, rt}
     await tracee.exit(0)
     await tracer.exit(0)
+
+
+async def test_group_stop_and_listen(thread: Thread) -> None:
+    tracer = await thread.clone()
+    tracee = await tracer.clone()
+    process = tracee.process.process
+    pid = process.pid
+    await process.ptrace_seize()
+    await process.kill(SIG.STOP)
+    # First the signal-delivery stop for SIGSTOP ...
+    status = await wait_stop(tracer, pid)
+    assert stop_signal(status) == SIG.STOP and stop_event(status) is None
+    # ... delivered, it makes a group stop, which a seized tracee reports
+    # as PTRACE_EVENT.STOP with the stopping signal.
+    await process.ptrace_cont(SIG.STOP)
+    status = await wait_stop(tracer, pid)
+    assert stop_signal(status) == SIG.STOP and stop_event(status) == PTRACE_EVENT.STOP
+    # LISTEN: it stays stopped, and reports when SIGCONT wakes it.
+    await process.ptrace_listen()
+    await process.kill(SIG.CONT)
+    status = await wait_stop(tracer, pid)
+    assert stop_event(status) == PTRACE_EVENT.STOP and stop_signal(status) == SIG.TRAP
+    await process.ptrace_detach()
+    assert await tracee.task.getpid() == pid
+    await tracee.exit(0)
+    await tracer.exit(0)
