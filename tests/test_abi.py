@@ -288,11 +288,11 @@ def test_struct_layouts_match_headers(tmp_path: Path) -> None:
     assert len(classes) > 10
     for cls in classes:
         layout: Layout = cls.layout  # type: ignore[attr-defined]
-        key = f"{cls.__qualname__}.sizeof"
+        key = f"{cls.__module__}.{cls.__qualname__}.sizeof"
         expressions.append((key, f"sizeof({layout.c_type})"))
         expected[key] = layout.size
         for field, offset in layout.offsets.items():
-            key = f"{cls.__qualname__}.{field}"
+            key = f"{cls.__module__}.{cls.__qualname__}.{field}"
             expressions.append((key, f"offsetof({layout.c_type}, {field})"))
             expected[key] = offset
     actual = run_c(expressions, tmp_path)
