@@ -159,6 +159,15 @@ async def test_attach_and_errors(thread: Thread) -> None:
     with pytest.raises(OSError) as info:
         await process.ptrace_setoptions(PTRACE_O(0x40000000))
     assert info.value.errno == errno.EINVAL
+    # A word written into its memory (which is ours too: it shares the
+    # tracer's address space) reads back through PEEKDATA.
+    scratch = await tracer.malloc(bytes, 8)
+    await process.unsafe_ptrace_pokedata(scratch.address, 0x1122334455667788)
+    peeked = await process.ptrace_peekdata(scratch.address, await tracer.malloc(UInt64))
+    word = await peeked.read()
+    assert word == 0x1122334455667788
+    with pytest.raises(OSError):
+        await process.ptrace_peekdata(8, await tracer.malloc(UInt64))  # nothing mapped at 8
     # Detach without delivering the SIGSTOP it stopped for.
     await process.ptrace_detach()
     assert await tracee.task.getpid() == process.pid
