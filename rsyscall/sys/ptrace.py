@@ -4,9 +4,10 @@ The requests that act on a tracee are methods of `Process`, made by the
 process handle's task, which is the tracer: `await process.ptrace_seize(
 PTRACE_O.TRACESYSGOOD)`, `await process.ptrace_syscall()`, `await
 process.ptrace_getregs(await thread.malloc(UserRegsStruct))`.  The kernel
-accepts them only from the thread that attached, so the tracer is best a
-thread of its own (a child thread: `thread.clone()`); the local thread's
-syscalls may come from more than one OS thread.  PTRACE_TRACEME is a
+accepts them only from the OS thread that attached, so the tracer is best
+a thread of its own (a child thread: `thread.clone()`): the local thread's
+syscalls come from whichever OS thread runs the event loop, and its
+blocking waitid would block the loop.  PTRACE_TRACEME is a
 method of `Task`; `Task.unsafe_ptrace` is the raw call for the rest.
 
 **Stops.**  A tracee's stops (signal-delivery, group, syscall-entry and
