@@ -159,7 +159,10 @@ class AsyncChildProcess:
 
         Only exits wake the wait (a pidfd signals nothing else), so with
         W.STOPPED or W.CONTINUED a stop is reported only if it already
-        happened.  An exited child is reaped, unless W.NOWAIT is given.
+        happened.  Without W.STOPPED, the ptrace stops of a child this
+        thread traces (`Process.ptrace_seize`) are left for the tracer's
+        own waitid, which the kernel reports them to.  An exited child is
+        reaped, unless W.NOWAIT is given.
         Cancelled, the wait kills and reaps the child first (as
         anyio.run_process does): a child is never left running unwatched."""
         if self._state is not None:
@@ -186,6 +189,14 @@ class AsyncChildProcess:
 
         async def attempt() -> ChildState:
             infop = await parent.malloc(Siginfo)
+            if self.process.traced and not options & (W.STOPPED | W.NOWAIT):
+                # Its tracer's waitid reports its ptrace stops even without
+                # W.STOPPED: look first, and leave a stop for the tracer.
+                peek = await (await task.waitid(
+                    P.PIDFD, pidfd, infop, options | W.NOHANG | W.NOWAIT)).read()
+                if peek.pid == 0 or peek.code in (CLD.TRAPPED, CLD.STOPPED):
+                    raise BlockingIOError
+                infop = await parent.malloc(Siginfo)
             info = await (await task.waitid(P.PIDFD, pidfd, infop, options | W.NOHANG)).read()
             if info.pid == 0:
                 raise BlockingIOError

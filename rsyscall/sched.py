@@ -1,7 +1,17 @@
-"""<sched.h>: the CLONE_* flags with clone3(2), unshare(2) and setns(2);
-sched_yield(2), and CPU affinity: sched_getaffinity(2), sched_setaffinity(2).
+"""<sched.h>: the CLONE_* flags with clone3(2), clone(2), unshare(2) and
+setns(2); sched_yield(2), CPU affinity (sched_getaffinity(2),
+sched_setaffinity(2)), getcpu(2), and scheduling policies:
+sched_setscheduler(2), sched_getscheduler(2), sched_setparam(2),
+sched_getparam(2), sched_setattr(2), sched_getattr(2),
+sched_get_priority_max(2), sched_get_priority_min(2),
+sched_rr_get_interval(2).
 
-`Task.unsafe_clone3` is the raw syscall (unsafe: `CloneArgs` holds the
+`SCHED` holds the policies, and SCHED.RESET_ON_FORK, the flag that
+sched_setscheduler takes or'ed into its policy (and sched_getscheduler
+reports so).  `SchedAttr` is the kernel's `struct sched_attr`
+(<linux/sched/types.h>, which glibc 2.36's <sched.h> does not have).
+
+`Task.unsafe_clone3` and `Task.unsafe_clone` are the raw syscalls (unsafe: `CloneArgs` holds the
 stack, the thread area and the places the kernel writes the pidfd and
 thread ids as plain integer addresses); a usable child comes from
 `thread.clone(flags)`, which prepares the stack, the syscall connection and
@@ -24,8 +34,9 @@ splits the buffer into the part written and the rest.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, overload
 
 from rsyscall._enum import IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
@@ -38,7 +49,17 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import Layout, Struct, check_fields
+from rsyscall.struct import (
+    C_ULONG,
+    FixedSize,
+    Layout,
+    Serializable,
+    Struct,
+    UInt32,
+    check_fields,
+    int_arg,
+)
+from rsyscall.time import Timespec
 
 if TYPE_CHECKING:
     pass
@@ -46,8 +67,12 @@ if TYPE_CHECKING:
 __all__ = [
     "CLONE",
     "CPU_SETSIZE",
+    "SCHED",
+    "SCHED_FLAG",
     "CloneArgs",
     "CpuSet",
+    "SchedAttr",
+    "SchedParam",
     "SchedFileDescriptor",
     "SchedProcess",
     "SchedTask",
@@ -219,6 +244,168 @@ class CpuSet(frozenset[int], Struct):
 
 
 
+class SCHED(IntFlag):
+    """Scheduling policies (C: SCHED_OTHER...), and RESET_ON_FORK, which
+    sched_setscheduler(2) takes or'ed into the policy: children start with
+    the default policy (and a negative nice value reset to 0)."""
+
+    OTHER = 0
+    FIFO = 1
+    RR = 2
+    BATCH = 3
+    ISO = 4
+    IDLE = 5
+    DEADLINE = 6
+    RESET_ON_FORK = 0x40000000
+
+
+class SCHED_FLAG(IntFlag):
+    """`SchedAttr.flags` (C: SCHED_FLAG_*, <linux/sched.h>)."""
+
+    NONE = 0
+    RESET_ON_FORK = 0x01
+    RECLAIM = 0x02
+    DL_OVERRUN = 0x04
+    KEEP_POLICY = 0x08
+    KEEP_PARAMS = 0x10
+    UTIL_CLAMP_MIN = 0x20
+    UTIL_CLAMP_MAX = 0x40
+
+
+class SchedParam(Struct):
+    """`struct sched_param`: the static `priority` of a SCHED.FIFO or
+    SCHED.RR process (1..99; 0 for the other policies)."""
+
+    __slots__ = ("priority",)
+    layout: ClassVar[Layout] = Layout("struct sched_param", [("sched_priority", "i")])
+
+    def __init__(self, priority: int = 0) -> None:
+        self.priority = int_arg("priority", priority, (-(1 << 31), (1 << 31) - 1))
+
+    def to_bytes(self) -> bytes:
+        return self.layout.struct.pack(self.priority)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        if len(data) < cls.layout.size:
+            raise ValueError(f"a sched_param is {cls.layout.size} bytes, got {len(data)}")
+        return cls(*cls.layout.struct.unpack_from(data))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SchedParam) and self.priority == other.priority
+
+    def __hash__(self) -> int:
+        return hash(self.priority)
+
+    def __repr__(self) -> str:
+        return f"SchedParam(priority={self.priority})"
+
+
+_SCHED_ATTR = struct.Struct("<IIQiIQQQII")
+_SCHED_ATTR_FIELDS = (
+    ("size", (0, (1 << 32) - 1)), ("policy", (0, (1 << 32) - 1)), ("flags", C_ULONG),
+    ("nice", (-(1 << 31), (1 << 31) - 1)), ("priority", (0, (1 << 32) - 1)),
+    ("runtime", C_ULONG), ("deadline", C_ULONG), ("period", C_ULONG),
+    ("util_min", (0, (1 << 32) - 1)), ("util_max", (0, (1 << 32) - 1)),
+)
+
+
+class SchedAttr(Serializable, FixedSize):
+    """The kernel's `struct sched_attr` (<linux/sched/types.h>, 56 bytes,
+    SCHED_ATTR_SIZE_VER1) for sched_setattr(2) and sched_getattr(2):
+    `policy` (SCHED, without RESET_ON_FORK, which is `flags`'
+    SCHED_FLAG.RESET_ON_FORK here), `flags`, `nice` (SCHED.OTHER and
+    BATCH), `priority` (FIFO and RR), and for SCHED.DEADLINE `runtime`,
+    `deadline` and `period` in nanoseconds; `util_min` and `util_max`
+    are the utilization clamps.  `size` is the struct's size, which the
+    kernel checks.  (glibc 2.36 has no sched_attr; the kernel's header
+    cannot be included with <sched.h>, so the ABI test checks it apart.)"""
+
+    __slots__ = tuple(sorted(name for name, _ in _SCHED_ATTR_FIELDS))
+    size: int
+    policy: SCHED
+    flags: SCHED_FLAG
+    nice: int
+    priority: int
+    runtime: int
+    deadline: int
+    period: int
+    util_min: int
+    util_max: int
+
+    def __init__(
+        self,
+        policy: SCHED,
+        flags: SCHED_FLAG = SCHED_FLAG.NONE,
+        nice: int = 0,
+        priority: int = 0,
+        runtime: int = 0,
+        deadline: int = 0,
+        period: int = 0,
+        util_min: int = 0,
+        util_max: int = 0,
+        size: int = 56,
+    ) -> None:
+        values = (size, policy, flags, nice, priority, runtime, deadline, period, util_min,
+                  util_max)
+        for (name, limits), value in zip(_SCHED_ATTR_FIELDS, values, strict=True):
+            setattr(self, name, int_arg(f"SchedAttr.{name}", value, limits))
+        self.policy = SCHED(self.policy)
+        self.flags = SCHED_FLAG(self.flags)
+
+    @classmethod
+    def sizeof(cls) -> int:
+        return _SCHED_ATTR.size
+
+    def to_bytes(self) -> bytes:
+        return _SCHED_ATTR.pack(*(int_arg(f"SchedAttr.{name}", getattr(self, name), limits)
+                                  for name, limits in _SCHED_ATTR_FIELDS))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        if len(data) < _SCHED_ATTR.size:
+            raise ValueError(f"a sched_attr is {_SCHED_ATTR.size} bytes, got {len(data)}")
+        size, policy, flags, nice, priority, runtime, deadline, period, umin, umax = (
+            _SCHED_ATTR.unpack_from(data))
+        return cls(SCHED(policy), SCHED_FLAG(flags), nice, priority, runtime, deadline, period,
+                   umin, umax, size=size)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SchedAttr):
+            return NotImplemented
+        return self.to_bytes() == other.to_bytes()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return (f"SchedAttr({self.policy!r}, flags={self.flags!r}, nice={self.nice}, "
+                f"priority={self.priority}, runtime={self.runtime}, deadline={self.deadline}, "
+                f"period={self.period})")
+
+
+def _policy(policy: object) -> int:
+    return int_arg("policy", policy, (-(1 << 31), (1 << 31) - 1))
+
+
+async def _fill(task: BaseTask, number: int, args: tuple[int, ...], ptr: Pointer[Any],
+                cls: type, size: int, after: tuple[int, ...] = ()) -> ReadablePointer[Any]:
+    check_points_to(ptr, cls)
+    alloc = take(ptr, task, size)
+    try:
+        await task.sysif.syscall(number, *args, alloc.address, *after)
+    except BaseException:
+        restore(ptr, alloc)
+        raise
+    return ptr._readable(alloc, task)
+
+
+async def _write_from(task: BaseTask, number: int, pid: int, ptr: ReadablePointer[Any],
+                      cls: type, first: tuple[int, ...] = (), after: tuple[int, ...] = ()) -> None:
+    check_points_to(ptr, cls)
+    address = borrow(ptr, task, cls.sizeof()).address  # type: ignore[attr-defined]
+    await task.sysif.syscall(number, pid, *first, address, *after)
+
+
 async def _getaffinity(
     task: BaseTask, pid: int, mask: Pointer[CpuSet]
 ) -> tuple[ReadablePointer[CpuSet], Pointer[CpuSet]]:
@@ -240,6 +427,132 @@ async def _setaffinity(task: BaseTask, pid: int, mask: ReadablePointer[CpuSet]) 
 
 class SchedTask(BaseTask):
     __slots__ = ()
+
+    async def sched_setscheduler(
+        self, policy: SCHED, param: ReadablePointer[SchedParam]
+    ) -> None:
+        """sched_setscheduler(2) of this process (pid 0): set its policy (SCHED, with
+        SCHED.RESET_ON_FORK or'ed in if wanted) and the priority in
+        `param` (1..99 for FIFO and RR, 0 otherwise: EINVAL if not).  The
+        real-time policies need CAP_SYS_NICE or RLIMIT_RTPRIO."""
+        await _write_from(self, SYS.sched_setscheduler, 0, param, SchedParam,
+                          (_policy(policy),))
+
+    async def sched_getscheduler(self) -> SCHED:
+        """sched_getscheduler(2) of this process (pid 0): its policy, with
+        SCHED.RESET_ON_FORK or'ed in if it is set."""
+        return SCHED(await self.sysif.syscall(SYS.sched_getscheduler, 0))
+
+    async def sched_setparam(self, param: ReadablePointer[SchedParam]) -> None:
+        """sched_setparam(2) of this process (pid 0): set its priority to `param`'s,
+        keeping the policy."""
+        await _write_from(self, SYS.sched_setparam, 0, param, SchedParam)
+
+    async def sched_getparam(self, param: Pointer[SchedParam]) -> ReadablePointer[SchedParam]:
+        """sched_getparam(2) of this process (pid 0): fill `param` (consumed) with its
+        priority."""
+        return await _fill(self, SYS.sched_getparam, (0,), param, SchedParam,
+                           SchedParam.sizeof())
+
+    async def sched_setattr(self, attr: ReadablePointer[SchedAttr], flags: int = 0) -> None:
+        """sched_setattr(2) of this process (pid 0): set its policy and its parameters
+        from `attr` (`flags` must be 0, as the man page says)."""
+        await _write_from(self, SYS.sched_setattr, 0, attr, SchedAttr, (),
+                          (int_arg("flags", flags, (0, 0)),))
+
+    async def sched_getattr(
+        self, attr: Pointer[SchedAttr], flags: int = 0
+    ) -> ReadablePointer[SchedAttr]:
+        """sched_getattr(2) of this process (pid 0): fill `attr` (consumed) with its policy
+        and its parameters (`flags` must be 0)."""
+        return await _fill(self, SYS.sched_getattr, (0,), attr, SchedAttr,
+                           SchedAttr.sizeof(),
+                           (SchedAttr.sizeof(), int_arg("flags", flags, (0, 0))))
+
+    async def sched_rr_get_interval(self, tp: Pointer[Timespec]) -> ReadablePointer[Timespec]:
+        """sched_rr_get_interval(2) of this process (pid 0): fill `tp` (consumed) with its
+        time quantum under SCHED.RR (0 under FIFO; the CFS slice for the
+        others)."""
+        return await _fill(self, SYS.sched_rr_get_interval, (0,), tp, Timespec,
+                           Timespec.sizeof())
+
+    async def unsafe_clone(
+        self,
+        flags: CLONE,
+        stack: int = 0,
+        parent_tid: int = 0,
+        child_tid: int = 0,
+        tls: int = 0,
+        exit_signal: int = 0,
+    ) -> int:
+        """clone(2), the raw syscall with the x86_64 argument order (flags,
+        stack, parent_tid, child_tid, tls): make a child process; returns
+        its pid.  `exit_signal` goes into the low byte of the flags (the
+        man page's CSIGNAL); CLONE flags above 32 bits (CLEAR_SIGHAND,
+        INTO_CGROUP) exist only for clone3 and are refused here.  With
+        CLONE.PIDFD the kernel writes the pidfd at `parent_tid`.
+
+        The raw syscall; `thread.clone(flags, legacy_clone=True)` makes a
+        working child with it.  Unsafe: as for `unsafe_clone3`, the
+        caller must make sure the addresses are live memory in this
+        address space with room for what the kernel writes there
+        (`parent_tid`, `child_tid`, at any later time for CHILD_CLEARTID),
+        that `stack` is the top of a stack that outlives the child and
+        holds what the code it starts on expects (the library's trampoline
+        pops a function and its arguments), and that `tls` is a valid
+        thread area.  A child sharing the address space that starts on a
+        bad stack crashes or corrupts the Python process."""
+        flags = CLONE(int_arg("flags", flags, C_ULONG))
+        if flags >> 32:
+            raise ValueError(f"{CLONE(flags & ~0xFFFFFFFF)!r} exist only for clone3")
+        if flags & 0xFF:
+            raise ValueError("the low byte of clone's flags is exit_signal's")
+        signal = int_arg("exit_signal", exit_signal, (0, 0xFF))
+        return await self.sysif.syscall(
+            SYS.clone, int(flags) | signal, int_arg("stack", stack, C_ULONG),
+            int_arg("parent_tid", parent_tid, C_ULONG), int_arg("child_tid", child_tid, C_ULONG),
+            int_arg("tls", tls, C_ULONG))
+
+    @overload
+    async def getcpu(self, cpu: Pointer[UInt32], node: None = None) -> ReadablePointer[UInt32]: ...
+    @overload
+    async def getcpu(
+        self, cpu: Pointer[UInt32], node: Pointer[UInt32]
+    ) -> tuple[ReadablePointer[UInt32], ReadablePointer[UInt32]]: ...
+    async def getcpu(
+        self, cpu: Pointer[UInt32], node: Pointer[UInt32] | None = None
+    ) -> ReadablePointer[UInt32] | tuple[ReadablePointer[UInt32], ReadablePointer[UInt32]]:
+        """getcpu(2): fill `cpu` (consumed) with the number of the CPU the
+        calling thread is running on, and `node` (consumed), if given,
+        with its NUMA node.  (It may have moved by the time you read it.)"""
+        check_points_to(cpu, UInt32)
+        if node is not None:
+            check_points_to(node, UInt32)
+        cpu_alloc = take(cpu, self, 4)
+        node_alloc = None
+        try:
+            node_alloc = take(node, self, 4) if node is not None else None
+            await self.sysif.syscall(
+                SYS.getcpu, cpu_alloc.address, 0 if node_alloc is None else node_alloc.address, 0)
+        except BaseException:
+            restore(cpu, cpu_alloc)
+            if node is not None and node_alloc is not None:
+                restore(node, node_alloc)
+            raise
+        got = cpu._readable(cpu_alloc, self)
+        if node is None or node_alloc is None:
+            return got
+        return got, node._readable(node_alloc, self)
+
+    async def sched_get_priority_max(self, policy: SCHED) -> int:
+        """sched_get_priority_max(2): the highest priority of `policy`
+        (99 for FIFO and RR, 0 for the others)."""
+        return await self.sysif.syscall(SYS.sched_get_priority_max, _policy(policy))
+
+    async def sched_get_priority_min(self, policy: SCHED) -> int:
+        """sched_get_priority_min(2): the lowest priority of `policy`
+        (1 for FIFO and RR, 0 for the others)."""
+        return await self.sysif.syscall(SYS.sched_get_priority_min, _policy(policy))
 
     async def unsafe_clone3(self, args: ReadablePointer[CloneArgs]) -> int:
         """clone3(2): make a child process; returns its pid.
@@ -289,6 +602,54 @@ class SchedTask(BaseTask):
 
 class SchedProcess(BaseProcess):
     __slots__ = ()
+
+    async def sched_setscheduler(
+        self, policy: SCHED, param: ReadablePointer[SchedParam]
+    ) -> None:
+        """sched_setscheduler(2): set this process's policy (SCHED, with
+        SCHED.RESET_ON_FORK or'ed in if wanted) and the priority in
+        `param` (1..99 for FIFO and RR, 0 otherwise: EINVAL if not).  The
+        real-time policies need CAP_SYS_NICE or RLIMIT_RTPRIO."""
+        await _write_from(self.task, SYS.sched_setscheduler, self.pid, param, SchedParam,
+                          (_policy(policy),))
+
+    async def sched_getscheduler(self) -> SCHED:
+        """sched_getscheduler(2): this process's policy, with
+        SCHED.RESET_ON_FORK or'ed in if it is set."""
+        return SCHED(await self.task.sysif.syscall(SYS.sched_getscheduler, self.pid))
+
+    async def sched_setparam(self, param: ReadablePointer[SchedParam]) -> None:
+        """sched_setparam(2): set this process's priority to `param`'s,
+        keeping the policy."""
+        await _write_from(self.task, SYS.sched_setparam, self.pid, param, SchedParam)
+
+    async def sched_getparam(self, param: Pointer[SchedParam]) -> ReadablePointer[SchedParam]:
+        """sched_getparam(2): fill `param` (consumed) with this process's
+        priority."""
+        return await _fill(self.task, SYS.sched_getparam, (self.pid,), param, SchedParam,
+                           SchedParam.sizeof())
+
+    async def sched_setattr(self, attr: ReadablePointer[SchedAttr], flags: int = 0) -> None:
+        """sched_setattr(2): set this process's policy and its parameters
+        from `attr` (`flags` must be 0, as the man page says)."""
+        await _write_from(self.task, SYS.sched_setattr, self.pid, attr, SchedAttr, (),
+                          (int_arg("flags", flags, (0, 0)),))
+
+    async def sched_getattr(
+        self, attr: Pointer[SchedAttr], flags: int = 0
+    ) -> ReadablePointer[SchedAttr]:
+        """sched_getattr(2): fill `attr` (consumed) with this process's policy
+        and its parameters (`flags` must be 0)."""
+        return await _fill(self.task, SYS.sched_getattr, (self.pid,), attr, SchedAttr,
+                           SchedAttr.sizeof(),
+                           (SchedAttr.sizeof(), int_arg("flags", flags, (0, 0))))
+
+    async def sched_rr_get_interval(self, tp: Pointer[Timespec]) -> ReadablePointer[Timespec]:
+        """sched_rr_get_interval(2): fill `tp` (consumed) with this process's
+        time quantum under SCHED.RR (0 under FIFO; the CFS slice for the
+        others)."""
+        return await _fill(self.task, SYS.sched_rr_get_interval, (self.pid,), tp, Timespec,
+                           Timespec.sizeof())
 
     async def sched_getaffinity(
         self, mask: Pointer[CpuSet]

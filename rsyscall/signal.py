@@ -1,8 +1,16 @@
 """<signal.h>: sending signals, the signal mask, and signal actions.
 
-kill(2) is a method on `Process`; tgkill(2), sigprocmask(2) and
-sigaction(2) are methods on `Task`, since they act on the calling process
-(or thread) or name their targets by number.
+kill(2) and rt_sigqueueinfo(2) are methods on `Process`; tgkill(2),
+rt_tgsigqueueinfo(2), sigprocmask(2), sigaction(2), sigpending(2),
+sigsuspend(2), sigtimedwait(2) and sigaltstack(2) are methods on `Task`,
+since they act on the calling process (or thread) or name their targets by
+number.
+
+`Siginfo` here is the whole `siginfo_t` as a signal carries it (signo,
+errno, code, the sender's pid and uid, the sigval of a queued signal, and
+the rest of the union as bytes), for sigtimedwait(2) to fill and
+rt_sigqueueinfo(2) to send; rsyscall.sys.wait has its own, for what
+waitid(2) reports of a child.
 
 Deviations from glibc, all because the library makes the raw syscalls:
 
@@ -36,7 +44,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from typing import Any, Self, overload
+from typing import Any, ClassVar, Self, overload
 
 from rsyscall._enum import IntEnum, IntFlag
 from rsyscall.base import BaseProcess, BaseTask
@@ -50,12 +58,19 @@ from rsyscall.memory.pointer import (
     take,
 )
 from rsyscall.near.sysnum import SYS
-from rsyscall.struct import C_ULONG, FixedSize, PidT, Serializable, int_arg
+from rsyscall.struct import C_ULONG, FixedSize, Layout, PidT, Serializable, Struct, int_arg
+from rsyscall.time import Timespec
 
 __all__ = [
+    "MINSIGSTKSZ",
     "NSIG",
     "SA",
+    "SI",
     "SIG",
+    "SIGSTKSZ",
+    "SS",
+    "Siginfo",
+    "Stack",
     "HowSIG",
     "Sigaction",
     "Sighandler",
@@ -120,6 +135,42 @@ class SA(IntFlag):
     RESTART = 0x10000000
     NODEFER = 0x40000000
     RESETHAND = 0x80000000
+
+
+class SI(IntEnum):
+    """`si_code` values any signal may carry: who sent it (C: SI_USER...).
+    Values below 0 come from user space; rt_sigqueueinfo(2) takes only
+    those (others are refused with EPERM)."""
+
+    USER = 0
+    KERNEL = 0x80
+    QUEUE = -1
+    TIMER = -2
+    MESGQ = -3
+    ASYNCIO = -4
+    SIGIO = -5
+    TKILL = -6
+    DETHREAD = -7
+    ASYNCNL = -60
+
+
+class SS(IntFlag):
+    """sigaltstack(2) `ss_flags`.  AUTODISARM is from the kernel's
+    <linux/signal.h>; glibc does not define it."""
+
+    NONE = 0
+    ONSTACK = 1
+    DISABLE = 2
+    AUTODISARM = 1 << 31
+
+
+MINSIGSTKSZ = 2048
+"""The smallest alternate signal stack sigaltstack(2) accepts (ENOMEM
+below), the kernel's constant.  (glibc's MINSIGSTKSZ is sysconf(_SC_MINSIGSTKSZ)
+with _GNU_SOURCE: what this CPU's signal frame needs, which may be more.)"""
+
+SIGSTKSZ = 8192
+"""The kernel's suggested alternate signal stack size."""
 
 
 class HowSIG(IntEnum):
@@ -277,8 +328,162 @@ class Sigaction(Serializable, FixedSize):
 
 
 
+_SIGINFO_TAIL = 96
+
+
+class Siginfo(Struct):
+    """`siginfo_t` as a signal carries it: `signo`, `errno`, `code` (an
+    `SI` value, or a signal-specific one such as rsyscall.sys.wait.CLD for
+    SIGCHLD), the sender's `pid` and `uid`, `value` (the `union sigval`
+    of a queued signal, as the 64-bit `sival_ptr`: `sival_int` is its low
+    32 bits), and `rest`, the 96 bytes of the union after those (the
+    fields of other kinds of signal: a SIGCHLD's status is the low half of
+    `value`, see `status`).
+
+    Write one with code SI.QUEUE for rt_sigqueueinfo(2); read one that
+    sigtimedwait(2) filled."""
+
+    __slots__ = ("code", "errno", "pid", "rest", "signo", "uid", "value")
+    layout: ClassVar[Layout] = Layout(
+        "siginfo_t",
+        [
+            ("si_signo", "i"),
+            ("si_errno", "i"),
+            ("si_code", "i"),
+            ("_pad", "4x"),
+            ("si_pid", "i"),
+            ("si_uid", "I"),
+            ("si_value", "Q"),
+            ("_rest", f"{_SIGINFO_TAIL}s"),
+        ],
+    )
+
+    def __init__(
+        self,
+        signo: SIG | int,
+        code: SI | int = SI.QUEUE,
+        pid: int = 0,
+        uid: int = 0,
+        value: int = 0,
+        errno: int = 0,
+        rest: bytes = bytes(_SIGINFO_TAIL),
+    ) -> None:
+        self.signo = _as_number(signo)
+        self.code = _code(int_arg("code", code, (-(1 << 31), (1 << 31) - 1)))
+        self.pid = int_arg("pid", pid, (-(1 << 31), (1 << 31) - 1))
+        self.uid = int_arg("uid", uid, (0, (1 << 32) - 1))
+        self.value = int_arg("value", value, C_ULONG)
+        self.errno = int_arg("errno", errno, (-(1 << 31), (1 << 31) - 1))
+        if not isinstance(rest, bytes) or len(rest) > _SIGINFO_TAIL:
+            raise TypeError(f"rest must be bytes, at most {_SIGINFO_TAIL} of them")
+        self.rest = rest.ljust(_SIGINFO_TAIL, b"\0")
+
+    @property
+    def status(self) -> int:
+        """`si_status` of a SIGCHLD: the low, signed, 32 bits of `value`."""
+        low = self.value & 0xFFFFFFFF
+        return low - (1 << 32) if low >= 1 << 31 else low
+
+    def to_bytes(self) -> bytes:
+        return self.layout.struct.pack(
+            int_arg("signo", self.signo, (-(1 << 31), (1 << 31) - 1)),
+            int_arg("errno", self.errno, (-(1 << 31), (1 << 31) - 1)),
+            int_arg("code", self.code, (-(1 << 31), (1 << 31) - 1)),
+            int_arg("pid", self.pid, (-(1 << 31), (1 << 31) - 1)),
+            int_arg("uid", self.uid, (0, (1 << 32) - 1)),
+            int_arg("value", self.value, C_ULONG),
+            self.rest,
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        size = cls.layout.size
+        if len(data) < size:
+            raise ValueError(f"a siginfo_t is {size} bytes, got {len(data)}")
+        signo, errno, code, pid, uid, value, rest = cls.layout.struct.unpack(data[:size])
+        return cls(signo, code, pid, uid, value, errno, rest)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Siginfo):
+            return NotImplemented
+        return self.to_bytes() == other.to_bytes()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return (f"Siginfo(signo={self.signo!r}, code={self.code!r}, pid={self.pid}, "
+                f"uid={self.uid}, value={self.value:#x})")
+
+
+def _as_number(sig: object) -> SIG | int:
+    value = int_arg("signo", sig, (0, NSIG - 1))
+    try:
+        return SIG(value)
+    except ValueError:
+        return value
+
+
+def _code(code: int) -> SI | int:
+    try:
+        return SI(code)
+    except ValueError:
+        return code
+
+
+class Stack(Struct):
+    """`stack_t` for sigaltstack(2): the alternate signal stack's lowest
+    address `sp`, its `flags` (SS) and its `size`.
+
+    `sp` is a plain address (the kernel reports one back); `Stack.of`
+    makes one for the memory of a pointer."""
+
+    __slots__ = ("flags", "size", "sp")
+    layout: ClassVar[Layout] = Layout(
+        "stack_t", [("ss_sp", "Q"), ("ss_flags", "i"), ("_pad", "4x"), ("ss_size", "Q")]
+    )
+
+    def __init__(self, sp: int, flags: SS = SS.NONE, size: int = 0) -> None:
+        self.sp = int_arg("sp", sp, C_ULONG)
+        self.flags = SS(int_arg("flags", flags, (-(1 << 31), (1 << 32) - 1)) & 0xFFFFFFFF)
+        self.size = int_arg("size", size, C_ULONG)
+
+    @classmethod
+    def of(cls, memory: Pointer[Any], flags: SS = SS.NONE) -> Self:
+        """A Stack for the memory `memory` points to (not consumed: it must
+        stay allocated as long as the stack is installed)."""
+        if not isinstance(memory, Pointer):
+            raise TypeError(f"memory must be a Pointer, not {type(memory).__name__}")
+        return cls(memory.address, flags, memory.size())
+
+    def to_bytes(self) -> bytes:
+        flags = int(self.flags)
+        return self.layout.struct.pack(
+            self.sp, flags - (1 << 32) if flags >= 1 << 31 else flags, self.size)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        size = cls.layout.size
+        if len(data) < size:
+            raise ValueError(f"a stack_t is {size} bytes, got {len(data)}")
+        sp, flags, length = cls.layout.struct.unpack(data[:size])
+        return cls(sp, SS(flags & 0xFFFFFFFF), length)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Stack):
+            return NotImplemented
+        return (self.sp, self.flags, self.size) == (other.sp, other.flags, other.size)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"Stack(sp={self.sp:#x}, flags={self.flags!r}, size={self.size})"
+
+
 _SYS_rt_sigprocmask = int(SYS.rt_sigprocmask)
 _SYS_rt_sigaction = int(SYS.rt_sigaction)
+_SYS_rt_sigpending = int(SYS.rt_sigpending)
+_SYS_rt_sigsuspend = int(SYS.rt_sigsuspend)
+_SYS_rt_sigtimedwait = int(SYS.rt_sigtimedwait)
 
 
 class SignalTask(BaseTask):
@@ -412,6 +617,124 @@ class SignalTask(BaseTask):
         )
 
 
+    async def sigpending(self, set: Pointer[Sigset]) -> ReadablePointer[Sigset]:
+        """sigpending(2), as the raw rt_sigpending: fill `set` (consumed)
+        with the signals pending for the calling thread or its process
+        (blocked ones that have arrived)."""
+        check_points_to(set, Sigset)
+        alloc = take(set, self, _SIGSET_SIZE)
+        try:
+            await self.sysif.syscall(_SYS_rt_sigpending, alloc.address, _SIGSET_SIZE)
+        except BaseException:
+            restore(set, alloc)
+            raise
+        return set._readable(alloc, self)
+
+    async def sigsuspend(self, mask: ReadablePointer[Sigset]) -> None:
+        """sigsuspend(2), as the raw rt_sigsuspend: replace the calling
+        thread's signal mask with `mask` and wait until a signal handler
+        has run (then the old mask is back).  The syscall always fails with
+        EINTR, which is its success here: this returns.  A signal whose
+        action ends the process ends it (the call never returns), and an
+        ignored one does not wake it."""
+        check_points_to(mask, Sigset)
+        address = borrow(mask, self, _SIGSET_SIZE).address
+        try:
+            await self.sysif.syscall(_SYS_rt_sigsuspend, address, _SIGSET_SIZE)
+        except InterruptedError:
+            return
+
+    @overload
+    async def sigtimedwait(
+        self, set: ReadablePointer[Sigset], info: None = None,
+        timeout: ReadablePointer[Timespec] | None = None,
+    ) -> SIG | int: ...
+    @overload
+    async def sigtimedwait(
+        self, set: ReadablePointer[Sigset], info: Pointer[Siginfo],
+        timeout: ReadablePointer[Timespec] | None = None,
+    ) -> tuple[SIG | int, ReadablePointer[Siginfo]]: ...
+    async def sigtimedwait(
+        self,
+        set: ReadablePointer[Sigset],
+        info: Pointer[Siginfo] | None = None,
+        timeout: ReadablePointer[Timespec] | None = None,
+    ) -> SIG | int | tuple[SIG | int, ReadablePointer[Siginfo]]:
+        """sigtimedwait(2), as the raw rt_sigtimedwait: take one pending
+        signal of `set` (which should be blocked, or it may be delivered
+        instead), waiting for one for at most `timeout` (None: without a
+        limit; a zero Timespec: only look).  Returns its number, and with
+        `info` (consumed) the pointer to its `Siginfo`.
+
+        With nothing pending by the timeout it raises BlockingIOError
+        (EAGAIN); a handler running meanwhile gives InterruptedError."""
+        check_points_to(set, Sigset)
+        set_address = borrow(set, self, _SIGSET_SIZE).address
+        timeout_address = 0
+        if timeout is not None:
+            check_points_to(timeout, Timespec)
+            timeout_address = borrow(timeout, self, Timespec.sizeof()).address
+        if info is None:
+            number = await self.sysif.syscall(
+                _SYS_rt_sigtimedwait, set_address, 0, timeout_address, _SIGSET_SIZE)
+            return _as_number(number)
+        check_points_to(info, Siginfo)
+        alloc = take(info, self, Siginfo.sizeof())
+        try:
+            number = await self.sysif.syscall(
+                _SYS_rt_sigtimedwait, set_address, alloc.address, timeout_address, _SIGSET_SIZE)
+        except BaseException:
+            restore(info, alloc)
+            raise
+        return _as_number(number), info._readable(alloc, self)
+
+    async def rt_tgsigqueueinfo(
+        self, tgid: PidT, tid: PidT, sig: SIG | int, info: ReadablePointer[Siginfo]
+    ) -> None:
+        """rt_tgsigqueueinfo(2): queue `sig` with the data of `info` (its
+        code must be negative, such as SI.QUEUE: EPERM otherwise, unless
+        sending to oneself) to thread `tid` of thread group `tgid`."""
+        check_points_to(info, Siginfo)
+        address = borrow(info, self, Siginfo.sizeof()).address
+        await self.sysif.syscall(SYS.rt_tgsigqueueinfo, tgid, tid, _signum(sig), address)
+
+    @overload
+    async def sigaltstack(
+        self, ss: ReadablePointer[Stack] | None, old_ss: None = None
+    ) -> None: ...
+    @overload
+    async def sigaltstack(
+        self, ss: ReadablePointer[Stack] | None, old_ss: Pointer[Stack]
+    ) -> ReadablePointer[Stack]: ...
+    async def sigaltstack(
+        self, ss: ReadablePointer[Stack] | None, old_ss: Pointer[Stack] | None = None
+    ) -> ReadablePointer[Stack] | None:
+        """sigaltstack(2): set the calling thread's alternate signal stack
+        to `ss` (None: leave it; flags SS.DISABLE: none), where handlers
+        installed with SA.ONSTACK run, and fill `old_ss` (consumed) with
+        the one from before (flags SS.DISABLE if there was none,
+        SS.ONSTACK if the thread is running on it).
+
+        The memory `ss` names must stay allocated while it is installed
+        and a handler may run on it; a stack smaller than MINSIGSTKSZ is
+        refused with ENOMEM."""
+        new_address = 0
+        if ss is not None:
+            check_points_to(ss, Stack)
+            new_address = borrow(ss, self, Stack.sizeof()).address
+        if old_ss is None:
+            await self.sysif.syscall(SYS.sigaltstack, new_address, 0)
+            return None
+        check_points_to(old_ss, Stack)
+        alloc = take(old_ss, self, Stack.sizeof())
+        try:
+            await self.sysif.syscall(SYS.sigaltstack, new_address, alloc.address)
+        except BaseException:
+            restore(old_ss, alloc)
+            raise
+        return old_ss._readable(alloc, self)
+
+
 async def _handler_of(task: BaseTask, act: ReadablePointer[Sigaction]) -> int:
     """The handler `act` holds: its `.value`'s for a WrittenPointer, read
     from memory for another readable pointer (without consuming a
@@ -429,3 +752,12 @@ class SignalProcess(BaseProcess):
     async def kill(self, sig: SIG | int) -> None:
         """kill(2): send `sig` to this process (0 only checks that it exists)."""
         await self.task.sysif.syscall(SYS.kill, self.pid, _signum(sig))
+
+    async def rt_sigqueueinfo(self, sig: SIG | int, info: ReadablePointer[Siginfo]) -> None:
+        """rt_sigqueueinfo(2): queue `sig` to this process with the data of
+        `info` (`value` arrives with it; its code must be negative, such as
+        SI.QUEUE, or the kernel refuses with EPERM, unless the process is
+        the caller)."""
+        check_points_to(info, Siginfo)
+        address = borrow(info, self.task, Siginfo.sizeof()).address
+        await self.task.sysif.syscall(SYS.rt_sigqueueinfo, self.pid, _signum(sig), address)

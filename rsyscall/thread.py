@@ -35,7 +35,7 @@ from rsyscall.monitor import AsyncChildProcess
 from rsyscall.near.interface import SyscallHangup, SyscallInterface, syscall_error
 from rsyscall.near.sysnum import SYS
 from rsyscall.sched import CLONE
-from rsyscall.signal import SIG
+from rsyscall.signal import NSIG, SIG, Sigaction, Sighandler
 from rsyscall.struct import (
     BytesSerializer,
     CInt,
@@ -64,6 +64,7 @@ from rsyscall.sys.wait import CalledProcessError, ChildState, P, W
 from rsyscall.tasks.clone import (
     CHILD_STACK_SIZE,
     EXEC_WORD_OFFSET,
+    INTERRUPT_SIGNAL,
     SIGINFO_SIZE,
     USER_FLAGS,
     HelperInterrupter,
@@ -359,7 +360,8 @@ class Thread:
     # ---- child processes ----
 
     async def clone(
-        self, flags: CLONE = CLONE.NONE, *, automatically_write_user_mappings: bool = True
+        self, flags: CLONE = CLONE.NONE, *, automatically_write_user_mappings: bool = True,
+        legacy_clone: bool = False,
     ) -> ChildThread:
         """clone3(2): a new child process, inert until we make syscalls in it.
 
@@ -382,7 +384,16 @@ class Thread:
 
         Sharing memory means sharing what belongs to the address space:
         prctl options such as PR_SET_DUMPABLE or PR_SET_MM, and mmap and
-        munmap, act on ours too.  Exec gives the child memory of its own."""
+        munmap, act on ours too.  Exec gives the child memory of its own.
+
+        With `legacy_clone` the child is made by the old clone(2) rather
+        than clone3(2); that also happens by itself where clone3 fails with
+        ENOSYS (seccomp profiles that predate it).  clone(2) cannot clear
+        the child's signal handlers as clone3 does, so the child resets
+        each handler it inherited to SIG_DFL (keeping ignored signals
+        ignored) before it is returned; until then a signal sent to it
+        would run its parent's handler there.  clone(2) cannot take
+        CLONE.NEWTIME (ValueError with `legacy_clone`)."""
         if not isinstance(flags, int) or isinstance(flags, bool):
             raise TypeError(f"flags must be CLONE flags, not {type(flags).__name__}")
         flags = CLONE(flags)
@@ -390,6 +401,11 @@ class Thread:
             raise ValueError(
                 f"{CLONE(flags & ~USER_FLAGS)!r} are managed by the library, not passed to clone"
             )
+        if not isinstance(legacy_clone, bool):
+            raise TypeError(f"legacy_clone must be a bool, not {type(legacy_clone).__name__}")
+        if legacy_clone and flags & CLONE.NEWTIME:
+            raise ValueError("CLONE.NEWTIME needs clone3: in clone(2)'s flags its bit is the "
+                             "exit signal's (unshare it in the child instead)")
         local = self.local
         # Memory of children that have exited since the last clone goes now.
         sweep()
@@ -409,7 +425,8 @@ class Thread:
             space, CHILD_STACK_SIZE, space.functions.child_main,
             lambda base: [request_number, base, parent_pid],
         )
-        pid, pidfd_number = await clone_process(self, flags, stack, sp)
+        pid, pidfd_number, legacy = await clone_process(self, flags, stack, sp,
+                                                        legacy=legacy_clone)
         pidfd = self.task.make_fd(pidfd_number)
         table.mark_private(pidfd_number)
         local_pidfd: FileDescriptor | None = pidfd
@@ -456,6 +473,8 @@ class Thread:
         # has not said so already) and its memory is released.
         await child.process.watch()
         child.process.on_exit(_hangup_later(sysif, "the process exited"))
+        if legacy:
+            await _reset_signal_handlers(child)
         _clone_log.debug("%r cloned pid %d (flags %r)", self, pid, flags)
         if flags & CLONE.NEWUSER and automatically_write_user_mappings:
             await self._write_id_maps(f"/proc/{pid}", await self.task.geteuid(),
@@ -1305,3 +1324,17 @@ def make_local_thread() -> Thread:
     and fd table.  `rsyscall.local_thread` is made by this at import."""
     task = Task(LocalSyscall(), local_address_space(), local_fd_table(), os.getpid())
     return Thread(task, os.environ, task.make_fd(0), task.make_fd(1), task.make_fd(2))
+
+
+async def _reset_signal_handlers(child: Thread) -> None:
+    """What CLONE_CLEAR_SIGHAND does, for a child made by clone(2): every
+    handler it inherited (a function address) back to SIG_DFL; ignored
+    signals stay ignored, and the interrupt handler its main installed
+    stays."""
+    task = child.task
+    for signum in range(1, NSIG):
+        if signum in (SIG.KILL, SIG.STOP, INTERRUPT_SIGNAL):
+            continue
+        old = await (await task.sigaction(signum, None, await child.malloc(Sigaction))).read()
+        if old.handler not in (Sighandler.DFL, Sighandler.IGN):
+            await task.sigaction(signum, await child.ptr(Sigaction(Sighandler.DFL)))

@@ -69,6 +69,9 @@ HEADERS = [
     "linux/falloc.h",
     "sys/xattr.h",
     "linux/limits.h",
+    "sys/ptrace.h",
+    "sys/user.h",
+    "elf.h",
 ]
 
 # Enum class (module.qualname) -> how a member's C name is spelled.
@@ -116,6 +119,8 @@ ENUMS: dict[str, str] = {
     "rsyscall.signal.SA": "SA_{}",
     "rsyscall.signal.HowSIG": "SIG_{}",
     "rsyscall.signal.Sighandler": "SIG_{}",
+    "rsyscall.signal.SI": "SI_{}",
+    "rsyscall.signal.SS": "SS_{}",
     "rsyscall.sys.eventfd.EFD": "EFD_{}",
     "rsyscall.sys.timerfd.TFD": "TFD_{}",
     "rsyscall.sys.timerfd.TFD_TIMER": "TFD_TIMER_{}",
@@ -126,6 +131,8 @@ ENUMS: dict[str, str] = {
     "rsyscall.linux.futex.FUTEX_OP": "FUTEX_OP_{}",
     "rsyscall.linux.futex.FUTEX_OP_CMP": "FUTEX_OP_CMP_{}",
     "rsyscall.sched.CLONE": "CLONE_{}",
+    "rsyscall.sched.SCHED": "SCHED_{}",
+    "rsyscall.sched.SCHED_FLAG": "SCHED_FLAG_{}",
     "rsyscall.sys.wait.P": "P_{}",
     "rsyscall.sys.wait.W": "W{}",
     "rsyscall.sys.wait.CLD": "CLD_{}",
@@ -190,6 +197,12 @@ ENUMS: dict[str, str] = {
     "rsyscall.fcntl.SPLICE_F": "SPLICE_F_{}",
     "rsyscall.fcntl.SYNC_FILE_RANGE": "SYNC_FILE_RANGE_{}",
     "rsyscall.sys.xattr.XATTR": "XATTR_{}",
+    "rsyscall.sys.ptrace.PTRACE": "PTRACE_{}",
+    "rsyscall.sys.ptrace.PTRACE_O": "PTRACE_O_{}",
+    "rsyscall.sys.ptrace.PTRACE_EVENT": "PTRACE_EVENT_{}",
+    "rsyscall.sys.ptrace.PTRACE_SYSCALL_INFO": "PTRACE_SYSCALL_INFO_{}",
+    "rsyscall.sys.ptrace.PTRACE_PEEKSIGINFO": "PTRACE_PEEKSIGINFO_{}",
+    "rsyscall.sys.ptrace.NT": "NT_{}",
 }
 
 # Members whose C names do not follow their class's pattern.
@@ -207,7 +220,7 @@ MEMBER_SPELLINGS = {
 # Kernel definitions that <asm/signal.h> has and <signal.h> (glibc) lacks or
 # defines differently; they are checked by a second program that includes
 # only the kernel header.
-KERNEL_SIGNAL_ENUM_MEMBERS = {"rsyscall.signal.SA.RESTORER"}
+KERNEL_SIGNAL_ENUM_MEMBERS = {"rsyscall.signal.SA.RESTORER", "rsyscall.signal.SS.AUTODISARM"}
 
 # Module-level integer constants: (module, attribute) -> C expression.
 CONSTANTS: dict[tuple[str, str], str] = {
@@ -399,11 +412,11 @@ def test_struct_layouts_match_headers(tmp_path: Path) -> None:
     assert len(classes) > 10
     for cls in classes:
         layout: Layout = cls.layout  # type: ignore[attr-defined]
-        key = f"{cls.__qualname__}.sizeof"
+        key = f"{cls.__module__}.{cls.__qualname__}.sizeof"
         expressions.append((key, f"sizeof({layout.c_type})"))
         expected[key] = layout.size
         for field, offset in layout.offsets.items():
-            key = f"{cls.__qualname__}.{field}"
+            key = f"{cls.__module__}.{cls.__qualname__}.{field}"
             expressions.append((key, f"offsetof({layout.c_type}, {field})"))
             expected[key] = offset
     actual = run_c(expressions, tmp_path)
@@ -420,11 +433,14 @@ def test_struct_size_is_layout_size(cls: type[Struct]) -> None:
 def test_kernel_signal_abi(tmp_path: Path) -> None:
     """Sigset and Sigaction are the kernel's (rt_sigaction takes those), not
     glibc's 128-byte sigset_t: check them against <asm/signal.h> alone."""
-    from rsyscall.signal import SA, Sigaction, Sigset
+    from rsyscall.signal import MINSIGSTKSZ, SA, SIGSTKSZ, SS, Sigaction, Sigset
 
     actual = run_c(
         [
             ("SA_RESTORER", "SA_RESTORER"),
+            ("SS_AUTODISARM", "SS_AUTODISARM"),
+            ("MINSIGSTKSZ", "MINSIGSTKSZ"),
+            ("SIGSTKSZ", "SIGSTKSZ"),
             ("sigset", "sizeof(sigset_t)"),
             ("sigaction", "sizeof(struct sigaction)"),
             ("sa_handler", "offsetof(struct sigaction, sa_handler)"),
@@ -433,13 +449,33 @@ def test_kernel_signal_abi(tmp_path: Path) -> None:
             ("sa_mask", "offsetof(struct sigaction, sa_mask)"),
         ],
         tmp_path,
-        ["stddef.h", "stdio.h", "asm/signal.h"],
+        ["stddef.h", "stdio.h", "linux/signal.h"],
     )
     assert actual["SA_RESTORER"] == SA.RESTORER
+    assert actual["SS_AUTODISARM"] == SS.AUTODISARM
+    assert (actual["MINSIGSTKSZ"], actual["SIGSTKSZ"]) == (MINSIGSTKSZ, SIGSTKSZ)
     assert actual["sigset"] == Sigset.sizeof()
     assert actual["sigaction"] == Sigaction.sizeof()
     assert (actual["sa_handler"], actual["sa_flags"], actual["sa_restorer"], actual["sa_mask"]) == (
         0, 8, 16, 24)
+
+
+def test_sched_attr_abi(tmp_path: Path) -> None:
+    """SchedAttr is the kernel's struct sched_attr, whose header
+    <linux/sched/types.h> cannot be included with glibc's <sched.h>."""
+    from rsyscall.sched import SchedAttr
+
+    fields = ["size", "sched_policy", "sched_flags", "sched_nice", "sched_priority",
+              "sched_runtime", "sched_deadline", "sched_period", "sched_util_min",
+              "sched_util_max"]
+    actual = run_c(
+        [("sizeof", "sizeof(struct sched_attr)"), ("VER1", "SCHED_ATTR_SIZE_VER1")]
+        + [(field, f"offsetof(struct sched_attr, {field})") for field in fields],
+        tmp_path,
+        ["stddef.h", "stdio.h", "linux/sched/types.h"],
+    )
+    assert actual["sizeof"] == actual["VER1"] == SchedAttr.sizeof() == 56
+    assert [actual[field] for field in fields] == [0, 4, 8, 16, 20, 24, 32, 40, 48, 52]
 
 
 def test_ioc_encoding_matches_headers(tmp_path: Path) -> None:

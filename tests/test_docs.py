@@ -27,6 +27,7 @@ HEADER_MODULES = [
     "netinet/tcp",
     "linux/netlink", "linux/rtnetlink", "linux/if_tun",
     "sys/xattr",
+    "sys/ptrace",
 ]
 _MAN_LINK = re.compile(
     r'<a href="https://man7\.org/linux/man-pages/man(\d)/([a-z0-9_]+)\.(\d)\.html">'

@@ -73,6 +73,9 @@ EXCLUDED = {
     "Process.kill": "may send a fatal signal to the child itself",
     "ChildProcess.kill": "may send a fatal signal",
     "Task.tgkill": "may send a fatal signal to the child itself",
+    "Process.rt_sigqueueinfo": "may send a fatal signal to the child itself",
+    "ChildProcess.rt_sigqueueinfo": "may send a fatal signal",
+    "Task.rt_tgsigqueueinfo": "may send a fatal signal to the child itself",
     # The child shares our memory: these could write anywhere in it.
     "Task.mmap": "MAP_FIXED at a random address would unmap our memory",
     "Task.prctl": "raw options (PR_SET_MM, PR_SET_SECCOMP) act on the shared memory",
@@ -90,6 +93,15 @@ EXCLUDED = {
     "Task.seccomp_set_mode_filter": "a filter cannot be removed",
     "Task.seccomp_set_mode_filter_listener": "a filter cannot be removed",
     "FileDescriptor.landlock_restrict_self": "a Landlock domain cannot be left",
+    "Task.sigsuspend": "waits for a signal handler to run",
+    # ptrace: attaching changes who may wait for and signal the process,
+    # and a stopped tracee answers nothing (tested in test_ptrace).
+    "Task.ptrace_traceme": "makes the child's parent its tracer, irreversibly",
+    "Process.ptrace_seize": "attaches to the process (tested in test_ptrace)",
+    "ChildProcess.ptrace_seize": "attaches to the process (tested in test_ptrace)",
+    "Process.ptrace_attach": "attaches to and stops the process (tested in test_ptrace)",
+    "ChildProcess.ptrace_attach": "attaches to and stops the process (tested in test_ptrace)",
+    "Task.sigtimedwait": "without a timeout, waits for a signal that never comes",
 }
 
 

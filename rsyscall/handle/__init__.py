@@ -42,6 +42,7 @@ from rsyscall.sys.mman import MemoryMapping, MmanFileDescriptor, MmanTask
 from rsyscall.sys.mount import MountFileDescriptor, MountTask
 from rsyscall.sys.pidfd import PidfdFileDescriptor, PidfdTask
 from rsyscall.sys.prctl import PrctlTask
+from rsyscall.sys.ptrace import PtraceProcess, PtraceTask
 from rsyscall.sys.resource import ResourceProcess, ResourceTask
 from rsyscall.sys.signalfd import SignalfdFileDescriptor, SignalfdTask
 from rsyscall.sys.socket import SocketFileDescriptor, SocketTask
@@ -109,6 +110,7 @@ class Process(
     FutexProcess,
     CapabilityProcess,
     UioProcess,
+    PtraceProcess,
     BaseProcess,
 ):
     """A process named by pid, for syscalls that act on a process."""
@@ -128,7 +130,7 @@ class ChildProcess(Process):
     the record of the memory the child runs on (rsyscall.tasks.clone), is
     released once the child is known to be gone, never before."""
 
-    __slots__ = ("local_pidfd", "memory", "pidfd", "reaped")
+    __slots__ = ("local_pidfd", "memory", "pidfd", "reaped", "traced")
 
     def __init__(
         self,
@@ -143,6 +145,9 @@ class ChildProcess(Process):
         self.local_pidfd = local_pidfd
         self.memory = memory
         self.reaped = False
+        # Attached to by its parent through ptrace_seize/ptrace_attach, until
+        # ptrace_detach: the library's own waits leave its stops alone.
+        self.traced = False
 
     def __del__(self) -> None:
         if getattr(self, "reaped", True):
@@ -207,6 +212,7 @@ class Task(
     SeccompTask,
     LandlockTask,
     XattrTask,
+    PtraceTask,
     BaseTask,
 ):
     """One process, as the target of syscalls that act on the calling process."""

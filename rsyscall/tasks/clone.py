@@ -27,6 +27,7 @@ the records whose process is not known dead yet.
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import struct
@@ -80,6 +81,7 @@ INTERRUPT_SIGNAL = _raw.INTERRUPT_SIGNAL
 
 _WORDS = struct.Struct("<7Q")
 _SYS_clone3 = int(SYS.clone3)
+_SYS_clone = int(SYS.clone)
 _SYS_pidfd_send_signal = int(SYS.pidfd_send_signal)
 
 
@@ -104,24 +106,43 @@ async def allocate_stack(
 
 
 async def clone_process(
-    thread: Thread, flags: CLONE, stack: Allocation, sp: int
-) -> tuple[int, int]:
+    thread: Thread, flags: CLONE, stack: Allocation, sp: int, *, legacy: bool = False
+) -> tuple[int, int, bool]:
     """clone3 in `thread`'s process: a child starting on `stack` at `sp`
-    (see allocate_stack).  Returns the pid (in `thread`'s pid namespace)
-    and the pidfd number (in `thread`'s fd table)."""
+    (see allocate_stack).  Returns the pid (in `thread`'s pid namespace),
+    the pidfd number (in `thread`'s fd table), and whether the old clone(2)
+    made it: with `legacy`, or where clone3 fails with ENOSYS (a seccomp
+    profile that predates it).  clone(2) has no CLONE_CLEAR_SIGHAND, so
+    such a child starts with its parent's signal handlers, which the
+    caller must reset (Thread.clone does)."""
     space = thread.task.space
+    if legacy and flags & CLONE.NEWTIME:
+        raise ValueError("CLONE.NEWTIME needs clone3: in clone(2)'s flags its bit is the "
+                         "exit signal's (unshare it in the child instead)")
     pidfd_out = await space.stage(bytes(4))
-    clone_args = CloneArgs(
-        ALWAYS | flags,
-        pidfd=pidfd_out.address,
-        exit_signal=SIG.CHLD,
-        stack=stack.address,
-        stack_size=sp - stack.address,
-    )
-    args = await space.stage(clone_args.to_bytes())
-    pid = await thread.task.sysif.syscall(_SYS_clone3, args.address, CloneArgs.sizeof())
+    if not legacy:
+        clone_args = CloneArgs(
+            ALWAYS | flags,
+            pidfd=pidfd_out.address,
+            exit_signal=SIG.CHLD,
+            stack=stack.address,
+            stack_size=sp - stack.address,
+        )
+        args = await space.stage(clone_args.to_bytes())
+        try:
+            pid = await thread.task.sysif.syscall(_SYS_clone3, args.address, CloneArgs.sizeof())
+        except OSError as error:
+            if error.errno != errno.ENOSYS or flags & CLONE.NEWTIME:
+                raise
+            legacy = True
+    if legacy:
+        # clone(flags | exit signal, stack top, parent_tid (the pidfd with
+        # CLONE_PIDFD), child_tid, tls).
+        legacy_flags = int((ALWAYS | flags) & ~CLONE.CLEAR_SIGHAND) | SIG.CHLD
+        pid = await thread.task.sysif.syscall(_SYS_clone, legacy_flags, sp, pidfd_out.address,
+                                              0, 0)
     (pidfd,) = struct.unpack("<i", await space.transport.read(pidfd_out.address, 4))
-    return pid, pidfd
+    return pid, pidfd, legacy
 
 
 EXEC_WORD_OFFSET = SERVER_STATE_SIZE
@@ -139,7 +160,7 @@ async def spawn_futex_waiter(local: Thread, word: int) -> tuple[int, FileDescrip
         local.task.space, _HELPER_STACK_SIZE, local.task.space.functions.futex_waiter,
         lambda _: [word],
     )
-    pid, pidfd = await clone_process(local, CLONE.FILES, stack, sp)
+    pid, pidfd, _ = await clone_process(local, CLONE.FILES, stack, sp)
     return pid, local.task.make_fd(pidfd), stack
 
 
