@@ -18,7 +18,7 @@ import anyio
 
 from rsyscall.fcntl import AT, O
 from rsyscall.handle import FileDescriptor
-from rsyscall.linux.dirent import DT, DirentList
+from rsyscall.dirent import DT, DirentList
 from rsyscall.sys.stat import S
 from rsyscall.thread import Thread
 from rsyscall.unistd import SEEK

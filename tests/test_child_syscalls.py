@@ -15,7 +15,7 @@ import pytest
 
 from rsyscall import ChildThread, local_thread
 from rsyscall.fcntl import SEAL, F, O
-from rsyscall.linux.memfd import MFD
+from rsyscall.sys.mman import MFD
 from rsyscall.signal import SIG, Sigset
 from rsyscall.sys.mman import MAP, PROT
 from rsyscall.sys.signalfd import AsyncSignalQueue

@@ -12,12 +12,11 @@ from typing import Protocol
 
 from rsyscall.argcheck import check_arguments
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
+from rsyscall.dirent import DirentFileDescriptor
 from rsyscall.fcntl import FcntlFileDescriptor, FcntlTask
 from rsyscall.grp import GrpTask
 from rsyscall.linux.capability import CapabilityProcess, CapabilityTask
-from rsyscall.linux.dirent import DirentFileDescriptor
 from rsyscall.linux.futex import FutexProcess, FutexTask
-from rsyscall.linux.memfd import MemfdTask
 from rsyscall.linux.openat2 import Openat2Task
 from rsyscall.memory.pointer import (
     LinearPointer,
@@ -35,7 +34,7 @@ from rsyscall.sys.epoll import EpollFileDescriptor, EpollTask
 from rsyscall.sys.eventfd import EventfdTask
 from rsyscall.sys.inotify import InotifyFileDescriptor, InotifyTask
 from rsyscall.sys.ioctl import IoctlFileDescriptor
-from rsyscall.sys.mman import MemoryMapping, MmanTask
+from rsyscall.sys.mman import MemfdTask, MemoryMapping, MmanTask
 from rsyscall.sys.mount import MountTask
 from rsyscall.sys.pidfd import PidfdFileDescriptor, PidfdTask
 from rsyscall.sys.prctl import PrctlTask

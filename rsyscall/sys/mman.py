@@ -24,8 +24,9 @@ fine: it fails rather than replace anything).  The unchecked forms are
 `unsafe_pointer`, `unsafe_madvise` and `Task.unsafe_mmap`, whose callers
 vouch for the memory they affect.
 
-memfd_create(2) is documented with this header; its flags are `MFD`, from
-`rsyscall.linux.memfd`, re-exported here.
+memfd_create(2) is declared by this header (its SYNOPSIS names
+<sys/mman.h>): `Task.memfd_create` and its flags `MFD` are defined here;
+`rsyscall.linux.memfd`, their old home, re-exports them.
 """
 
 from __future__ import annotations
@@ -37,9 +38,13 @@ from typing import TYPE_CHECKING
 from rsyscall._enum import IntEnum, IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.fcntl import SEAL, F
-from rsyscall.linux.memfd import MFD
 from rsyscall.memory.allocator import Allocation, Arena
-from rsyscall.memory.pointer import ReadablePointer, UseAfterConsumeError
+from rsyscall.memory.pointer import (
+    ReadablePointer,
+    UseAfterConsumeError,
+    WrittenPointer,
+    path_address,
+)
 from rsyscall.near.sysnum import SYS
 from rsyscall.struct import BytesSerializer, int_arg
 from rsyscall.sys.stat import Stat
@@ -47,7 +52,7 @@ from rsyscall.sys.stat import Stat
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor, Task
 
-__all__ = ["MADV", "MAP", "MFD", "PROT", "MemoryMapping", "MmanTask"]
+__all__ = ["MADV", "MAP", "MFD", "PROT", "MemfdTask", "MemoryMapping", "MmanTask"]
 
 
 class PROT(IntFlag):
@@ -466,3 +471,45 @@ class MmanTask(BaseTask):
         await self.sysif.syscall(_SYS_fstat, fd, stat.address)
         data = await self.space.transport.read(stat.address + _ST_SIZE_OFFSET, 8)
         return int.from_bytes(data, "little", signed=True) >= size
+
+
+# ---- memfd_create(2) (moved here from rsyscall.linux.memfd) ----
+#
+# The file is sized with `fd.ftruncate(n)`, mapped with `task.mmap(...,
+# fd=fd)`, and sealed with `fd.fcntl(F.ADD_SEALS, SEAL...)` if it was made
+# with `MFD.ALLOW_SEALING`.  Seal it with SEAL.SHRINK before mapping it to
+# get a `mapping.pointer()`: only then can no page of the mapping fault.
+
+
+class MFD(IntFlag):
+    """memfd_create(2) flags (C's MFD_*, defined by <linux/memfd.h>).  (The
+    MFD_HUGE_* page sizes are encoded in the high bits with MFD_HUGETLB;
+    they are not named here.)"""
+
+    NONE = 0
+    CLOEXEC = 0x0001
+    ALLOW_SEALING = 0x0002
+    HUGETLB = 0x0004
+
+
+_SYS_memfd_create = int(SYS.memfd_create)
+_MFD_CLOEXEC = int(MFD.CLOEXEC)
+
+
+class MemfdTask(BaseTask):
+    __slots__ = ()
+
+    async def memfd_create(
+        self, name: WrittenPointer[str], flags: MFD = MFD.NONE
+    ) -> FileDescriptor:
+        """memfd_create(2): a new anonymous file, shown as "memfd:`name`" in
+        /proc/self/fd.  `MFD.CLOEXEC` is always added, as for every fd the
+        library makes (see rsyscall.fcntl)."""
+        if not isinstance(flags, int) or isinstance(flags, bool):
+            raise TypeError(f"flags must be MFD, not {type(flags).__name__}")
+        address = path_address(self, name)
+        number = await self.sysif.syscall(_SYS_memfd_create, address, int(flags) | _MFD_CLOEXEC)
+        return self.make_fd(number)
+
+
+# ---- end of memfd_create ----
