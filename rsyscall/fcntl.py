@@ -302,6 +302,21 @@ _SYS_fcntl = int(SYS.fcntl)
 _O_CLOEXEC = int(O.CLOEXEC)
 
 
+_PERMISSION_BITS = 0o7777
+
+
+def permission_bits(mode: int, limit: int = _PERMISSION_BITS) -> int:
+    """The permission bits `mode` (an `S` or a plain int) names, checked:
+    ValueError if it has bits above `limit` (by default 0o7777, the
+    permission, set-id and sticky bits; a file type such as S.IFREG is
+    none of them).  The kernel would drop such bits silently."""
+    if int(mode) & ~limit:
+        raise ValueError(
+            f"mode {int(mode):#o} has bits outside the permission bits {limit:#o}"
+        )
+    return int(mode)
+
+
 def dirfd_number(task: BaseTask, dirfd: BaseFileDescriptor | None) -> int:
     """The number to pass for a dirfd argument: AT_FDCWD for None."""
     if dirfd is None:
@@ -326,6 +341,7 @@ class FcntlTask(BaseTask):
         """openat(2): open `path` relative to `dirfd` (None: the working
         directory).  `O.CLOEXEC` is always added.  `mode` (`S` bits, less
         the umask) is the permissions of a file it creates."""
+        mode = permission_bits(mode)  # type: ignore[assignment]
         dirnum = dirfd_number(self, dirfd)
         address = path_address(self, path)
         number = await self.sysif.syscall(

@@ -95,6 +95,7 @@ ENUMS: dict[str, str] = {
     "rsyscall.dirent.DT": "DT_{}",
     "rsyscall.sys.epoll.EPOLL": "EPOLL{}",
     "rsyscall.sys.epoll.EPOLL_CTL": "EPOLL_CTL_{}",
+    "rsyscall.sys.epoll.EPOLL_CREATE": "EPOLL_{}",
     "rsyscall.sys.mman.PROT": "PROT_{}",
     "rsyscall.sys.mman.MAP": "MAP_{}",
     "rsyscall.sys.mman.MADV": "MADV_{}",
