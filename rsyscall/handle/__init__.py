@@ -28,7 +28,7 @@ from rsyscall.memory.pointer import (
 from rsyscall.near.sysnum import SYS
 from rsyscall.net.if_ import IfFileDescriptor
 from rsyscall.sched import SchedFileDescriptor, SchedProcess, SchedTask
-from rsyscall.signal import SIG, SignalProcess, SignalTask
+from rsyscall.signal import SIG, KillTask, ProcessGroup, SignalProcess, SignalTask
 from rsyscall.stdio import StdioTask
 from rsyscall.sys.epoll import EpollFileDescriptor, EpollTask
 from rsyscall.sys.eventfd import EventfdTask
@@ -36,7 +36,7 @@ from rsyscall.sys.inotify import InotifyFileDescriptor, InotifyTask
 from rsyscall.sys.ioctl import IoctlFileDescriptor
 from rsyscall.sys.mman import MemfdTask, MemoryMapping, MmanTask
 from rsyscall.sys.mount import MountTask
-from rsyscall.sys.pidfd import PidfdFileDescriptor, PidfdTask
+from rsyscall.sys.pidfd import PidfdFileDescriptor, PidfdProcess, PidfdTask
 from rsyscall.sys.prctl import PrctlTask
 from rsyscall.sys.resource import ResourceProcess, ResourceTask
 from rsyscall.sys.signalfd import SignalfdFileDescriptor, SignalfdTask
@@ -95,6 +95,7 @@ class Process(
     ResourceProcess,
     SignalProcess,
     SchedProcess,
+    PidfdProcess,
     FutexProcess,
     CapabilityProcess,
     BaseProcess,
@@ -176,6 +177,7 @@ class Task(
     MemfdTask,
     ResourceTask,
     SignalTask,
+    KillTask,
     TimeTask,
     TimerfdTask,
     EventfdTask,
@@ -203,4 +205,4 @@ class Task(
 
 # Each syscall method checks its enum and narrow int arguments, and adds
 # its paths to the OSError it raises (rsyscall.argcheck).
-check_arguments(Task, FileDescriptor, Process, ChildProcess)
+check_arguments(Task, FileDescriptor, Process, ChildProcess, ProcessGroup)

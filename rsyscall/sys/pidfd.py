@@ -1,6 +1,9 @@
 """<sys/pidfd.h>: process file descriptors, pidfd_open(2),
 pidfd_send_signal(2), pidfd_getfd(2).
 
+pidfd_open is a method of the `Process` it opens (`process.pidfd_open()`);
+the others are methods of the pidfd.
+
 A pidfd names one process for as long as the fd lives, so unlike a pid it
 cannot come to name another process after the first is reaped.  It becomes
 readable when the process exits, which is how the library watches children
@@ -12,15 +15,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rsyscall._enum import IntFlag
-from rsyscall.base import BaseFileDescriptor, BaseTask
+from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.near.sysnum import SYS
 from rsyscall.signal import SIG
-from rsyscall.struct import CInt, PidT
+from rsyscall.struct import CInt
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor
 
-__all__ = ["PIDFD", "PidfdFileDescriptor", "PidfdTask"]
+__all__ = ["PIDFD", "PidfdFileDescriptor", "PidfdProcess", "PidfdTask"]
 
 
 class PIDFD(IntFlag):
@@ -33,10 +36,16 @@ class PIDFD(IntFlag):
 class PidfdTask(BaseTask):
     __slots__ = ()
 
-    async def pidfd_open(self, pid: PidT, flags: PIDFD = PIDFD.NONE) -> FileDescriptor:
-        """pidfd_open(2): a pidfd for process `pid` (as this task's pid
-        namespace sees it); close-on-exec, as every pidfd is."""
-        return self.make_fd(await self.sysif.syscall(SYS.pidfd_open, pid, flags))
+
+class PidfdProcess(BaseProcess):
+    __slots__ = ()
+
+    async def pidfd_open(self, flags: PIDFD = PIDFD.NONE) -> FileDescriptor:
+        """pidfd_open(2): a pidfd for this process, in the fd table of the
+        task whose pid namespace names it (`self.task`); close-on-exec, as
+        every pidfd is.  `task.process.pidfd_open()` gives one for the task
+        itself."""
+        return self.task.make_fd(await self.task.sysif.syscall(SYS.pidfd_open, self.pid, flags))
 
 
 class PidfdFileDescriptor(BaseFileDescriptor):
