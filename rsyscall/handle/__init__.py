@@ -27,6 +27,12 @@ from rsyscall.memory.pointer import (
 )
 from rsyscall.near.sysnum import SYS
 from rsyscall.net.if_ import IfFileDescriptor
+
+# setsockopt's annotations name the option enums of rsyscall.netinet,
+# which register their options with it when imported.
+from rsyscall.netinet import in_ as _in  # noqa: F401
+from rsyscall.netinet import ip as _ip  # noqa: F401
+from rsyscall.netinet import tcp as _tcp  # noqa: F401
 from rsyscall.sched import SchedFileDescriptor, SchedProcess, SchedTask
 from rsyscall.signal import SIG, KillTask, ProcessGroup, SignalProcess, SignalTask
 from rsyscall.stdio import StdioTask
