@@ -186,7 +186,11 @@ class AsyncChildProcess:
 
         async def attempt() -> ChildState:
             infop = await parent.malloc(Siginfo)
-            info = await (await task.waitid(P.PIDFD, pidfd, infop, options | W.NOHANG)).read()
+            # W.ALL: also a child whose exit signal is not SIGCHLD (clone3's
+            # exit_signal), which waitid would otherwise pass over.
+            info = await (await task.waitid(
+                P.PIDFD, pidfd, infop, options | W.NOHANG | W.ALL
+            )).read()
             if info.pid == 0:
                 raise BlockingIOError
             return ChildState.from_siginfo(info)

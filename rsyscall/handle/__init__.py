@@ -58,6 +58,8 @@ from rsyscall.unistd import UnistdFileDescriptor, UnistdProcess, UnistdTask
 _SYS_kill = int(SYS.kill)
 _SYS_pidfd_send_signal = int(SYS.pidfd_send_signal)
 _SYS_waitid = int(SYS.waitid)
+# W.ALL: a child whose exit signal is not SIGCHLD (clone3's exit_signal) too.
+_W_EXITED_ALL = int(W.EXITED | W.ALL)
 
 __all__ = [
     "ChildProcess",
@@ -160,11 +162,11 @@ class ChildProcess(Process):
             # has been by now); with a local pidfd and a parent elsewhere,
             # the parent may go first: then sweep() sees the pidfd.
             memory = None if record is None else record.memory
-            sysif.syscall_later(_SYS_waitid, P.PID, self.pid, 0, W.EXITED, 0, keep=memory)
+            sysif.syscall_later(_SYS_waitid, P.PID, self.pid, 0, _W_EXITED_ALL, 0, keep=memory)
             if record is not None:
                 record.release()
         else:
-            sysif.syscall_later(_SYS_waitid, P.PID, self.pid, 0, W.EXITED, 0)
+            sysif.syscall_later(_SYS_waitid, P.PID, self.pid, 0, _W_EXITED_ALL, 0)
 
 
 class _Releasable(Protocol):

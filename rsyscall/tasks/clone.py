@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from rsyscall._native import _raw
 from rsyscall.memory.allocator import Allocation
 from rsyscall.near.sysnum import SYS
-from rsyscall.sched import CLONE, CloneArgs
+from rsyscall.sched import CLONE, UnsafeCloneArgs
 from rsyscall.signal import SIG
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ async def clone_process(
     and the pidfd number (in `thread`'s fd table)."""
     space = thread.task.space
     pidfd_out = await space.stage(bytes(4))
-    clone_args = CloneArgs(
+    clone_args = UnsafeCloneArgs(
         ALWAYS | flags,
         pidfd=pidfd_out.address,
         exit_signal=SIG.CHLD,
@@ -119,7 +119,7 @@ async def clone_process(
         stack_size=sp - stack.address,
     )
     args = await space.stage(clone_args.to_bytes())
-    pid = await thread.task.sysif.syscall(_SYS_clone3, args.address, CloneArgs.sizeof())
+    pid = await thread.task.sysif.syscall(_SYS_clone3, args.address, UnsafeCloneArgs.sizeof())
     (pidfd,) = struct.unpack("<i", await space.transport.read(pidfd_out.address, 4))
     return pid, pidfd
 
