@@ -2,7 +2,7 @@
 
 kill(2) is a method on what it signals: `Process.kill` (a pid > 0),
 `ProcessGroup.kill` (kill(-pgid), or kill(0) for the caller's own group:
-`task.process_group(pgid)` makes the handle) and `Task.kill_all`
+`task.make_process_group(pgid)` makes the handle) and `Task.kill_all`
 (kill(-1): every process the caller may signal).  tgkill(2),
 sigprocmask(2) and sigaction(2) are methods on `Task`, since they act on
 the calling process (or thread) or name their targets by number.
@@ -443,7 +443,7 @@ class ProcessGroup:
     """A process group, as seen from one task: the target of kill(2) with
     a negative pid (`-pgid`), or with pid 0 for `pgid` 0, which means the
     calling process's own group whatever its id.  Make one with
-    `task.process_group(pgid)`."""
+    `task.make_process_group(pgid)`."""
 
     __slots__ = ("pgid", "task")
 
@@ -467,7 +467,7 @@ class ProcessGroup:
 class KillTask(BaseTask):
     __slots__ = ()
 
-    def process_group(self, pgid: int = 0) -> ProcessGroup:
+    def make_process_group(self, pgid: int = 0) -> ProcessGroup:
         """A `ProcessGroup` handle for group `pgid` as this task's pid
         namespace sees it; 0 (the default): this process's own group."""
         return ProcessGroup(self, pgid)

@@ -442,7 +442,7 @@ async def test_kill_process_group(
     from rsyscall.signal import ProcessGroup
 
     leader, member, outsider = group
-    pgroup = thread.task.process_group(leader.pid)
+    pgroup = thread.task.make_process_group(leader.pid)
     assert isinstance(pgroup, ProcessGroup) and pgroup.pgid == leader.pid
     await pgroup.kill(0)  # it exists
     await pgroup.kill(SIG.TERM)
@@ -468,11 +468,11 @@ async def test_kill_own_process_group(thread: Thread) -> None:
     grandchild = await child.clone()
     pgid = child.process.process.pid
     assert await grandchild.task.getpgid() == pgid
-    own = child.task.process_group()
+    own = child.task.make_process_group()
     assert own.pgid == 0
     await own.kill(0)  # the child's own group: it exists
     pids = [pgid, grandchild.process.process.pid]
-    group = thread.task.process_group(pgid)
+    group = thread.task.make_process_group(pgid)
 
     def states() -> list[str]:
         return [process_state(pid) for pid in pids]
@@ -501,14 +501,14 @@ def process_state(pid: int) -> str:
 async def test_process_group_bad_input(thread: Thread) -> None:
     task = thread.task
     with pytest.raises(ValueError):
-        task.process_group(-1)  # -1 is kill_all, not a group
+        task.make_process_group(-1)  # -1 is kill_all, not a group
     with pytest.raises(TypeError):
-        task.process_group("1")  # type: ignore[arg-type]
+        task.make_process_group("1")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        task.process_group(True)
+        task.make_process_group(True)
     child = await thread.clone()
     await child.task.setpgid()
-    pgroup = child.task.process_group()
+    pgroup = child.task.make_process_group()
     with pytest.raises(OSError) as info:
         await pgroup.kill(65)
     assert info.value.errno == errno.EINVAL
