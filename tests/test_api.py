@@ -62,7 +62,8 @@ async def test_every_syscall_method_is_async_and_documented() -> None:
     for cls in (rsyscall.Task, rsyscall.FileDescriptor, rsyscall.handle.Process):
         for name, member in inspect.getmembers(cls, inspect.isfunction):
             if name.startswith("_") or name in (
-                    "make_fd", "make_process", "make_process_group", "for_task", "drop", "on_close", "as_proc_path"
+                    "make_fd", "make_process", "make_process_group", "for_task", "drop",
+                    "on_close", "as_proc_path",
                 ):
                 continue
             assert inspect.iscoroutinefunction(member), f"{cls.__name__}.{name}"
