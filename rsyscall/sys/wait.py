@@ -7,14 +7,15 @@ waitid fills, interpreted); `CalledProcessError` is raised by
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self, overload
 
 from rsyscall._enum import IntEnum, IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
-from rsyscall.memory.pointer import Pointer, ReadablePointer, restore, take
+from rsyscall.memory.pointer import Pointer, ReadablePointer, check_points_to, restore, take
 from rsyscall.near.sysnum import SYS
 from rsyscall.signal import SIG
 from rsyscall.struct import Layout, PidT, Struct, check_fields
+from rsyscall.sys.resource import Rusage
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor
@@ -201,29 +202,60 @@ _SYS_waitid = int(SYS.waitid)
 class WaitTask(BaseTask):
     __slots__ = ()
 
+    @overload
     async def waitid(
-        self, idtype: P, id: PidT | FileDescriptor, infop: Pointer[Siginfo], options: W
-    ) -> ReadablePointer[Siginfo]:
+        self, idtype: P, id: PidT | FileDescriptor, infop: Pointer[Siginfo], options: W,
+        rusage: None = None,
+    ) -> ReadablePointer[Siginfo]: ...
+
+    @overload
+    async def waitid(
+        self, idtype: P, id: PidT | FileDescriptor, infop: Pointer[Siginfo], options: W,
+        rusage: Pointer[Rusage],
+    ) -> tuple[ReadablePointer[Siginfo], ReadablePointer[Rusage]]: ...
+
+    async def waitid(
+        self, idtype: P, id: PidT | FileDescriptor, infop: Pointer[Siginfo], options: W,
+        rusage: Pointer[Rusage] | None = None,
+    ) -> ReadablePointer[Siginfo] | tuple[ReadablePointer[Siginfo], ReadablePointer[Rusage]]:
         """waitid(2): wait for a child (`idtype` and `id` say which; for
         P.PIDFD, `id` is the pidfd) to change state, and fill `infop`.
 
-        With W.NOHANG and no child ready, the siginfo read back has pid 0."""
+        With W.NOHANG and no child ready, the siginfo read back has pid 0.
+        Given `rusage` (the raw syscall's fifth argument), the kernel also
+        writes the child's resource use there (zeros if none was ready);
+        both pointers are consumed and returned, filled."""
         if isinstance(id, BaseFileDescriptor):
             number = id.number
         elif isinstance(id, int) and not isinstance(id, bool):
             number = id
         else:
             raise TypeError(f"id must be an int or a FileDescriptor, not {type(id).__name__}")
+        if rusage is not None:
+            check_points_to(rusage, Rusage)
         alloc = take(infop, self, Siginfo.sizeof())
+        try:
+            usage = None if rusage is None else take(rusage, self, Rusage.sizeof())
+        except BaseException:
+            restore(infop, alloc)
+            raise
         try:
             # With WNOHANG and nothing to report the kernel leaves the
             # buffer alone, so clear si_pid first to make "nothing" readable.
             await self.space.transport.write(alloc.address, bytes(Siginfo.sizeof()))
-            await self.sysif.syscall(_SYS_waitid, idtype, number, alloc.address, options, 0)
+            await self.sysif.syscall(
+                _SYS_waitid, idtype, number, alloc.address, options,
+                0 if usage is None else usage.address,
+            )
         except BaseException:
             restore(infop, alloc)
+            if rusage is not None and usage is not None:
+                restore(rusage, usage)
             raise
-        return infop._readable(alloc, self)
+        info = infop._readable(alloc, self)
+        if rusage is None or usage is None:
+            return info
+        return info, rusage._readable(usage, self)
 
 
 class WaitProcess(BaseProcess):
