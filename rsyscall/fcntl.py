@@ -454,8 +454,12 @@ class FcntlFileDescriptor(BaseFileDescriptor):
     async def fcntl(self, cmd: Literal[F.SETSIG], arg: SIG | int) -> int: ...
     @overload
     async def fcntl(
+        self, cmd: Literal[F.DUPFD, F.DUPFD_CLOEXEC], arg: int
+    ) -> FileDescriptor: ...
+    @overload
+    async def fcntl(
         self,
-        cmd: Literal[F.DUPFD, F.DUPFD_CLOEXEC, F.SETOWN, F.NOTIFY, F.SETPIPE_SZ],
+        cmd: Literal[F.SETOWN, F.NOTIFY, F.SETPIPE_SZ],
         arg: int,
     ) -> int: ...
     async def fcntl(self, cmd: F, arg: int | Pointer[Any] = 0) -> Any:
@@ -469,8 +473,9 @@ class FcntlFileDescriptor(BaseFileDescriptor):
         F.SETLKW and F.OFD_SETLKW block the whole process until the lock
         is granted: on `local_thread`, the event loop too.
 
-        F.DUPFD and F.DUPFD_CLOEXEC return a new fd number that nothing
-        owns: use `dup()` instead, which returns a handle."""
+        F.DUPFD and F.DUPFD_CLOEXEC return the new fd (the lowest number
+        at least `arg`) as a `FileDescriptor` that owns it; F.DUPFD leaves
+        it without close-on-exec, as the kernel does."""
         command = _command(cmd)
         kind = _KIND[command]
         task = self.task
@@ -492,6 +497,8 @@ class FcntlFileDescriptor(BaseFileDescriptor):
                 )
                 return -owner.pid if owner.type == F_OWNER.PGRP else owner.pid
             result = await task.sysif.syscall(_SYS_fcntl, number, command, value)
+            if command == F.DUPFD or command == F.DUPFD_CLOEXEC:
+                return task.make_fd(result)
             cls = _RESULT.get(command)
             return result if cls is None else cls(result)
         struct_type: type[Struct] = Flock if kind in (_LOCK_GET, _LOCK_SET) else FOwnerEx
