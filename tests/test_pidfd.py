@@ -3,6 +3,7 @@ waiting for it."""
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
@@ -66,3 +67,30 @@ async def test_pidfd_open_errors(thread: Thread) -> None:
         await thread.task.process.pidfd_open(SOCK.NONBLOCK)  # type: ignore[arg-type]
     assert not hasattr(thread.task, "pidfd_open")  # a Process method, not a Task one
     assert await thread_fds(thread) == before
+
+
+async def test_pidfd_getfd_takes_a_handle(thread: Thread) -> None:
+    """pidfd_getfd copies an fd of the pidfd's process into ours: named by
+    a handle of that process's task (or by number)."""
+    child = await thread.clone()
+    pipe = await child.pipe()
+    pidfd = await child.process.process.pidfd_open()
+    ours = await pidfd.pidfd_getfd(pipe.write)
+    assert ours.task is thread.task
+    assert await ours.fcntl(F.GETFD) == FD.CLOEXEC
+    await ours.write(await thread.ptr(b"through the copy"))
+    got, _ = await pipe.read.read(await child.malloc(bytes, 64))
+    assert await got.read() == b"through the copy"
+    by_number = await pidfd.pidfd_getfd(pipe.read.number)
+    assert os.readlink(fd_path(thread, by_number)) == os.readlink(fd_path(child, pipe.read))
+    with pytest.raises(OSError) as info:
+        await pidfd.pidfd_getfd(4000)
+    assert info.value.errno == errno.EBADF
+    with pytest.raises(TypeError):
+        await pidfd.pidfd_getfd("3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        await pidfd.pidfd_getfd(1 << 40)
+    for fd in (ours, by_number, pidfd):
+        await fd.close()
+    await child.exit(0)
+    await child.process.waitpid()

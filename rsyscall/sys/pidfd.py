@@ -56,8 +56,19 @@ class PidfdFileDescriptor(BaseFileDescriptor):
         (with no siginfo: as kill(2) would)."""
         await self.task.sysif.syscall(SYS.pidfd_send_signal, self.number, sig, 0, 0)
 
-    async def pidfd_getfd(self, targetfd: CInt) -> FileDescriptor:
-        """pidfd_getfd(2): a copy, in this task's table, of fd number
-        `targetfd` of the process this pidfd names (close-on-exec)."""
-        number = await self.task.sysif.syscall(SYS.pidfd_getfd, self.number, targetfd, 0)
+    async def pidfd_getfd(self, targetfd: FileDescriptor | CInt) -> FileDescriptor:
+        """pidfd_getfd(2): a copy, in this task's table, of fd `targetfd` of
+        the process this pidfd names (close-on-exec): a handle of that
+        process's task, such as a child thread's fd, or a plain fd number
+        in its table (for fds the library has no handle for).  The flags
+        argument is 0: the kernel defines none."""
+        if isinstance(targetfd, BaseFileDescriptor):
+            target = targetfd.number
+        elif isinstance(targetfd, int) and not isinstance(targetfd, bool):
+            target = targetfd
+        else:
+            raise TypeError(
+                f"targetfd must be a FileDescriptor or an int, not {type(targetfd).__name__}"
+            )
+        number = await self.task.sysif.syscall(SYS.pidfd_getfd, self.number, target, 0)
         return self.task.make_fd(number)
