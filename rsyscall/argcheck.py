@@ -11,6 +11,8 @@ narrow integer arguments before any syscall is made:
   TypeError.  A plain int is accepted only if it is in range: for an
   IntEnum, the value of one of its members; for an IntFlag, a
   combination of the bits the class defines (ValueError otherwise).
+* A union of several enum classes (`SO | IP | TCP | IPV6`) is left to
+  the method, as the right class depends on another argument.
 * `E | int` (such as `SIG | int`) takes any int in the C type's range
   (C int unless the int is annotated otherwise), but still refuses a
   member of another enum class.
@@ -105,6 +107,7 @@ def _is_path_pointer(hint: object) -> bool:
 
 def _analyse(hint: object) -> _ParamCheck:
     check = _ParamCheck()
+    several_enums = False
     check.path = _is_path_pointer(hint)
     for arg in _union_args(hint):
         if typing.get_origin(arg) is typing.Annotated:
@@ -123,11 +126,16 @@ def _analyse(hint: object) -> _ParamCheck:
             check.other_ok = True
         elif _is_enum_class(arg):
             if check.enum is not None:
-                check.other_ok = True  # two enums: leave it to the method
+                several_enums = True
             else:
                 check.enum = arg  # type: ignore[assignment]
         else:
             check.other_ok = True
+    if several_enums:
+        # Two enums (setsockopt's `SO | IP | TCP | IPV6`): which one is
+        # right depends on another argument, so the method checks it.
+        check.enum = None
+        check.other_ok = True
     if check.enum is not None and check.int_ok and check.ctype is None:
         check.ctype = _INT_RANGE
     return check

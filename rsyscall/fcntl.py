@@ -410,6 +410,21 @@ _SYS_fcntl = int(SYS.fcntl)
 _O_CLOEXEC = int(O.CLOEXEC)
 
 
+_PERMISSION_BITS = 0o7777
+
+
+def permission_bits(mode: int, limit: int = _PERMISSION_BITS) -> int:
+    """The permission bits `mode` (an `S` or a plain int) names, checked:
+    ValueError if it has bits above `limit` (by default 0o7777, the
+    permission, set-id and sticky bits; a file type such as S.IFREG is
+    none of them).  The kernel would drop such bits silently."""
+    if int(mode) & ~limit:
+        raise ValueError(
+            f"mode {int(mode):#o} has bits outside the permission bits {limit:#o}"
+        )
+    return int(mode)
+
+
 def dirfd_number(task: BaseTask, dirfd: BaseFileDescriptor | None) -> int:
     """The number to pass for a dirfd argument: AT_FDCWD for None."""
     if dirfd is None:
@@ -434,6 +449,7 @@ class FcntlTask(BaseTask):
         """openat(2): open `path` relative to `dirfd` (None: the working
         directory).  `O.CLOEXEC` is always added.  `mode` (`S` bits, less
         the umask) is the permissions of a file it creates."""
+        mode = permission_bits(mode)  # type: ignore[assignment]
         dirnum = dirfd_number(self, dirfd)
         address = path_address(self, path)
         number = await self.sysif.syscall(
@@ -596,8 +612,12 @@ class FcntlFileDescriptor(BaseFileDescriptor):
     async def fcntl(self, cmd: Literal[F.SETSIG], arg: SIG | int) -> int: ...
     @overload
     async def fcntl(
+        self, cmd: Literal[F.DUPFD, F.DUPFD_CLOEXEC], arg: int
+    ) -> FileDescriptor: ...
+    @overload
+    async def fcntl(
         self,
-        cmd: Literal[F.DUPFD, F.DUPFD_CLOEXEC, F.SETOWN, F.NOTIFY, F.SETPIPE_SZ],
+        cmd: Literal[F.SETOWN, F.NOTIFY, F.SETPIPE_SZ],
         arg: int,
     ) -> int: ...
     async def fcntl(self, cmd: F, arg: int | Pointer[Any] = 0) -> Any:
@@ -611,8 +631,9 @@ class FcntlFileDescriptor(BaseFileDescriptor):
         F.SETLKW and F.OFD_SETLKW block the whole process until the lock
         is granted: on `local_thread`, the event loop too.
 
-        F.DUPFD and F.DUPFD_CLOEXEC return a new fd number that nothing
-        owns: use `dup()` instead, which returns a handle."""
+        F.DUPFD and F.DUPFD_CLOEXEC return the new fd (the lowest number
+        at least `arg`) as a `FileDescriptor` that owns it; F.DUPFD leaves
+        it without close-on-exec, as the kernel does."""
         command = _command(cmd)
         kind = _KIND[command]
         task = self.task
@@ -634,6 +655,8 @@ class FcntlFileDescriptor(BaseFileDescriptor):
                 )
                 return -owner.pid if owner.type == F_OWNER.PGRP else owner.pid
             result = await task.sysif.syscall(_SYS_fcntl, number, command, value)
+            if command == F.DUPFD or command == F.DUPFD_CLOEXEC:
+                return task.make_fd(result)
             cls = _RESULT.get(command)
             return result if cls is None else cls(result)
         struct_type: type[Struct] = Flock if kind in (_LOCK_GET, _LOCK_SET) else FOwnerEx

@@ -189,15 +189,18 @@ class AsyncChildProcess:
 
         async def attempt() -> ChildState:
             infop = await parent.malloc(Siginfo)
-            if self.process.traced and not options & (W.STOPPED | W.NOWAIT):
+            # W.ALL: also a child whose exit signal is not SIGCHLD (clone3's
+            # exit_signal), which waitid would otherwise pass over.
+            flags = options | W.NOHANG | W.ALL
+            if self.process.traced and not flags & (W.STOPPED | W.NOWAIT):
                 # Its tracer's waitid reports its ptrace stops even without
                 # W.STOPPED: look first, and leave a stop for the tracer.
                 peek = await (await task.waitid(
-                    P.PIDFD, pidfd, infop, options | W.NOHANG | W.NOWAIT)).read()
+                    P.PIDFD, pidfd, infop, flags | W.NOWAIT)).read()
                 if peek.pid == 0 or peek.code in (CLD.TRAPPED, CLD.STOPPED):
                     raise BlockingIOError
                 infop = await parent.malloc(Siginfo)
-            info = await (await task.waitid(P.PIDFD, pidfd, infop, options | W.NOHANG)).read()
+            info = await (await task.waitid(P.PIDFD, pidfd, infop, flags)).read()
             if info.pid == 0:
                 raise BlockingIOError
             return ChildState.from_siginfo(info)

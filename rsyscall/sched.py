@@ -11,11 +11,16 @@ sched_setscheduler takes or'ed into its policy (and sched_getscheduler
 reports so).  `SchedAttr` is the kernel's `struct sched_attr`
 (<linux/sched/types.h>, which glibc 2.36's <sched.h> does not have).
 
-`Task.unsafe_clone3` and `Task.unsafe_clone` are the raw syscalls (unsafe: `CloneArgs` holds the
-stack, the thread area and the places the kernel writes the pidfd and
-thread ids as plain integer addresses); a usable child comes from
-`thread.clone(flags)`, which prepares the stack, the syscall connection and
-the process watch that a new child needs (rsyscall.tasks.clone).
+`Task.clone3` takes a pointer to a `CloneArgs` (pointers and handles for
+the pidfd, the stack, set_tid and the cgroup) and returns a
+`ChildProcess`; its child runs only the library's start code, which
+waits until it is killed.  `Task.unsafe_clone3` is the raw syscall
+(unsafe: `UnsafeCloneArgs` holds the stack, the thread area and the
+places the kernel writes the pidfd and thread ids as plain integer
+addresses), and `Task.unsafe_clone` the older clone(2), for hosts whose
+seccomp profile refuses clone3.  A child that runs syscalls comes from `thread.clone(flags)`,
+which prepares the stack, the syscall connection and the process watch
+that a new child needs (rsyscall.tasks.clone).
 
 The affinity syscalls act on a process: as methods of `Task` they act on
 the calling process (pid 0), as methods of `Process` on that pid.  The
@@ -43,15 +48,19 @@ from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.memory.pointer import (
     Pointer,
     ReadablePointer,
+    WrittenPointer,
     borrow,
     check_points_to,
     restore,
     take,
 )
 from rsyscall.near.sysnum import SYS
+from rsyscall.signal import SIG
 from rsyscall.struct import (
     C_ULONG,
     FixedSize,
+    Immutable,
+    Int32,
     Layout,
     Serializable,
     Struct,
@@ -62,14 +71,17 @@ from rsyscall.struct import (
 from rsyscall.time import Timespec
 
 if TYPE_CHECKING:
-    pass
+    from rsyscall.handle import ChildProcess, FileDescriptor
 
 __all__ = [
     "CLONE",
+    "CLONE3_MIN_STACK",
     "CPU_SETSIZE",
     "SCHED",
     "SCHED_FLAG",
     "CloneArgs",
+    "PidList",
+    "UnsafeCloneArgs",
     "CpuSet",
     "SchedAttr",
     "SchedParam",
@@ -113,10 +125,11 @@ class CLONE(IntFlag):
     INTO_CGROUP = 0x200000000
 
 
-class CloneArgs(Struct):
-    """`struct clone_args` for clone3(2) (`Task.unsafe_clone3`).  Addresses
-    are plain ints: the kernel writes the pidfd and tids there, and the
-    stack is where the child starts."""
+class UnsafeCloneArgs(Struct):
+    """`struct clone_args` for `Task.unsafe_clone3`, the raw clone3(2).
+    Addresses are plain ints: the kernel writes the pidfd and tids there,
+    and the stack is where the child starts.  `CloneArgs` is the typed
+    form, for `Task.clone3`."""
 
     __slots__ = (
         "cgroup", "child_tid", "exit_signal", "flags", "parent_tid", "pidfd", "set_tid",
@@ -187,13 +200,179 @@ class CloneArgs(Struct):
         return cls(CLONE(flags), *rest)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, CloneArgs) and self._values() == other._values()
+        return isinstance(other, UnsafeCloneArgs) and self._values() == other._values()
 
     def __hash__(self) -> int:
         return hash(self._values())
 
     def __repr__(self) -> str:
-        return f"CloneArgs({self.flags!r}, stack={self.stack:#x})"
+        return f"UnsafeCloneArgs({self.flags!r}, stack={self.stack:#x})"
+
+
+# ---- the typed clone3(2): CloneArgs, PidList, Task.clone3 ----
+
+CLONE3_MIN_STACK = 4096
+"""The smallest `CloneArgs.stack` clone3 takes, in bytes."""
+
+# Flags the typed clone3 refuses: they make a thread of ours or a child
+# of another process (THREAD, SIGHAND, PARENT), block the caller until
+# an exec that never comes (VFORK), or have the kernel write to an
+# address (the tids, the thread area): those are `unsafe_clone3`'s.
+_CLONE3_REFUSED = (
+    CLONE.THREAD | CLONE.SIGHAND | CLONE.PARENT | CLONE.VFORK | CLONE.SETTLS
+    | CLONE.PARENT_SETTID | CLONE.CHILD_SETTID | CLONE.CHILD_CLEARTID | CLONE.DETACHED
+)
+# Always added: the pidfd every ChildProcess has, and no signal handler
+# of ours inherited (with CLONE.VM one would run our code on its stack).
+_CLONE3_ALWAYS = CLONE.PIDFD | CLONE.CLEAR_SIGHAND
+_STACK_WORDS = 7  # what the C core's trampoline pops: a function and six arguments
+
+
+def _child_sp(address: int, size: int) -> int:
+    """Where a new child's stack pointer starts in a block of memory: below
+    the words the trampoline pops, so that its call has a 16-byte aligned
+    stack (as rsyscall.tasks.clone.allocate_stack does)."""
+    return ((address + size) & ~15) - 16 - 8 * _STACK_WORDS
+
+
+class PidList(list[int], Serializable):
+    """An array of pid_t: clone3(2)'s `set_tid`, the pid the child gets in
+    each pid namespace, innermost first."""
+
+    def __init__(self, pids: Iterable[int] = ()) -> None:
+        values = list(pids)
+        for pid in values:
+            if not isinstance(pid, int) or isinstance(pid, bool):
+                raise TypeError(f"a pid is an int, not {type(pid).__name__}")
+            if not 0 < pid < 1 << 31:
+                raise ValueError(f"not a pid: {pid!r}")
+        super().__init__(values)
+
+    def to_bytes(self) -> bytes:
+        return struct.pack(f"<{len(self)}i", *self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        return cls(struct.unpack(f"<{len(data) // 4}i", data[: len(data) // 4 * 4]))
+
+
+class CloneArgs(Immutable, Struct):
+    """`struct clone_args` for `Task.clone3`, with pointers and handles
+    where the C struct has addresses and fd numbers:
+
+    * `flags`: CLONE flags; CLONE.PIDFD and CLONE.CLEAR_SIGHAND are always
+      added, CLONE.INTO_CGROUP when `cgroup` is given.
+    * `pidfd`: a `Pointer[Int32]` (`thread.malloc(Int32)`) the kernel
+      writes the new process's pidfd into; consumed by clone3, which
+      returns the pidfd as the ChildProcess's.
+    * `exit_signal`: the signal the parent gets when the child exits
+      (SIG.CHLD, as fork(2); None: none, and only waitid on its pidfd
+      sees it).
+    * `stack`: memory for the child to run on, a `Pointer[bytes]` of at
+      least CLONE3_MIN_STACK bytes (`thread.malloc(bytes, 16384)`);
+      consumed, and kept until the child is gone.  `stack_size` is what
+      of it the child starts with.
+    * `set_tid`: a written `PidList`, the child's pid in each pid
+      namespace (innermost first), or None.
+    * `cgroup`: a FileDescriptor of a cgroup v2 directory to start the
+      child in, or None.
+
+    The thread area (`tls`) and the tids are left out: the kernel writes
+    the child tid when the child exits, whenever that is, so the
+    addresses belong to `unsafe_clone3` and `UnsafeCloneArgs`."""
+
+    __slots__ = ("cgroup", "exit_signal", "flags", "pidfd", "set_tid", "stack")
+    layout: ClassVar[Layout] = Layout(
+        "struct clone_args",
+        [
+            ("flags", "Q"),
+            ("pidfd", "Q"),
+            ("child_tid", "Q"),
+            ("parent_tid", "Q"),
+            ("exit_signal", "Q"),
+            ("stack", "Q"),
+            ("stack_size", "Q"),
+            ("tls", "Q"),
+            ("set_tid", "Q"),
+            ("set_tid_size", "Q"),
+            ("cgroup", "Q"),
+        ],
+    )
+    flags: CLONE
+    pidfd: Pointer[Int32]
+    exit_signal: SIG | None
+    stack: Pointer[bytes]
+    set_tid: WrittenPointer[PidList] | None
+    cgroup: FileDescriptor | None
+
+    def __init__(
+        self,
+        flags: CLONE,
+        pidfd: Pointer[Int32],
+        stack: Pointer[bytes],
+        exit_signal: SIG | None = SIG.CHLD,
+        set_tid: WrittenPointer[PidList] | None = None,
+        cgroup: FileDescriptor | None = None,
+    ) -> None:
+        if not isinstance(flags, int) or isinstance(flags, bool) or isinstance(flags, SIG):
+            raise TypeError(f"flags must be CLONE flags, not {type(flags).__name__}")
+        flags = CLONE(flags)
+        refused = flags & _CLONE3_REFUSED
+        if refused:
+            raise ValueError(
+                f"clone3 does not take {CLONE(refused)!r}: use unsafe_clone3 for those"
+            )
+        if not isinstance(pidfd, Pointer):
+            raise TypeError(
+                f"pidfd must be a Pointer[Int32] (thread.malloc(Int32)), not {type(pidfd).__name__}"
+            )
+        check_points_to(pidfd, Int32)
+        if not isinstance(stack, Pointer) or stack._kind is not None:
+            raise TypeError("stack must be a Pointer[bytes], from thread.malloc(bytes, size)")
+        if stack.size() < CLONE3_MIN_STACK:
+            raise ValueError(f"a stack of {stack.size()} bytes is too small: at least "
+                             f"{CLONE3_MIN_STACK}")
+        if exit_signal is not None and (
+            not isinstance(exit_signal, SIG)
+        ):
+            raise TypeError(f"exit_signal must be a SIG or None, not {exit_signal!r}")
+        if set_tid is not None and not (
+            isinstance(set_tid, WrittenPointer) and isinstance(set_tid.value, PidList)
+        ):
+            raise TypeError("set_tid must be a written pointer to a PidList, or None")
+        if cgroup is not None:
+            if not isinstance(cgroup, BaseFileDescriptor):
+                raise TypeError(f"cgroup must be a FileDescriptor, not {type(cgroup).__name__}")
+            flags |= CLONE.INTO_CGROUP
+        elif flags & CLONE.INTO_CGROUP:
+            raise ValueError("CLONE.INTO_CGROUP needs a cgroup fd")
+        object.__setattr__(self, "flags", flags | _CLONE3_ALWAYS)
+        object.__setattr__(self, "pidfd", pidfd)
+        object.__setattr__(self, "stack", stack)
+        object.__setattr__(self, "exit_signal", exit_signal)
+        object.__setattr__(self, "set_tid", set_tid)
+        object.__setattr__(self, "cgroup", cgroup)
+
+    def __repr__(self) -> str:
+        return f"CloneArgs({self.flags!r}, exit_signal={self.exit_signal!r})"
+
+    def to_bytes(self) -> bytes:
+        stack = self.stack._live()
+        set_tid, set_tid_size = 0, 0
+        if self.set_tid is not None:
+            set_tid, set_tid_size = self.set_tid._live().address, len(self.set_tid.value)
+        return self.layout.struct.pack(
+            self.flags, self.pidfd._live().address, 0, 0, int(self.exit_signal or 0),
+            stack.address, _child_sp(stack.address, stack.size) - stack.address, 0,
+            set_tid, set_tid_size, 0 if self.cgroup is None else self.cgroup.number,
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        raise TypeError("a CloneArgs cannot be read back; use the WrittenPointer's .value")
+
+
+# ---- end of the typed clone3 types ----
 
 CPU_SETSIZE = 1024
 """How many CPUs a `CpuSet` can hold: C's CPU_SETSIZE."""
@@ -554,10 +733,11 @@ class SchedTask(BaseTask):
         (1 for FIFO and RR, 0 for the others)."""
         return await self.sysif.syscall(SYS.sched_get_priority_min, _policy(policy))
 
-    async def unsafe_clone3(self, args: ReadablePointer[CloneArgs]) -> int:
-        """clone3(2): make a child process; returns its pid.
+    async def unsafe_clone3(self, args: ReadablePointer[UnsafeCloneArgs]) -> int:
+        """clone3(2), raw: make a child process; returns its pid.
 
-        The raw syscall; use `thread.clone(flags)` for a working child.
+        `Task.clone3` is the typed form; `thread.clone(flags)` makes a
+        child that runs syscalls.
         Unsafe: `args` holds plain integer addresses, which the kernel
         uses as they are.  The caller must make sure that `pidfd`,
         `child_tid` and `parent_tid` (with CLONE.PIDFD,
@@ -572,8 +752,64 @@ class SchedTask(BaseTask):
         points to `set_tid_size` pids.  A child sharing the address space
         (CLONE.VM) that starts on a bad stack, or a write through a wrong
         address, crashes or corrupts the Python process."""
-        alloc = borrow(args, self, CloneArgs.sizeof())
+        alloc = borrow(args, self, UnsafeCloneArgs.sizeof())
         return await self.sysif.syscall(SYS.clone3, alloc.address, alloc.size)
+
+    async def clone3(self, args: WrittenPointer[CloneArgs]) -> ChildProcess:
+        """clone3(2): a new child process, as `args` says; returns its
+        `ChildProcess`, with the pidfd the kernel wrote into `args.pidfd`.
+
+        The child runs none of your code: it starts, on `args.stack`, in
+        the library's start code, which waits, doing nothing, until the
+        child is killed.  It is a process to hold new namespaces (open
+        /proc/PID/ns/*, or setns to its pidfd), to signal, trace or wait
+        for.  For a child that makes syscalls, use `thread.clone(flags)`.
+        Without CLONE.VM it has a copy of this process's memory, and
+        without CLONE.FILES a copy of its fd table, which it keeps until it
+        dies: kill it (dropping the handle kills and reaps it).  It does
+        not die with its parent.
+
+        `args.pidfd` and `args.stack` are consumed (the stack is the
+        child's until it is gone); the other pointers and the cgroup fd
+        are only read, and must still be live."""
+        from rsyscall.handle import ChildProcess
+        from rsyscall.tasks.clone import RunningMemory
+
+        value = args.value if isinstance(args, WrittenPointer) else None
+        if not isinstance(value, CloneArgs):
+            raise TypeError("clone3 needs a pointer to a CloneArgs: thread.ptr(CloneArgs(...))")
+        args_alloc = borrow(args, self, CloneArgs.sizeof())
+        space = self.space
+        if value.set_tid is not None:
+            borrow(value.set_tid, self)
+        if value.cgroup is not None and value.cgroup.task.fd_table is not self.fd_table:
+            raise ValueError("the cgroup fd belongs to a different fd table")
+        if value.cgroup is not None:
+            value.cgroup.number  # noqa: B018 (raises if the handle was closed)
+        pidfd_alloc = take(value.pidfd, self, 4)
+        try:
+            stack_alloc = take(value.stack, self, CLONE3_MIN_STACK)
+        except BaseException:
+            restore(value.pidfd, pidfd_alloc)
+            raise
+        try:
+            # The start the trampoline pops: rsys_futex_waiter(word), with a
+            # word that stays 1, so the child waits until it is killed.
+            word = stack_alloc.address
+            sp = _child_sp(stack_alloc.address, stack_alloc.size)
+            await space.transport.write(word, struct.pack("<i", 1))
+            frame = [space.functions.futex_waiter, word] + [0] * (_STACK_WORDS - 2)
+            await space.transport.write(sp, struct.pack(f"<{_STACK_WORDS}Q", *frame))
+            pid = await self.sysif.syscall(SYS.clone3, args_alloc.address, args_alloc.size)
+        except BaseException:
+            restore(value.pidfd, pidfd_alloc)
+            restore(value.stack, stack_alloc)
+            raise
+        (number,) = struct.unpack("<i", await space.transport.read(pidfd_alloc.address, 4))
+        pidfd = self.make_fd(number)
+        local = pidfd if self.sysif.is_local else None
+        memory = RunningMemory(local, stack_alloc)
+        return ChildProcess(self, pid, pidfd, local, memory)  # type: ignore[arg-type]
 
     async def unshare(self, flags: CLONE) -> None:
         """unshare(2): give this process new namespaces, or its own copy of

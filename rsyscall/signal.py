@@ -1,16 +1,20 @@
 """<signal.h>: sending signals, the signal mask, and signal actions.
 
-kill(2) and rt_sigqueueinfo(2) are methods on `Process`; tgkill(2),
-rt_tgsigqueueinfo(2), sigprocmask(2), sigaction(2), sigpending(2),
-sigsuspend(2), sigtimedwait(2) and sigaltstack(2) are methods on `Task`,
-since they act on the calling process (or thread) or name their targets by
-number.
+kill(2) is a method on what it signals: `Process.kill` (a pid > 0),
+`ProcessGroup.kill` (kill(-pgid), or kill(0) for the caller's own group:
+`task.make_process_group(pgid)` makes the handle) and `Task.kill_all`
+(kill(-1): every process the caller may signal).  rt_sigqueueinfo(2) is a
+method on `Process`; tgkill(2), rt_tgsigqueueinfo(2), sigprocmask(2),
+sigaction(2), sigpending(2), sigsuspend(2), sigtimedwait(2) and
+sigaltstack(2) are methods on `Task`, since they act on the calling process
+(or thread) or name their targets by number.
 
 `Siginfo` here is the whole `siginfo_t` as a signal carries it (signo,
 errno, code, the sender's pid and uid, the sigval of a queued signal, and
 the rest of the union as bytes), for sigtimedwait(2) to fill and
 rt_sigqueueinfo(2) to send; rsyscall.sys.wait has its own, for what
 waitid(2) reports of a child.
+
 
 Deviations from glibc, all because the library makes the raw syscalls:
 
@@ -72,6 +76,8 @@ __all__ = [
     "Siginfo",
     "Stack",
     "HowSIG",
+    "KillTask",
+    "ProcessGroup",
     "Sigaction",
     "Sighandler",
     "SignalProcess",
@@ -761,3 +767,49 @@ class SignalProcess(BaseProcess):
         check_points_to(info, Siginfo)
         address = borrow(info, self.task, Siginfo.sizeof()).address
         await self.task.sysif.syscall(SYS.rt_sigqueueinfo, self.pid, _signum(sig), address)
+
+# ---- kill(2) of a process group, and of every process ----
+
+
+class ProcessGroup:
+    """A process group, as seen from one task: the target of kill(2) with
+    a negative pid (`-pgid`), or with pid 0 for `pgid` 0, which means the
+    calling process's own group whatever its id.  Make one with
+    `task.make_process_group(pgid)`."""
+
+    __slots__ = ("pgid", "task")
+
+    def __init__(self, task: BaseTask, pgid: int) -> None:
+        if not isinstance(pgid, int) or isinstance(pgid, bool):
+            raise TypeError(f"a process group id is an int, not {type(pgid).__name__}")
+        if not 0 <= pgid < 1 << 31:
+            raise ValueError(f"not a process group id: {pgid!r}")
+        self.task = task
+        self.pgid = int(pgid)
+
+    def __repr__(self) -> str:
+        return f"ProcessGroup(pgid={self.pgid})" if self.pgid else "ProcessGroup(own)"
+
+    async def kill(self, sig: SIG | int) -> None:
+        """kill(2) of this process group: send `sig` to every process in it
+        that the task may signal (0 only checks that one exists)."""
+        await self.task.sysif.syscall(SYS.kill, -self.pgid, _signum(sig))
+
+
+class KillTask(BaseTask):
+    __slots__ = ()
+
+    def make_process_group(self, pgid: int = 0) -> ProcessGroup:
+        """A `ProcessGroup` handle for group `pgid` as this task's pid
+        namespace sees it; 0 (the default): this process's own group."""
+        return ProcessGroup(self, pgid)
+
+    async def kill_all(self, sig: SIG | int) -> None:
+        """kill(2) with pid -1: send `sig` to every process this one may
+        signal, except itself and the init process of its pid namespace
+        (processes outside that namespace are not reached).  Raises
+        ProcessLookupError if there is none."""
+        await self.sysif.syscall(SYS.kill, -1, _signum(sig))
+
+
+# ---- end of kill(2) of groups ----

@@ -16,9 +16,9 @@ from types import TracebackType
 
 import anyio
 
+from rsyscall.dirent import DT, DirentList
 from rsyscall.fcntl import AT, O
 from rsyscall.handle import FileDescriptor
-from rsyscall.linux.dirent import DT, DirentList
 from rsyscall.sys.stat import S
 from rsyscall.thread import Thread
 from rsyscall.unistd import SEEK

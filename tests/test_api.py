@@ -62,7 +62,8 @@ async def test_every_syscall_method_is_async_and_documented() -> None:
     for cls in (rsyscall.Task, rsyscall.FileDescriptor, rsyscall.handle.Process):
         for name, member in inspect.getmembers(cls, inspect.isfunction):
             if name.startswith("_") or name in (
-                    "make_fd", "make_process", "for_task", "drop", "on_close", "as_proc_path"
+                    "make_fd", "make_process", "make_process_group", "for_task", "drop",
+                    "on_close", "as_proc_path",
                 ):
                 continue
             assert inspect.iscoroutinefunction(member), f"{cls.__name__}.{name}"
@@ -99,8 +100,10 @@ def test_raw_escape_hatches_are_unsafe() -> None:
         for name in names:
             doc = inspect.getdoc(getattr(cls, name)) or ""
             assert "Unsafe:" in doc and "caller must" in doc, f"{cls.__name__}.{name}"
-    for gone in ("clone3", "set_robust_list"):
+    for gone in ("set_robust_list",):
         assert not hasattr(rsyscall.Task, gone), gone
+    # clone3 is back as the typed form: pointers and handles, a ChildProcess.
+    assert "CloneArgs" in str(inspect.signature(rsyscall.Task.clone3))
 
 
 def test_enums_read_well_in_help() -> None:

@@ -15,9 +15,8 @@ import pytest
 
 from rsyscall import ChildThread, local_thread
 from rsyscall.fcntl import SEAL, F, O
-from rsyscall.linux.memfd import MFD
 from rsyscall.signal import SIG, Sigset
-from rsyscall.sys.mman import MAP, PROT
+from rsyscall.sys.mman import MAP, MFD, PROT
 from rsyscall.sys.signalfd import AsyncSignalQueue
 from rsyscall.sys.socket import AF, SOCK, CmsgList, CmsgSCMRights, RecvMsghdr, SendMsghdr
 from rsyscall.sys.uio import IovecList

@@ -1,4 +1,4 @@
-"""rsyscall.linux.dirent: getdents on real directories, and the variable-length
+"""rsyscall.dirent: getdents on real directories, and the variable-length
 record format of DirentList."""
 
 import os
@@ -11,13 +11,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rsyscall import FileDescriptor, Pointer, Thread, UseAfterConsumeError
+from rsyscall.dirent import DT, Dirent, DirentList
 from rsyscall.fcntl import O
-from rsyscall.linux.dirent import DT, Dirent, DirentList
 from rsyscall.unistd import SEEK
 
 from .util import thread_fds
 
 pytestmark = pytest.mark.anyio
+
+
+def test_old_module_name_still_works() -> None:
+    # getdents64(2)'s SYNOPSIS names <dirent.h>; rsyscall.linux.dirent, the
+    # old home, re-exports everything.
+    from rsyscall import dirent
+    from rsyscall.linux import dirent as old
+
+    for name in ("DT", "Dirent", "DirentList", "DirentFileDescriptor"):
+        assert getattr(old, name) is getattr(dirent, name)
+    assert DT.__module__ == "rsyscall.dirent"
 
 
 async def open_dir(thread: Thread, path: Path) -> FileDescriptor:

@@ -20,7 +20,7 @@ HEADER_MODULES = [
     "unistd", "fcntl", "sched", "signal", "time", "grp", "sys/socket", "sys/un", "sys/uio",
     "sys/stat", "sys/mman", "sys/resource", "sys/epoll", "sys/eventfd", "sys/timerfd",
     "sys/signalfd", "sys/inotify", "sys/wait", "sys/pidfd", "sys/mount", "sys/prctl",
-    "sys/ioctl", "sys/utsname", "linux/dirent", "linux/memfd", "linux/futex",
+    "sys/ioctl", "sys/utsname", "dirent", "linux/futex",
     "linux/capability", "linux/openat2", "linux/seccomp", "linux/filter", "linux/audit",
     "linux/landlock", "stdio", "sys/time", "net/if_", "netinet/in_",
     "netinet/ip",

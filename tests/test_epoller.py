@@ -219,3 +219,37 @@ async def test_driving_is_handed_to_a_waiter_that_still_waits(thread: Thread) ->
     assert sorted(got.values()) == [b"x", b"y", b"z"]
     for afd in (a_reader, a_writer, b_reader, b_writer):
         await afd.close()
+
+
+async def test_epoll_create1_flags(thread: Thread) -> None:
+    """epoll_create1 takes EPOLL_CREATE flags; every epoll fd is
+    close-on-exec (the library's rule), and one works as an epoll fd."""
+    from rsyscall.sys.epoll import EPOLL, EPOLL_CREATE, EPOLL_CTL, EpollEvent, EpollEventList
+
+    from .util import cloexec, fd_path
+
+    r, w = await nonblocking_pipe(thread)  # the thread's own epoller starts now
+    await r.close()
+    await w.close()
+    before = await thread_fds(thread)
+    for flags in (EPOLL_CREATE.NONE, EPOLL_CREATE.CLOEXEC):
+        epfd = await thread.task.epoll_create1(flags)
+        assert cloexec(thread, epfd)
+        assert os.readlink(fd_path(thread, epfd)) == "anon_inode:[eventpoll]"
+        r, w = await nonblocking_pipe(thread)
+        await epfd.epoll_ctl(EPOLL_CTL.ADD, r.handle, await thread.ptr(EpollEvent(EPOLL.IN, 7)))
+        await w.write_all_bytes(b"x")
+        buf = await thread.malloc(EpollEventList, 2 * EpollEvent.sizeof())
+        valid, _ = await epfd.epoll_wait(buf, 1000)
+        assert [(e.events, e.data) for e in await valid.read()] == [(EPOLL.IN, 7)]
+        await r.close()
+        await w.close()
+        await epfd.close()
+    epfd = await thread.task.epoll_create1()  # the default
+    assert cloexec(thread, epfd)
+    await epfd.close()
+    with pytest.raises(TypeError):
+        await thread.task.epoll_create1(O.CLOEXEC)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        await thread.task.epoll_create1(1)  # type: ignore[arg-type]
+    assert await thread_fds(thread) == before

@@ -234,11 +234,19 @@ async def test_fcntl_pipe_size_and_dupfd(thread: Thread) -> None:
         assert size == stdlib_fcntl.fcntl(ours, stdlib_fcntl.F_GETPIPE_SZ)
         assert await pipe.write.fcntl(F.SETPIPE_SZ, 2 * size) >= 2 * size
         assert stdlib_fcntl.fcntl(ours, stdlib_fcntl.F_GETPIPE_SZ) >= 2 * size
-    # F_DUPFD returns a bare number: take ownership of it with make_fd.
-    number = await pipe.write.fcntl(F.DUPFD, 100)
+    # F_DUPFD returns a handle that owns the new fd.
+    dup = await pipe.write.fcntl(F.DUPFD, 100)
+    assert isinstance(dup, FileDescriptor)
+    number = dup.number
     assert number >= 100
-    dup = thread.task.make_fd(number)
     assert not cloexec(thread, number)  # plain F_DUPFD does not set close-on-exec
+    assert fd_stat(thread, number).st_ino == fd_stat(thread, pipe.write).st_ino
+    dup_cloexec = await pipe.write.fcntl(F.DUPFD_CLOEXEC, 200)
+    assert dup_cloexec.number >= 200 and cloexec(thread, dup_cloexec)
+    await dup_cloexec.close()
+    with pytest.raises(OSError) as info:  # beyond RLIMIT_NOFILE
+        await pipe.write.fcntl(F.DUPFD, (1 << 31) - 1)
+    assert info.value.errno == errno.EINVAL
     await dup.close()
     assert not fd_is_open(thread, number)
     if thread is local_thread:  # our own fd table: the stdlib sees it closed

@@ -76,6 +76,8 @@ EXCLUDED = {
     "Process.rt_sigqueueinfo": "may send a fatal signal to the child itself",
     "ChildProcess.rt_sigqueueinfo": "may send a fatal signal",
     "Task.rt_tgsigqueueinfo": "may send a fatal signal to the child itself",
+    "Task.kill_all": "signals every process of the pid namespace (tested in test_signal)",
+    "Task.clone3": "makes processes (tested in test_clone3)",
     # The child shares our memory: these could write anywhere in it.
     "Task.mmap": "MAP_FIXED at a random address would unmap our memory",
     "Task.prctl": "raw options (PR_SET_MM, PR_SET_SECCOMP) act on the shared memory",

@@ -12,8 +12,7 @@ import pytest
 
 from rsyscall import MemoryMapping, ReadablePointer, Thread, UseAfterConsumeError
 from rsyscall.fcntl import SEAL, F, O
-from rsyscall.linux.memfd import MFD
-from rsyscall.sys.mman import MADV, MAP, PROT
+from rsyscall.sys.mman import MADV, MAP, MFD, PROT
 
 from .util import maps_of, read_memory, thread_pid, write_memory
 

@@ -41,3 +41,45 @@ def test_the_structs_round_trip() -> None:
         Timeval(0, 1_000_000)
     with pytest.raises(TypeError):
         Rusage(Timeval(0, 0), Timeval(0, 0), unknown=1)
+
+
+# ---- waitid's fifth argument ----
+
+
+async def test_waitid_rusage(thread: Thread) -> None:
+    """waitid with a Rusage pointer: the child's resource use, written by
+    the kernel with the siginfo (W.NOWAIT leaves the child for its
+    AsyncChildProcess to reap)."""
+    from rsyscall.struct import Int32
+    from rsyscall.sys.wait import P, Siginfo, W
+
+    child = await thread.clone()
+    process = await child.exec(thread.environ.sh.args(
+        "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"
+    ))
+    pid = process.process.pid
+    # Nothing yet, or the exit: with NOHANG the call never blocks.
+    await process.waitpid(W.EXITED | W.NOWAIT)
+    info, usage = await thread.task.waitid(
+        P.PID, pid, await thread.malloc(Siginfo), W.EXITED | W.NOWAIT, await thread.malloc(Rusage)
+    )
+    siginfo = await info.read()
+    assert siginfo.pid == pid
+    rusage = await usage.read()
+    assert isinstance(rusage, Rusage)
+    # The shell counted for a while: some CPU time, some memory.
+    assert rusage.utime.to_float() + rusage.stime.to_float() > 0
+    assert rusage.maxrss > 0
+    assert (await process.waitpid()).exit_status == 0
+    # A wrong buffer type is refused before the call; nothing is consumed.
+    infop = await thread.malloc(Siginfo)
+    with pytest.raises(TypeError):
+        await thread.task.waitid(
+            P.PID, pid, infop, W.EXITED, await thread.malloc(Int32)  # type: ignore[call-overload]
+        )
+    assert not infop.consumed
+    # An error (no such child) gives both pointers back.
+    usage_buf = await thread.malloc(Rusage)
+    with pytest.raises(ChildProcessError):
+        await thread.task.waitid(P.PID, pid, infop, W.EXITED | W.NOHANG, usage_buf)
+    assert not infop.consumed and not usage_buf.consumed

@@ -419,3 +419,147 @@ def test_sigaction_round_trip(
 @given(st.binary(min_size=32, max_size=32))
 def test_sigaction_bytes_round_trip(data: bytes) -> None:
     assert Sigaction.from_bytes(data).to_bytes() == data
+
+
+# ---- kill of a process group, and kill(-1) ----
+
+
+@pytest.fixture
+def group() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Two sleeps in a process group of their own (the first leads it)."""
+    leader = subprocess.Popen(["sleep", "100"], process_group=0)
+    member = subprocess.Popen(["sleep", "100"], process_group=leader.pid)
+    outsider = subprocess.Popen(["sleep", "100"], process_group=0)
+    yield [leader, member, outsider]
+    for popen in (leader, member, outsider):
+        popen.kill()
+        popen.wait()
+
+
+async def test_kill_process_group(
+    thread: Thread, group: list[subprocess.Popen[bytes]]
+) -> None:
+    from rsyscall.signal import ProcessGroup
+
+    leader, member, outsider = group
+    pgroup = thread.task.make_process_group(leader.pid)
+    assert isinstance(pgroup, ProcessGroup) and pgroup.pgid == leader.pid
+    await pgroup.kill(0)  # it exists
+    await pgroup.kill(SIG.TERM)
+    assert leader.wait() == -signal.SIGTERM
+    assert member.wait() == -signal.SIGTERM
+    assert outsider.poll() is None  # another group: untouched
+    # An empty group now: ESRCH.
+    with pytest.raises(ProcessLookupError):
+        await pgroup.kill(SIG.TERM)
+    await still_works(thread)
+
+
+async def test_kill_own_process_group(thread: Thread) -> None:
+    """pgid 0 is the caller's own group (kill(0, sig)); a child that leads
+    a group of its own and a grandchild in it both get a group's signal
+    (SIGSTOP and SIGCONT, seen in /proc: a SIGKILL of the child would take
+    the grandchild too, through its parent-death signal, and prove
+    nothing)."""
+    import time
+
+    child = await thread.clone()
+    await child.task.setpgid()
+    grandchild = await child.clone()
+    pgid = child.process.process.pid
+    assert await grandchild.task.getpgid() == pgid
+    own = child.task.make_process_group()
+    assert own.pgid == 0
+    await own.kill(0)  # the child's own group: it exists
+    pids = [pgid, grandchild.process.process.pid]
+    group = thread.task.make_process_group(pgid)
+
+    def states() -> list[str]:
+        return [process_state(pid) for pid in pids]
+
+    await group.kill(SIG.STOP)
+    deadline = time.monotonic() + 10
+    while states() != ["T", "T"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert states() == ["T", "T"]
+    await group.kill(SIG.CONT)
+    while "T" in states() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "T" not in states()
+    await grandchild.exit(0)
+    assert (await grandchild.process.waitpid()).exit_status == 0
+    await child.exit(0)
+    assert (await child.process.waitpid()).exit_status == 0
+    await still_works(thread)
+
+
+def process_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
+async def test_process_group_bad_input(thread: Thread) -> None:
+    task = thread.task
+    with pytest.raises(ValueError):
+        task.make_process_group(-1)  # -1 is kill_all, not a group
+    with pytest.raises(TypeError):
+        task.make_process_group("1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        task.make_process_group(True)
+    child = await thread.clone()
+    await child.task.setpgid()
+    pgroup = child.task.make_process_group()
+    with pytest.raises(OSError) as info:
+        await pgroup.kill(65)
+    assert info.value.errno == errno.EINVAL
+    with pytest.raises(TypeError):
+        await pgroup.kill("TERM")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        await pgroup.kill(1 << 40)
+    await child.exit(0)
+    await child.process.waitpid()
+    await still_works(thread)
+
+
+async def test_kill_all_reaches_only_its_pid_namespace(thread: Thread) -> None:
+    """kill(-1) from the init of a new pid namespace signals every other
+    process in that namespace, and nothing outside it.  (Never made from
+    the test's own namespace: it would signal every process on the host.)"""
+    from rsyscall.sched import CLONE
+
+    outsider = subprocess.Popen(["sleep", "100"])
+    try:
+        child = await thread.clone(CLONE.NEWUSER | CLONE.NEWPID)
+        # The guard that makes kill(-1) safe here: the child is pid 1 of a
+        # namespace of its own.
+        assert await child.task.getpid() == 1
+        nspid = status_field_of(child.process.process.pid, "NSpid").split()
+        assert len(nspid) >= 2 and nspid[-1] == "1"
+        # No other process in the namespace: nobody to signal.
+        with pytest.raises(ProcessLookupError):
+            await child.task.kill_all(0)
+        first = await child.clone()
+        second = await child.clone()
+        await child.task.kill_all(0)
+        await child.task.kill_all(SIG.KILL)
+        assert (await first.process.waitpid()).killed_with() == SIG.KILL
+        assert (await second.process.waitpid()).killed_with() == SIG.KILL
+        # The caller itself is spared, and the host's processes too.
+        assert await child.task.getpid() == 1
+        assert outsider.poll() is None
+        with pytest.raises(TypeError):
+            await child.task.kill_all("KILL")  # type: ignore[arg-type]
+        await child.exit(0)
+        assert (await child.process.waitpid()).exit_status == 0
+    finally:
+        outsider.kill()
+        outsider.wait()
+    await still_works(thread)
+
+
+def status_field_of(pid: int, field: str) -> str:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return line.split(":", 1)[1].strip()
+    raise KeyError(field)

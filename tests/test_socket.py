@@ -1021,3 +1021,91 @@ def test_listed_options_are_the_enums() -> None:
         SOL.SOCKET: set(SO), IPPROTO.IP: set(IP), IPPROTO.TCP: set(TCP), IPPROTO.IPV6: set(IPV6),
         SOL.NETLINK: set(NETLINK_OPT),
     }
+
+
+# ---- socket options typed by level and option ----
+
+
+async def test_socket_options_are_typed(thread: Thread) -> None:
+    """level is a SOL or IPPROTO, optname the option enum of that level,
+    and the value a pointer to the option's type: Linger, Timeval, Ucred,
+    str, or Int32 for the int options (raw bytes always do)."""
+    from rsyscall.sys.socket import Linger, Ucred
+    from rsyscall.sys.time import Timeval
+
+    from .util import thread_pid
+
+    sock = await thread.task.socket(AF.INET, SOCK.STREAM)
+    # SO.LINGER: a struct linger.
+    await sock.setsockopt(SOL.SOCKET, SO.LINGER, await thread.ptr(Linger(True, 7)))
+    valid, rest = await sock.getsockopt(SOL.SOCKET, SO.LINGER, await thread.malloc(Linger))
+    assert await valid.read() == Linger(1, 7) and rest.size() == 0
+    with stdlib_socket(thread, sock) as view:
+        raw = view.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)
+        assert struct.unpack("ii", raw) == (1, 7)
+    # SO.RCVTIMEO: a struct timeval.
+    await sock.setsockopt(SOL.SOCKET, SO.RCVTIMEO, await thread.ptr(Timeval(2, 500_000)))
+    valid, _ = await sock.getsockopt(SOL.SOCKET, SO.RCVTIMEO, await thread.malloc(Timeval))
+    assert await valid.read() == Timeval(2, 500_000)
+    # TCP.CONGESTION: a name.
+    await sock.setsockopt(IPPROTO.TCP, TCP.CONGESTION, await thread.ptr(b"reno"))
+    valid, _ = await sock.getsockopt(IPPROTO.TCP, TCP.CONGESTION, await thread.malloc(bytes, 16))
+    assert (await valid.read()).rstrip(b"\0") == b"reno"
+    # SO.BINDTODEVICE, as root: a device name.
+    await sock.setsockopt(SOL.SOCKET, SO.BINDTODEVICE, await thread.ptr("lo"))
+    valid, _ = await sock.getsockopt(SOL.SOCKET, SO.BINDTODEVICE, await thread.malloc(bytes, 16))
+    assert (await valid.read()).rstrip(b"\0") == b"lo"
+    # IP.TTL is an int.
+    await sock.setsockopt(IPPROTO.IP, IP.TTL, await thread.ptr(Int32(17)))
+    valid, _ = await sock.getsockopt(IPPROTO.IP, IP.TTL, await thread.malloc(Int32))
+    assert await valid.read() == 17
+    # SO.PEERCRED of a socketpair: the process that made it.
+    pair = await thread.socketpair(AF.UNIX, SOCK.STREAM)
+    valid, _ = await pair.first.getsockopt(SOL.SOCKET, SO.PEERCRED, await thread.malloc(Ucred))
+    cred = await valid.read()
+    assert cred == Ucred(thread_pid(thread), await thread.task.getuid(), await thread.task.getgid())
+
+    # Errors, all before any syscall: the option of another level...
+    value = await thread.ptr(Int32(1))
+    with pytest.raises(TypeError, match="optname"):
+        await sock.setsockopt(SOL.SOCKET, TCP.NODELAY, value)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="optname"):
+        await sock.getsockopt(IPPROTO.TCP, SO.REUSEADDR, await thread.malloc(Int32))
+    with pytest.raises(TypeError, match="level"):
+        await sock.setsockopt(AF.INET, SO.REUSEADDR, value)  # type: ignore[arg-type]
+    # ... a value of the wrong type ...
+    with pytest.raises(TypeError, match="Linger"):
+        await sock.setsockopt(SOL.SOCKET, SO.LINGER, value)
+    with pytest.raises(TypeError, match="Int32"):
+        await sock.setsockopt(SOL.SOCKET, SO.REUSEADDR, await thread.ptr(Linger(1, 1)))
+    buf = await thread.malloc(Timeval)
+    with pytest.raises(TypeError, match="Ucred"):
+        await pair.first.getsockopt(SOL.SOCKET, SO.PEERCRED, buf)
+    assert not buf.consumed
+    with pytest.raises(TypeError):  # struct tcp_info is read as bytes only
+        await sock.getsockopt(IPPROTO.TCP, TCP.INFO, await thread.malloc(Int32))
+    # ... an unknown level.
+    with pytest.raises(ValueError, match="unsafe_setsockopt"):
+        await sock.setsockopt(2, 1, value)  # type: ignore[arg-type]
+    # Plain ints still name the options of their level.
+    await sock.setsockopt(1, 2, value)  # type: ignore[arg-type]  # SOL_SOCKET, SO_REUSEADDR
+    valid, _ = await sock.getsockopt(SOL.SOCKET, SO.REUSEADDR, await thread.malloc(Int32))
+    assert await valid.read() == 1
+    # The raw bytes a kernel error needs still reach it.
+    with pytest.raises(OSError) as info:
+        await sock.setsockopt(SOL.SOCKET, SO.LINGER, await thread.ptr(b"\1"))
+    assert info.value.errno == errno.EINVAL
+    await still_works(thread)
+
+
+def test_socket_option_structs() -> None:
+    from rsyscall.sys.socket import Linger, Ucred
+
+    assert Linger.from_bytes(Linger(1, 30).to_bytes()) == Linger(1, 30)
+    assert Ucred.from_bytes(struct.pack("iII", 5, 6, 7)) == Ucred(5, 6, 7)
+    with pytest.raises(ValueError):
+        Linger(1, 1 << 31).to_bytes()
+    with pytest.raises(ValueError):
+        Ucred(1, -1, 0)
+    with pytest.raises(ValueError):
+        Ucred.from_bytes(b"\0" * 11)

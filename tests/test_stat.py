@@ -444,3 +444,51 @@ async def test_structs_through_memory(thread: Thread) -> None:
     sx = Statx(STATX.ALL, 4096, STATX_ATTR.APPEND, 1, 2, 3, 0o644, 4, 5, 6, STATX_ATTR(0),
                a, b, c, m, 7, 8, 9, 10, 11, 12, 13)  # fmt: skip
     assert await (await thread.ptr(sx)).read() == sx
+
+
+# ---- modes are S permission bits, checked ----
+
+
+async def test_modes_are_typed_and_checked(thread: Thread, sample: Path, tmp_path: Path) -> None:
+    """open/openat/mkdir/mkdirat/fchmod/fchmodat take `S` bits (or an int
+    of them), umask returns `S`; a mode with bits beyond the permission
+    bits (a file type, or more) is a ValueError before any syscall."""
+    task = thread.task
+    old = await task.umask(S.IWGRP | S.IWOTH)
+    try:
+        assert type(old) is S
+        back = await task.umask(old)
+        assert type(back) is S and back == S.IWGRP | S.IWOTH
+        with pytest.raises(ValueError):
+            await task.umask(0o1000)  # umask holds 0o777 only
+        with pytest.raises(ValueError):
+            await task.umask(-1)
+        assert await task.umask(old) == old  # unchanged by the refused calls
+    finally:
+        await task.umask(old)
+    fd = await open_path(thread, sample)
+    bad_modes = [S.IFREG | S.IRUSR, 0o10000, 0o100644, -1]
+    for bad in bad_modes:
+        with pytest.raises(ValueError):
+            await fd.fchmod(bad)
+        with pytest.raises(ValueError):
+            await task.fchmodat(None, await thread.ptr(sample), bad)
+        with pytest.raises(ValueError):
+            await task.mkdir(await thread.ptr(tmp_path / "bad"), bad)
+        dirfd = await open_path(thread, tmp_path, O.RDONLY | O.DIRECTORY)
+        with pytest.raises(ValueError):
+            await task.mkdirat(dirfd, await thread.ptr("bad"), bad)
+        with pytest.raises(ValueError):
+            await task.open(await thread.ptr(tmp_path / "badf"), O.WRONLY | O.CREAT, bad)
+        with pytest.raises(ValueError):
+            await task.openat(dirfd, await thread.ptr("badf"), O.WRONLY | O.CREAT, bad)
+        await dirfd.close()
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "badf").exists()
+    with pytest.raises(TypeError):  # another enum's member
+        await fd.fchmod(O.RDWR)  # type: ignore[arg-type]
+    # The largest mode is fine: every permission, set-id and sticky bit.
+    await fd.fchmod(S(0o7777))
+    assert os.stat(sample).st_mode & 0o7777 == 0o7777
+    await fd.fchmod(S.IRUSR | S.IWUSR)
+    assert os.stat(sample).st_mode & 0o7777 == 0o600
+    await still_works(thread)

@@ -12,14 +12,13 @@ from typing import Protocol
 
 from rsyscall.argcheck import check_arguments
 from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
+from rsyscall.dirent import DirentFileDescriptor
 from rsyscall.fcntl import FcntlFileDescriptor, FcntlTask
 from rsyscall.grp import GrpTask
 from rsyscall.linux.capability import CapabilityProcess, CapabilityTask
-from rsyscall.linux.dirent import DirentFileDescriptor
 from rsyscall.linux.futex import FutexProcess, FutexTask
 from rsyscall.linux.if_tun import TunFileDescriptor
 from rsyscall.linux.landlock import LandlockFileDescriptor, LandlockTask
-from rsyscall.linux.memfd import MemfdTask
 from rsyscall.linux.openat2 import Openat2Task
 from rsyscall.linux.seccomp import SeccompFileDescriptor, SeccompTask
 from rsyscall.memory.pointer import (
@@ -31,16 +30,22 @@ from rsyscall.memory.pointer import (
 )
 from rsyscall.near.sysnum import SYS
 from rsyscall.net.if_ import IfFileDescriptor
+
+# setsockopt's annotations name the option enums of rsyscall.netinet,
+# which register their options with it when imported.
+from rsyscall.netinet import in_ as _in  # noqa: F401
+from rsyscall.netinet import ip as _ip  # noqa: F401
+from rsyscall.netinet import tcp as _tcp  # noqa: F401
 from rsyscall.sched import SchedFileDescriptor, SchedProcess, SchedTask
-from rsyscall.signal import SIG, SignalProcess, SignalTask
+from rsyscall.signal import SIG, KillTask, ProcessGroup, SignalProcess, SignalTask
 from rsyscall.stdio import StdioTask
 from rsyscall.sys.epoll import EpollFileDescriptor, EpollTask
 from rsyscall.sys.eventfd import EventfdTask
 from rsyscall.sys.inotify import InotifyFileDescriptor, InotifyTask
 from rsyscall.sys.ioctl import IoctlFileDescriptor
-from rsyscall.sys.mman import MemoryMapping, MmanFileDescriptor, MmanTask
+from rsyscall.sys.mman import MemfdTask, MemoryMapping, MmanFileDescriptor, MmanTask
 from rsyscall.sys.mount import MountFileDescriptor, MountTask
-from rsyscall.sys.pidfd import PidfdFileDescriptor, PidfdTask
+from rsyscall.sys.pidfd import PidfdFileDescriptor, PidfdProcess, PidfdTask
 from rsyscall.sys.prctl import PrctlTask
 from rsyscall.sys.ptrace import PtraceProcess, PtraceTask
 from rsyscall.sys.resource import ResourceProcess, ResourceTask
@@ -58,6 +63,8 @@ from rsyscall.unistd import UnistdFileDescriptor, UnistdProcess, UnistdTask
 _SYS_kill = int(SYS.kill)
 _SYS_pidfd_send_signal = int(SYS.pidfd_send_signal)
 _SYS_waitid = int(SYS.waitid)
+# W.ALL: a child whose exit signal is not SIGCHLD (clone3's exit_signal) too.
+_W_EXITED_ALL = int(W.EXITED | W.ALL)
 
 __all__ = [
     "ChildProcess",
@@ -107,6 +114,7 @@ class Process(
     ResourceProcess,
     SignalProcess,
     SchedProcess,
+    PidfdProcess,
     FutexProcess,
     CapabilityProcess,
     UioProcess,
@@ -170,11 +178,11 @@ class ChildProcess(Process):
             # has been by now); with a local pidfd and a parent elsewhere,
             # the parent may go first: then sweep() sees the pidfd.
             memory = None if record is None else record.memory
-            sysif.syscall_later(_SYS_waitid, P.PID, self.pid, 0, W.EXITED, 0, keep=memory)
+            sysif.syscall_later(_SYS_waitid, P.PID, self.pid, 0, _W_EXITED_ALL, 0, keep=memory)
             if record is not None:
                 record.release()
         else:
-            sysif.syscall_later(_SYS_waitid, P.PID, self.pid, 0, W.EXITED, 0)
+            sysif.syscall_later(_SYS_waitid, P.PID, self.pid, 0, _W_EXITED_ALL, 0)
 
 
 class _Releasable(Protocol):
@@ -193,6 +201,7 @@ class Task(
     MemfdTask,
     ResourceTask,
     SignalTask,
+    KillTask,
     TimeTask,
     TimerfdTask,
     EventfdTask,
@@ -224,4 +233,4 @@ class Task(
 
 # Each syscall method checks its enum and narrow int arguments, and adds
 # its paths to the OSError it raises (rsyscall.argcheck).
-check_arguments(Task, FileDescriptor, Process, ChildProcess)
+check_arguments(Task, FileDescriptor, Process, ChildProcess, ProcessGroup)

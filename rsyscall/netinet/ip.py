@@ -36,8 +36,12 @@ class IP(IntEnum):
     DROP_MEMBERSHIP = 36
 
 
-# None of these options' values holds an address: setsockopt and getsockopt take them.
-_define_options(IPPROTO.IP, IP)
+# None of these options' values holds an address: setsockopt and getsockopt
+# take them.  Their values are C ints but for those named here, whose
+# structs (struct ip_mreqn, struct in_addr, IP options) are passed as bytes.
+_define_options(IPPROTO.IP, IP, {
+    IP.OPTIONS: (), IP.MULTICAST_IF: (), IP.ADD_MEMBERSHIP: (), IP.DROP_MEMBERSHIP: (),
+})
 
 
 class SockaddrIn(Sockaddr):

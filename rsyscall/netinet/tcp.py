@@ -30,4 +30,6 @@ class TCP(IntEnum):
 
 # None of these options' values holds an address (TCP_ZEROCOPY_RECEIVE's
 # does, and is left out): setsockopt and getsockopt take them.
-_define_options(IPPROTO.TCP, TCP)
+# Their values are C ints, but TCP.CONGESTION's (the algorithm's name, a
+# str) and TCP.INFO's (struct tcp_info, read as bytes).
+_define_options(IPPROTO.TCP, TCP, {TCP.CONGESTION: (str,), TCP.INFO: ()})

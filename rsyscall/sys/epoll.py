@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EPOLL",
+    "EPOLL_CREATE",
     "EPOLL_CTL",
     "EpollEvent",
     "EpollEventList",
@@ -50,6 +51,16 @@ class EPOLL(IntFlag):
     WAKEUP = 1 << 29
     ONESHOT = 1 << 30
     ET = 1 << 31
+
+
+class EPOLL_CREATE(IntFlag):
+    """epoll_create1(2) flags: C's EPOLL_CLOEXEC (the only one)."""
+
+    NONE = 0
+    CLOEXEC = 0o2000000
+
+
+_EPOLL_CLOEXEC = int(EPOLL_CREATE.CLOEXEC)
 
 
 class EPOLL_CTL(IntEnum):
@@ -129,9 +140,14 @@ _SYS_epoll_pwait = int(SYS.epoll_pwait)
 class EpollTask(BaseTask):
     __slots__ = ()
 
-    async def epoll_create1(self) -> FileDescriptor:
-        """epoll_create1(2): a new epoll instance (always EPOLL_CLOEXEC)."""
-        return self.make_fd(await self.sysif.syscall(SYS.epoll_create1, 0o2000000))
+    async def epoll_create1(
+        self, flags: EPOLL_CREATE = EPOLL_CREATE.CLOEXEC
+    ) -> FileDescriptor:
+        """epoll_create1(2): a new epoll instance.  `EPOLL_CREATE.CLOEXEC`
+        is always added, as for every fd the library makes (see
+        rsyscall.fcntl); `fd.disable_cloexec()` clears it."""
+        number = await self.sysif.syscall(SYS.epoll_create1, int(flags) | _EPOLL_CLOEXEC)
+        return self.make_fd(number)
 
 
 class EpollFileDescriptor(BaseFileDescriptor):

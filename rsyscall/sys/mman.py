@@ -35,8 +35,9 @@ address) is `unsafe_mremap`'s.  A mapping given a protection key by
 `pkey_mprotect` hands out no `pointer()`: the key's rights, which any
 thread may change with one instruction, could forbid touching it.
 
-memfd_create(2) is documented with this header; its flags are `MFD`, from
-`rsyscall.linux.memfd`, re-exported here.
+memfd_create(2) is declared by this header (its SYNOPSIS names
+<sys/mman.h>): `Task.memfd_create` and its flags `MFD` are defined here;
+`rsyscall.linux.memfd`, their old home, re-exports them.
 """
 
 from __future__ import annotations
@@ -49,13 +50,13 @@ from typing import TYPE_CHECKING
 from rsyscall._enum import IntEnum, IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseTask
 from rsyscall.fcntl import SEAL, F
-from rsyscall.linux.memfd import MFD
 from rsyscall.memory.allocator import Allocation, Arena
 from rsyscall.memory.pointer import (
     Pointer,
     ReadablePointer,
     UseAfterConsumeError,
     WrittenPointer,
+    path_address,
     restore,
     take,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "MS",
     "PKEY",
     "PROT",
+    "MemfdTask",
     "MemoryMapping",
     "MmanFileDescriptor",
     "MmanTask",
@@ -846,3 +848,43 @@ class MmanFileDescriptor(BaseFileDescriptor):
         names, which must be dying (killed by SIGKILL, not yet done
         exiting): EINVAL for a live process, ESRCH once it has exited."""
         await self.task.sysif.syscall(SYS.process_mrelease, self.number, 0)
+# ---- memfd_create(2) (moved here from rsyscall.linux.memfd) ----
+#
+# The file is sized with `fd.ftruncate(n)`, mapped with `task.mmap(...,
+# fd=fd)`, and sealed with `fd.fcntl(F.ADD_SEALS, SEAL...)` if it was made
+# with `MFD.ALLOW_SEALING`.  Seal it with SEAL.SHRINK before mapping it to
+# get a `mapping.pointer()`: only then can no page of the mapping fault.
+
+
+class MFD(IntFlag):
+    """memfd_create(2) flags (C's MFD_*, defined by <linux/memfd.h>).  (The
+    MFD_HUGE_* page sizes are encoded in the high bits with MFD_HUGETLB;
+    they are not named here.)"""
+
+    NONE = 0
+    CLOEXEC = 0x0001
+    ALLOW_SEALING = 0x0002
+    HUGETLB = 0x0004
+
+
+_SYS_memfd_create = int(SYS.memfd_create)
+_MFD_CLOEXEC = int(MFD.CLOEXEC)
+
+
+class MemfdTask(BaseTask):
+    __slots__ = ()
+
+    async def memfd_create(
+        self, name: WrittenPointer[str], flags: MFD = MFD.NONE
+    ) -> FileDescriptor:
+        """memfd_create(2): a new anonymous file, shown as "memfd:`name`" in
+        /proc/self/fd.  `MFD.CLOEXEC` is always added, as for every fd the
+        library makes (see rsyscall.fcntl)."""
+        if not isinstance(flags, int) or isinstance(flags, bool):
+            raise TypeError(f"flags must be MFD, not {type(flags).__name__}")
+        address = path_address(self, name)
+        number = await self.sysif.syscall(_SYS_memfd_create, address, int(flags) | _MFD_CLOEXEC)
+        return self.make_fd(number)
+
+
+# ---- end of memfd_create ----

@@ -46,15 +46,21 @@ from rsyscall.struct import (
     FixedSize,
     HasSerializer,
     Immutable,
+    Int32,
     Layout,
     Serializer,
     Struct,
     check_fields,
 )
+from rsyscall.sys.time import Timeval
 from rsyscall.sys.uio import IovecList, restore_buffers, split_buffers, take_buffers
 
 if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor
+    from rsyscall.linux.netlink import NETLINK_OPT
+    from rsyscall.netinet.in_ import IPPROTO, IPV6
+    from rsyscall.netinet.ip import IP
+    from rsyscall.netinet.tcp import TCP
 
 __all__ = [
     "AF",
@@ -64,6 +70,8 @@ __all__ = [
     "SOL",
     "SO",
     "SCM",
+    "Linger",
+    "Ucred",
     "Sockaddr",
     "GenericSockaddr",
     "Socketpair",
@@ -642,29 +650,132 @@ _SOCKLEN = struct.Struct("<I")
 
 # The socket options `setsockopt` and `getsockopt` take, by level: those
 # whose value holds no address.  Each header module adds its own (SO here;
-# IP, TCP and IPV6 in rsyscall.netinet, which the package imports).
+# IP, TCP and IPV6 in rsyscall.netinet, which the package imports), with
+# the enum class of its option names and the value type of the options
+# whose value is not a C int.
 _OPTIONS: dict[int, set[int]] = {}
+_OPTION_CLASSES: dict[int, type[IntEnum]] = {}
+_OPTION_VALUES: dict[tuple[int, int], tuple[type, ...]] = {}
 
 
-def _define_options(level: int, options: Iterable[int]) -> None:
+def _define_options(
+    level: int, options: type[IntEnum], values: dict[int, tuple[type, ...]] | None = None
+) -> None:
     """For header modules: the options of `level` whose values hold no
-    addresses (a wrong entry would let the kernel write anywhere)."""
+    addresses (a wrong entry would let the kernel write anywhere), as the
+    enum class naming them; `values`, the pointer types each option's
+    value may have when it is not a C int (`Int32`).  Raw `bytes` are
+    always accepted."""
     _OPTIONS.setdefault(int(level), set()).update(int(option) for option in options)
+    _OPTION_CLASSES[int(level)] = options
+    for option, kinds in (values or {}).items():
+        _OPTION_VALUES[int(level), int(option)] = kinds
 
 
-_define_options(SOL.SOCKET, SO)
-
-
-def _check_option(call: str, level: object, optname: object) -> None:
+def _check_option(call: str, level: object, optname: object, optval: object = None) -> None:
     for name, value in (("level", level), ("optname", optname)):
         if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+            raise TypeError(f"{name} must be an enum member or an int, not {type(value).__name__}")
+    level_class = type(level)
+    if isinstance(level, IntEnum) and level_class.__name__ not in ("SOL", "IPPROTO"):
+        raise TypeError(f"level must be a SOL or IPPROTO, not {level_class.__name__}.{level.name}")
+    names = _OPTION_CLASSES.get(level)  # type: ignore[call-overload]
+    if isinstance(optname, IntEnum) and names is not None and not isinstance(optname, names):
+        raise TypeError(
+            f"optname {type(optname).__name__}.{optname.name} is no option of level {level!r}: "
+            f"that level's options are {names.__name__}"
+        )
     if optname not in _OPTIONS.get(level, ()):  # type: ignore[call-overload]
         raise ValueError(
-            f"socket option {optname} at level {level} is not one the library knows to "
+            f"optname {optname} at level {level} is not a socket option the library knows to "
             f"hold no addresses: use unsafe_{call} if its value holds none, or only "
             "addresses of memory you own"
         )
+    kind = getattr(optval, "_kind", None)
+    if kind is not None:  # raw bytes and str pointers carry no kind: any option takes them
+        kinds = _OPTION_VALUES.get((int(level), int(optname)), (Int32,))  # type: ignore[call-overload]
+        if not kinds or not issubclass(kind, kinds):
+            wanted = " or ".join(k.__name__ for k in (*kinds, bytes))
+            raise TypeError(
+                f"{call} {optname!r} takes a pointer to {wanted}, not to {kind.__name__}"
+            )
+
+
+class Linger(Struct):
+    """`struct linger`, the value of SO.LINGER: whether `onoff` and for
+    how many seconds (`linger`) close waits for unsent data."""
+
+    __slots__ = ("linger", "onoff")
+    layout: ClassVar[Layout] = Layout("struct linger", [("l_onoff", "i"), ("l_linger", "i")])
+
+    def __init__(self, onoff: bool | int, linger: int = 0) -> None:
+        self.onoff = int(onoff)
+        self.linger = linger
+        check_fields(self, (("onoff", "i"), ("linger", "i")))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Linger) and (self.onoff, self.linger) == (
+            other.onoff, other.linger
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.onoff, self.linger))
+
+    def __repr__(self) -> str:
+        return f"Linger(onoff={self.onoff}, linger={self.linger})"
+
+    def to_bytes(self) -> bytes:
+        return self.layout.struct.pack(self.onoff, self.linger)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        if len(data) < cls.layout.size:
+            raise ValueError(f"a struct linger is {cls.layout.size} bytes, got {len(data)}")
+        return cls(*cls.layout.struct.unpack_from(data))
+
+
+class Ucred(Struct):
+    """`struct ucred`: a process's `pid`, `uid` and `gid`, the value of
+    SO.PEERCRED (the peer of a unix socket, as its connect or
+    socketpair saw it)."""
+
+    __slots__ = ("gid", "pid", "uid")
+    layout: ClassVar[Layout] = Layout("struct ucred", [("pid", "i"), ("uid", "I"), ("gid", "I")])
+
+    def __init__(self, pid: int, uid: int, gid: int) -> None:
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+        check_fields(self, (("pid", "i"), ("uid", "I"), ("gid", "I")))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ucred) and (self.pid, self.uid, self.gid) == (
+            other.pid, other.uid, other.gid
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.pid, self.uid, self.gid))
+
+    def __repr__(self) -> str:
+        return f"Ucred(pid={self.pid}, uid={self.uid}, gid={self.gid})"
+
+    def to_bytes(self) -> bytes:
+        return self.layout.struct.pack(self.pid, self.uid, self.gid)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        if len(data) < cls.layout.size:
+            raise ValueError(f"a struct ucred is {cls.layout.size} bytes, got {len(data)}")
+        return cls(*cls.layout.struct.unpack_from(data))
+
+
+_define_options(SOL.SOCKET, SO, {
+    SO.LINGER: (Linger,),
+    SO.RCVTIMEO: (Timeval,),
+    SO.SNDTIMEO: (Timeval,),
+    SO.PEERCRED: (Ucred,),
+    SO.BINDTODEVICE: (str,),
+})
 
 
 class SocketTask(BaseTask):
@@ -759,16 +870,27 @@ class SocketFileDescriptor(BaseFileDescriptor):
         _, valid, rest = await self._addr_call(SYS.getpeername, (), addr, ())
         return valid, rest
 
-    async def setsockopt(self, level: CInt, optname: CInt, optval: ReadablePointer[Any]) -> None:
+    async def setsockopt(
+        self,
+        level: SOL | IPPROTO,
+        optname: SO | IP | TCP | IPV6 | NETLINK_OPT,
+        optval: ReadablePointer[Any],
+    ) -> None:
         """setsockopt(2): set option `optname` at `level` (SOL.SOCKET or an
         IPPROTO) to the value at `optval`, which is only read.
 
         Only the options the library lists are taken (ValueError for the
-        rest): those of `SO` at SOL.SOCKET and of IP, TCP and IPV6
-        (rsyscall.netinet) at their IPPROTO levels, whose values hold no
-        addresses.  Others, such as SO_ATTACH_FILTER, whose struct holds
-        the address of the filter, are `unsafe_setsockopt`'s."""
-        _check_option("setsockopt", level, optname)
+        rest): those of `SO` at SOL.SOCKET, of IP, TCP and IPV6
+        (rsyscall.netinet) at their IPPROTO levels and of NETLINK_OPT
+        (rsyscall.linux.netlink) at SOL.NETLINK, whose values hold no
+        addresses; an option of another level's enum is a TypeError.  The
+        value is a pointer to the option's type: `Int32` for the int
+        options, `Linger` for SO.LINGER, `Timeval` for SO.RCVTIMEO and
+        SO.SNDTIMEO, `str` for SO.BINDTODEVICE and TCP.CONGESTION (raw
+        `bytes` always do; TypeError for another type).  Others, such as
+        SO_ATTACH_FILTER, whose struct holds the address of the filter, are
+        `unsafe_setsockopt`'s."""
+        _check_option("setsockopt", level, optname, optval)
         await self.unsafe_setsockopt(level, optname, optval)
 
     async def unsafe_setsockopt(
@@ -789,16 +911,18 @@ class SocketFileDescriptor(BaseFileDescriptor):
         )
 
     async def getsockopt(
-        self, level: CInt, optname: CInt, optval: Pointer[T]
+        self, level: SOL | IPPROTO, optname: SO | IP | TCP | IPV6 | NETLINK_OPT,
+        optval: Pointer[T],
     ) -> tuple[ReadablePointer[T], Pointer[T]]:
         """getsockopt(2): read option `optname` at `level` into `optval`
         (consumed); returns the part holding the value and the rest.
 
-        Only the options the library lists are taken, as for `setsockopt`
-        (ValueError for the rest): some others read addresses from the
-        buffer and write there (TCP_ZEROCOPY_RECEIVE's copy buffer); they
-        are `unsafe_getsockopt`'s."""
-        _check_option("getsockopt", level, optname)
+        Only the options the library lists are taken, with the value types
+        of `setsockopt` (and `Ucred` for SO.PEERCRED), ValueError for the
+        rest: some others read addresses from the buffer and write there
+        (TCP_ZEROCOPY_RECEIVE's copy buffer); they are
+        `unsafe_getsockopt`'s."""
+        _check_option("getsockopt", level, optname, optval)
         return await self.unsafe_getsockopt(level, optname, optval)
 
     async def unsafe_getsockopt(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from rsyscall._enum import IntFlag
 from rsyscall.base import BaseFileDescriptor, BaseTask
-from rsyscall.fcntl import AT, dirfd_number
+from rsyscall.fcntl import AT, dirfd_number, permission_bits
 from rsyscall.memory.pointer import (
     PathPointer,
     Pointer,
@@ -471,9 +471,11 @@ class StatTask(BaseTask):
         self, dirfd: FileDescriptor | None, path: PathPointer, mode: S = _MODE_755
     ) -> None:
         """mkdirat(2): create directory `path` (relative to `dirfd`) with
-        permissions `mode` (`S` bits), less the umask."""
+        permissions `mode` (`S` bits, at most 0o7777: ValueError for
+        more), less the umask."""
         await self.sysif.syscall(
-            SYS.mkdirat, dirfd_number(self, dirfd), path_address(self, path), mode
+            SYS.mkdirat, dirfd_number(self, dirfd), path_address(self, path),
+            permission_bits(mode),
         )
 
     async def mkdir(self, path: PathPointer, mode: S = _MODE_755) -> None:
@@ -482,10 +484,11 @@ class StatTask(BaseTask):
 
     async def fchmodat(self, dirfd: FileDescriptor | None, path: PathPointer, mode: S) -> None:
         """fchmodat(2): set the permission bits of `path` (relative to
-        `dirfd`) to `mode` (`S` bits).  Symlinks are followed: the raw
-        syscall has no flags argument."""
+        `dirfd`) to `mode` (`S` bits, at most 0o7777: ValueError for more).
+        Symlinks are followed: the raw syscall has no flags argument."""
         await self.sysif.syscall(
-            SYS.fchmodat, dirfd_number(self, dirfd), path_address(self, path), mode
+            SYS.fchmodat, dirfd_number(self, dirfd), path_address(self, path),
+            permission_bits(mode),
         )
 
     async def utimensat(
@@ -528,9 +531,10 @@ class StatTask(BaseTask):
         )
 
     async def umask(self, mask: S) -> S:
-        """umask(2): set the file mode creation mask (`S` permission bits;
-        a plain int such as 0o022 is fine); returns the old one."""
-        return S(await self.sysif.syscall(SYS.umask, mask))
+        """umask(2): set the file mode creation mask (`S` permission bits,
+        at most 0o777: ValueError for more; a plain int such as 0o022 is
+        fine); returns the old one, as `S`."""
+        return S(await self.sysif.syscall(SYS.umask, permission_bits(mask, 0o777)))
 
 
 class StatFileDescriptor(BaseFileDescriptor):
@@ -549,5 +553,6 @@ class StatFileDescriptor(BaseFileDescriptor):
         return statbuf._readable(alloc, task)
 
     async def fchmod(self, mode: S) -> None:
-        """fchmod(2): set this file's permission bits to `mode` (`S` bits)."""
-        await self.task.sysif.syscall(SYS.fchmod, self.number, mode)
+        """fchmod(2): set this file's permission bits to `mode` (`S` bits,
+        at most 0o7777: ValueError for more)."""
+        await self.task.sysif.syscall(SYS.fchmod, self.number, permission_bits(mode))

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from rsyscall._native import _raw
 from rsyscall.memory.allocator import Allocation
 from rsyscall.near.sysnum import SYS
-from rsyscall.sched import CLONE, CloneArgs
+from rsyscall.sched import CLONE, UnsafeCloneArgs
 from rsyscall.signal import SIG
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ async def clone_process(
                          "exit signal's (unshare it in the child instead)")
     pidfd_out = await space.stage(bytes(4))
     if not legacy:
-        clone_args = CloneArgs(
+        clone_args = UnsafeCloneArgs(
             ALWAYS | flags,
             pidfd=pidfd_out.address,
             exit_signal=SIG.CHLD,
@@ -130,7 +130,8 @@ async def clone_process(
         )
         args = await space.stage(clone_args.to_bytes())
         try:
-            pid = await thread.task.sysif.syscall(_SYS_clone3, args.address, CloneArgs.sizeof())
+            pid = await thread.task.sysif.syscall(
+                _SYS_clone3, args.address, UnsafeCloneArgs.sizeof())
         except OSError as error:
             if error.errno != errno.ENOSYS or flags & CLONE.NEWTIME:
                 raise

@@ -335,7 +335,7 @@ async def _direct_memory(thread: StubThread, transport: SocketMemoryTransport) -
         except OSError:
             transport.direct_pid = None
     try:
-        pidfd = await thread.task.pidfd_open(thread.task.pid)
+        pidfd = await thread.task.process.pidfd_open()
         ours = await thread._fd_to_local(pidfd)
         del pidfd
         with open(f"/proc/self/fdinfo/{ours.number}") as fdinfo:
