@@ -88,7 +88,7 @@ def test_raw_escape_hatches_are_unsafe() -> None:
 
     hatches = {
         rsyscall.Task: ["unsafe_clone3", "unsafe_set_robust_list", "unsafe_sigaction",
-                        "unsafe_prctl", "unsafe_mmap"],
+                        "unsafe_prctl", "unsafe_mmap", "unsafe_brk", "unsafe_set_tid_address"],
         rsyscall.FileDescriptor: ["unsafe_ioctl", "unsafe_setsockopt", "unsafe_getsockopt"],
         MemoryMapping: ["unsafe_madvise", "unsafe_pointer"],
     }
