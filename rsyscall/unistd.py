@@ -568,7 +568,7 @@ class UnistdTask(BaseTask):
         address `tidptr` (0: nowhere) and futex-wake it when this process
         exits or execs; returns its thread id.
 
-        Unsafe, hence a raw address: the write happens whenever the
+        Unsafe: hence a raw address.  The write happens whenever the
         process ends, into memory nothing keeps alive (a cloned child's
         memory is ours), so the caller must keep those 4 bytes allocated
         until the process is gone.  The library also uses this word itself: a child
