@@ -57,6 +57,7 @@ HEADERS = [
     "linux/capability.h",
     "sys/utsname.h",
     "linux/openat2.h",
+    "linux/close_range.h",
     "sys/time.h",
 ]
 
@@ -66,6 +67,7 @@ ENUMS: dict[str, str] = {
     "rsyscall.fcntl.O": "O_{}",
     "rsyscall.fcntl.AT": "AT_{}",
     "rsyscall.linux.openat2.RESOLVE": "RESOLVE_{}",
+    "rsyscall.linux.close_range.CLOSE_RANGE": "CLOSE_RANGE_{}",
     "rsyscall.stdio.RENAME": "RENAME_{}",
     "rsyscall.sys.resource.RUSAGE": "RUSAGE_{}",
     "rsyscall.fcntl.F": "F_{}",

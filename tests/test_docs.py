@@ -22,6 +22,7 @@ HEADER_MODULES = [
     "sys/signalfd", "sys/inotify", "sys/wait", "sys/pidfd", "sys/mount", "sys/prctl",
     "sys/ioctl", "sys/utsname", "linux/dirent", "linux/memfd", "linux/futex",
     "linux/capability", "linux/openat2", "stdio", "sys/time", "net/if_", "netinet/in_",
+    "linux/close_range",
     "netinet/ip",
     "netinet/tcp",
 ]

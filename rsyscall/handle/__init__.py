@@ -15,6 +15,7 @@ from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.fcntl import FcntlFileDescriptor, FcntlTask
 from rsyscall.grp import GrpTask
 from rsyscall.linux.capability import CapabilityProcess, CapabilityTask
+from rsyscall.linux.close_range import CloseRangeTask
 from rsyscall.linux.dirent import DirentFileDescriptor
 from rsyscall.linux.futex import FutexProcess, FutexTask
 from rsyscall.linux.memfd import MemfdTask
@@ -193,6 +194,7 @@ class Task(
     CapabilityTask,
     Openat2Task,
     StdioTask,
+    CloseRangeTask,
     BaseTask,
 ):
     """One process, as the target of syscalls that act on the calling process."""
