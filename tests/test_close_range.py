@@ -11,7 +11,7 @@ import os
 import anyio
 import pytest
 
-from rsyscall import Thread, UseAfterConsumeError
+from rsyscall import ChildThread, Thread, UseAfterConsumeError
 from rsyscall.epoller import FDClosedWhileWaiting
 from rsyscall.fcntl import FD, F, O
 from rsyscall.linux.close_range import CLOSE_RANGE, FD_LAST
@@ -139,11 +139,20 @@ async def test_unshare(thread: Thread) -> None:
     assert pipe.write.closed and not pipe.read.closed
     assert open_numbers(child) == {pipe.read.number} | private_numbers(child)
     await child.exit(0)
-    # Sharing ours: refused (the handles would name the wrong table).
+    # Sharing ours: refused (the handles would name the wrong table) ...
     shared = await thread.clone(CLONE.FILES)
     with pytest.raises(ValueError):
         await shared.task.close_range(flags=CLOSE_RANGE.UNSHARE)
+    # ... and after unshare(CLONE.FILES) taken.
+    await shared.unshare(CLONE.FILES)
+    await shared.task.close_range(3, FD_LAST, CLOSE_RANGE.UNSHARE)
+    assert open_numbers(shared) <= {0, 1, 2} | private_numbers(shared)
     await shared.exit(0)
+    # The thread itself (local, a stub) shares its table with threads of
+    # its own process.
+    if not isinstance(thread, ChildThread):
+        with pytest.raises(ValueError):
+            await thread.task.close_range(FD_LAST, FD_LAST, CLOSE_RANGE.UNSHARE)
 
 
 async def test_a_shared_table_invalidates_everyones_handles(thread: Thread) -> None:

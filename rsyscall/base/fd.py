@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor, Task
 
 T = TypeVar("T")
+_ref = weakref.ref
 
 __all__ = ["BaseFileDescriptor", "FDPairSerializer", "FDTable", "closed_error"]
 
@@ -42,11 +43,6 @@ class _Slot:
         # handles' help, and must invalidate them all.  Pruned as it grows.
         self.handles: list[weakref.ref[BaseFileDescriptor]] = []
 
-    def add(self, handle: BaseFileDescriptor) -> None:
-        handles = self.handles
-        if len(handles) >= 8 and len(handles) > 2 * self.count:
-            handles[:] = [ref for ref in handles if _live(ref)]
-        handles.append(weakref.ref(handle))
 
 
 def _live(ref: weakref.ref[BaseFileDescriptor]) -> bool:
@@ -94,8 +90,11 @@ class FDTable:
         slot = self._refs.get(number)
         if slot is None:
             slot = self._refs[number] = _Slot()
-        slot.count += 1
-        slot.add(handle)
+        count = slot.count = slot.count + 1
+        handles = slot.handles
+        if len(handles) > 2 * count + 8:
+            handles[:] = [ref for ref in handles if _live(ref)]
+        handles.append(_ref(handle))
 
     def release(self, number: int) -> bool:
         """Drop one handle's reference; True if it was the last (the caller

@@ -78,12 +78,15 @@ class CloseRangeTask(BaseTask):
         the Python process's own files in the range (the event loop's, the
         interpreter's): give a range.
 
-        CLOSE_RANGE.UNSHARE gives the process a table of its own first;
-        it is refused (ValueError) where the library knows the table is
-        shared (a child cloned with CLONE.FILES: use
-        `Thread.unshare(CLONE.FILES)`, which keeps the handles right) and
-        in the local thread (the Python process's other threads would
-        keep the old table)."""
+        CLOSE_RANGE.UNSHARE gives the process a table of its own first.
+        The handles would then name the wrong table, so it is taken only
+        where it changes nothing: in a child thread that has its own copy
+        already (cloned without CLONE.FILES).  Elsewhere it is a
+        ValueError: a child sharing its parent's table unshares it with
+        `Thread.unshare(CLONE.FILES)`, which keeps the handles right; the
+        local thread and a stub share theirs with threads of their own
+        process (Python's, the stub's interrupt helper), which would keep
+        the old table and every fd in it."""
         for name, value in (("first", first), ("last", last)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an int, not {type(value).__name__}")
@@ -105,11 +108,10 @@ class CloseRangeTask(BaseTask):
             if fd.task.fd_table is not table:
                 raise ValueError(f"{fd!r} is not in this task's fd table")
             kept.append(fd.number)  # raises if closed
-        if flags & CLOSE_RANGE.UNSHARE and (getattr(self.sysif, "is_local", False)
-                                            or table.sharers() > 1):
+        if flags & CLOSE_RANGE.UNSHARE and (table.parent is None or table.sharers() > 1):
             raise ValueError(
-                "CLOSE_RANGE.UNSHARE of a table the library shares with another task: "
-                "unshare(CLONE.FILES) the thread first"
+                "CLOSE_RANGE.UNSHARE only in a child with a table of its own: this table is "
+                "shared (for a child cloned with CLONE.FILES, unshare(CLONE.FILES) it first)"
             )
         private = [n for n in table.numbers() if (slot := table.slot(n)) and slot.private]
         ranges = _ranges(first, last, [*kept, *private])
