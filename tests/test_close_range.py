@@ -11,7 +11,7 @@ import os
 import anyio
 import pytest
 
-from rsyscall import ChildThread, Thread, UseAfterConsumeError
+from rsyscall import ChildThread, Thread, UseAfterConsumeError, local_thread
 from rsyscall.epoller import FDClosedWhileWaiting
 from rsyscall.fcntl import FD, F, O
 from rsyscall.linux.close_range import CLOSE_RANGE, FD_LAST
@@ -211,3 +211,21 @@ async def test_a_waiting_async_fd_wakes(thread: Thread) -> None:
     assert result and isinstance(result[0], FDClosedWhileWaiting)
     assert await child.task.getpid() == child.task.pid
     await child.exit(0)
+
+
+async def test_the_whole_table_of_the_thread_itself(thread: Thread) -> None:
+    # Everything but the library's own fds goes, and the thread goes on:
+    # its connection, its epoll instance, a stub's interrupt socket stay.
+    if thread is local_thread:
+        pytest.skip("would close the Python process's own files")
+    epoller = await thread.epoller()
+    await thread.task.close_range()
+    assert open_numbers(thread) == private_numbers(thread)
+    assert thread.stdin.closed and thread.stdout.closed
+    assert await thread.task.getpid() == thread.task.pid
+    pipe = await thread.pipe()
+    reader = await thread.make_afd(pipe.read, set_nonblock=True)
+    await pipe.write.write(await thread.ptr(b"still here"))
+    assert await reader.read_some_bytes() == b"still here"
+    assert await thread.epoller() is epoller
+    await reader.close()
