@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rsyscall import ChildThread, Command, SyscallHangup, Thread, local_thread
+from rsyscall import ChildThread, Command, FileDescriptor, SyscallHangup, Thread, local_thread
 from rsyscall.fcntl import AT, O
 from rsyscall.sched import CLONE
 from rsyscall.signal import SIG, HowSIG, Sigset
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.anyio
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CI is root)")
 
 
-async def _memfd_copy(child: Thread, source: str) -> object:
+async def _memfd_copy(child: Thread, source: str) -> FileDescriptor:
     """A memfd in `child` holding a copy of the program at `source`."""
     memfd = await child.task.memfd_create(await child.ptr("copy"))
     with open(source, "rb") as file:
@@ -39,7 +39,7 @@ async def test_execveat_runs_a_memfd(thread: Thread) -> None:
     memfd = await _memfd_copy(child, "/bin/sh")
     # The arguments come from the Command; its executable_path is not used.
     command = Command("/nonexistent", ["sh", "-c", 'test "$0" = sh && exit 7'])
-    process = await child.execveat(memfd, command, AT.EMPTY_PATH)  # type: ignore[arg-type]
+    process = await child.execveat(memfd, command, AT.EMPTY_PATH)
     assert process is child.process
     assert (await process.waitpid()).exit_status == 7
     with pytest.raises(SyscallHangup):
@@ -93,7 +93,7 @@ async def test_execveat_with_a_shared_fd_table(thread: Thread) -> None:
         pytest.skip("exec from a shared fd table on an ssh thread does not finish")
     child = await thread.clone(CLONE.FILES)
     memfd = await _memfd_copy(child, "/bin/true")
-    process = await child.execveat(memfd, Command("", ["true"]), AT.EMPTY_PATH)  # type: ignore[arg-type]
+    process = await child.execveat(memfd, Command("", ["true"]), AT.EMPTY_PATH)
     assert (await process.waitpid()).clean()
 
 
