@@ -11,7 +11,7 @@ import os
 import anyio
 import pytest
 
-from rsyscall import ChildThread, Thread, UseAfterConsumeError, local_thread
+from rsyscall import ChildThread, FileDescriptor, Thread, UseAfterConsumeError, local_thread
 from rsyscall.epoller import FDClosedWhileWaiting
 from rsyscall.fcntl import FD, F, O
 from rsyscall.linux.close_range import CLOSE_RANGE, FD_LAST
@@ -32,7 +32,7 @@ def private_numbers(thread: Thread) -> set[int]:
     return {n for n in table.numbers() if (slot := table.slot(n)) is not None and slot.private}
 
 
-async def high_fds(thread: Thread, count: int, at: int = 700) -> list:
+async def high_fds(thread: Thread, count: int, at: int = 700) -> list[FileDescriptor]:
     """`count` fds for /dev/null numbered `at` and up in `thread`, away from
     whatever else the process has open (the local thread's own files)."""
     null = await thread.task.open(await thread.ptr("/dev/null"), O.RDWR)

@@ -166,8 +166,8 @@ async def test_memfd_secret(thread: Thread) -> None:
         if error.errno == errno.ENOSYS:
             pytest.skip("memfd_secret is off in this kernel (secretmem.enable=0)")
         raise
-    with open(f"/proc/{thread_pid(thread)}/fdinfo/{fd.number}") as info:
-        assert int(info.read().split("flags:")[1].split()[0], 8) & O.CLOEXEC
+    with open(f"/proc/{thread_pid(thread)}/fdinfo/{fd.number}") as fdinfo:
+        assert int(fdinfo.read().split("flags:")[1].split()[0], 8) & O.CLOEXEC
     await fd.ftruncate(4096)
     mapping = await thread.task.mmap(4096, PROT.READ | PROT.WRITE, MAP.SHARED, fd)
     await mapping.munmap()
