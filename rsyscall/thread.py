@@ -27,7 +27,7 @@ from rsyscall.blockingio import write_file as _local_write_file
 from rsyscall.command import Command
 from rsyscall.environ import Environment
 from rsyscall.epoller import REQUEST_FD_ID, AsyncFileDescriptor, Epoller, wait_local
-from rsyscall.fcntl import F, O
+from rsyscall.fcntl import AT, F, O, dirfd_number
 from rsyscall.handle import ChildProcess, FileDescriptor, Pointer, Task, WrittenPointer
 from rsyscall.memory.allocator import Allocation
 from rsyscall.memory.transport import local_address_space
@@ -88,6 +88,7 @@ _SYS_execve = int(SYS.execve)
 _SYS_chdir = int(SYS.chdir)
 # For _raw.spawn: fd 2 is to be whatever fd 1 became (stderr=STDOUT).
 _SPAWN_SAME_AS_STDOUT = -2
+_SYS_execveat = int(SYS.execveat)
 _SYS_exit = int(SYS.exit)
 _SYS_waitid = int(SYS.waitid)
 _SYS_write = int(SYS.write)
@@ -863,9 +864,42 @@ class RemoteThread(Thread):
         and SIGXFSZ, which Python ignores, are back to their default.  With
         CLONE.FILES, the fd table is shared with the parent, and exec can
         only close its close-on-exec fds."""
+        return await self._exec(command, None, None)
+
+    async def execveat(
+        self, dirfd: FileDescriptor | None, command: Command, flags: AT = AT.NONE
+    ) -> AsyncChildProcess | None:
+        """execveat(2) `command`: as `exec`, with `command.executable_path`
+        resolved relative to `dirfd` (an fd of this thread; None: the
+        working directory).  With AT.EMPTY_PATH the program is the file
+        `dirfd` itself (a memfd holding a binary, an O_PATH fd) and
+        `executable_path` is not looked at: only the arguments and the
+        environment of `command` are used.  AT.SYMLINK_NOFOLLOW refuses a
+        final symlink (ELOOP).
+
+        `dirfd` stays open until the exec (it has a handle here) and, as
+        every library fd, is close-on-exec: a script run this way fails
+        with ENOENT, since its interpreter could not open it; binaries
+        are fine."""
+        if dirfd is not None and not isinstance(dirfd, BaseFileDescriptor):
+            raise TypeError(f"dirfd must be a FileDescriptor or None, not {type(dirfd).__name__}")
+        if not isinstance(flags, int) or isinstance(flags, bool):
+            raise TypeError(f"flags must be AT flags, not {type(flags).__name__}")
+        flags = AT(flags)
+        if flags & ~(AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW):
+            raise ValueError(f"execveat takes AT.EMPTY_PATH and AT.SYMLINK_NOFOLLOW, not {flags!r}")
+        if flags & AT.EMPTY_PATH and dirfd is None:
+            raise ValueError("AT.EMPTY_PATH runs dirfd itself: it needs a dirfd")
+        number = dirfd_number(self.task, dirfd)  # checks the fd is this thread's
+        return await self._exec(command, number, flags)
+
+    async def _exec(
+        self, command: Command, dirfd: int | None, flags: AT | None
+    ) -> AsyncChildProcess | None:
         if not isinstance(command, Command):
             raise TypeError(f"exec needs a Command, not {type(command).__name__}")
-        strings = [os.fsencode(command.executable_path)]
+        empty = flags is not None and bool(flags & AT.EMPTY_PATH)
+        strings = [b"" if empty else os.fsencode(command.executable_path)]
         strings += [os.fsencode(arg) for arg in command.arguments]
         if command.env_updates:
             env = {**self.environ, **command.env_updates}
@@ -899,7 +933,10 @@ class RemoteThread(Thread):
         for sig in (SIG.PIPE, SIG.XFSZ):
             connection.submit_discard(_SYS_rt_sigaction, sig, default.address, 0, 8)
         _clone_log.debug("%s: exec %s", connection.name, command)
-        request = connection.start(_SYS_execve, path, argv, envp)
+        if dirfd is None:
+            request = connection.start(_SYS_execve, path, argv, envp)
+        else:
+            request = connection.start(_SYS_execveat, dirfd, path, argv, envp, int(flags or 0))
         if shared:
             helper = await self._watch_exec(word_address)
         try:
@@ -1067,6 +1104,16 @@ class ChildThread(RemoteThread):
         """execve(2) `command` in this child; returns its AsyncChildProcess
         (the same as `self.process`).  See RemoteThread.exec."""
         process = await super().exec(command)
+        assert process is self.process
+        return self.process
+
+    async def execveat(
+        self, dirfd: FileDescriptor | None, command: Command, flags: AT = AT.NONE
+    ) -> AsyncChildProcess:
+        """execveat(2) `command` in this child, relative to `dirfd` or (with
+        AT.EMPTY_PATH) running `dirfd` itself; returns its
+        AsyncChildProcess.  See RemoteThread.execveat."""
+        process = await super().execveat(dirfd, command, flags)
         assert process is self.process
         return self.process
 

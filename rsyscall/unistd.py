@@ -14,6 +14,7 @@ SEEK_SET... too, for `struct flock`) and exported here as well.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import struct
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
@@ -380,6 +381,39 @@ class UnistdTask(BaseTask):
             borrow(envp, self).address,
         )
 
+    async def execveat(
+        self,
+        dirfd: FileDescriptor | None,
+        pathname: PathPointer,
+        argv: WrittenPointer[ArgList],
+        envp: WrittenPointer[ArgList],
+        flags: AT = AT.NONE,
+    ) -> None:
+        """execveat(2): execve(2) `pathname` relative to `dirfd` (None: the
+        working directory); with AT.EMPTY_PATH and an empty `pathname`,
+        the program is the file `dirfd` itself (a memfd, an O_PATH fd).
+        AT.SYMLINK_NOFOLLOW refuses a final symlink (ELOOP).  Never returns
+        on success, as execve; `ChildThread.execveat` expects that.
+
+        A script run through an fd that is close-on-exec (as the library's
+        fds are) fails with ENOENT: the interpreter would find the fd
+        closed.  Binaries do not mind."""
+        for array in (argv, envp):
+            if not isinstance(array, WrittenPointer) or not isinstance(array.value, ArgList):
+                raise TypeError("argv and envp must be pointers to ArgLists")
+            for arg in array.value:
+                path_address(self, arg)
+        if not isinstance(flags, int) or isinstance(flags, bool):
+            raise TypeError(f"flags must be AT flags, not {type(flags).__name__}")
+        await self.sysif.syscall(
+            SYS.execveat,
+            dirfd_number(self, dirfd),
+            path_address(self, pathname),
+            borrow(argv, self).address,
+            borrow(envp, self).address,
+            flags,
+        )
+
     async def faccessat(
         self, dirfd: FileDescriptor | None, path: PathPointer, mode: OK, flags: AT = AT.NONE
     ) -> None:
@@ -497,6 +531,72 @@ class UnistdTask(BaseTask):
         await self.sysif.syscall(
             SYS.pivot_root, path_address(self, new_root), path_address(self, put_old)
         )
+
+    async def acct(self, filename: PathPointer | None) -> None:
+        """acct(2): turn process accounting on, appending a record to
+        `filename` for each process that ends, or (None) off.  Accounting
+        belongs to the pid namespace (a child cloned with CLONE.NEWPID has
+        its own); CAP_SYS_PACCT in the initial user namespace is needed."""
+        address = 0 if filename is None else path_address(self, filename)
+        await self.sysif.syscall(SYS.acct, address)
+
+    async def brk(self) -> int:
+        """brk(2) queried: the current program break (the end of the data
+        segment), the raw syscall with address 0, which moves nothing.
+        Moving it is `unsafe_brk`."""
+        return await self.sysif.syscall(SYS.brk, 0)
+
+    async def unsafe_brk(self, addr: int) -> int:
+        """brk(2): move the program break to `addr`; returns the new break,
+        OSError ENOMEM if the kernel left it where it was.
+
+        Unsafe: a child cloned by the library shares our address space,
+        whose heap (malloc's, Python's) lies below the break; lowering it
+        unmaps live memory.  The caller must make sure nothing uses the
+        memory it gives back: in practice, a process with memory of its
+        own (a stub) whose heap is the caller's alone."""
+        if not isinstance(addr, int) or isinstance(addr, bool) or not 0 <= addr < 1 << 64:
+            raise ValueError(f"an address is an int 0..2**64-1, not {addr!r}")
+        new = await self.sysif.syscall(SYS.brk, addr)
+        if new != addr:
+            # The raw call returns the old break instead of an error.
+            raise OSError(errno.ENOMEM, f"brk: cannot move the break to {addr:#x}")
+        return new
+
+    async def unsafe_set_tid_address(self, tidptr: int) -> int:
+        """set_tid_address(2): the kernel will write 0 to the int at
+        address `tidptr` (0: nowhere) and futex-wake it when this process
+        exits or execs; returns its thread id.
+
+        Unsafe: hence a raw address.  The write happens whenever the
+        process ends, into memory nothing keeps alive (a cloned child's
+        memory is ours), so the caller must keep those 4 bytes allocated
+        until the process is gone.  The library also uses this word itself: a child
+        that shares its fd table watches its exec through it
+        (`ChildThread.exec` sets its own address just before execve, so a
+        value set here is replaced then)."""
+        if not isinstance(tidptr, int) or isinstance(tidptr, bool) or not 0 <= tidptr < 1 << 64:
+            raise ValueError(f"an address is an int 0..2**64-1, not {tidptr!r}")
+        return await self.sysif.syscall(SYS.set_tid_address, tidptr)
+
+    async def memfd_secret(self, flags: O = O.CLOEXEC) -> FileDescriptor:
+        """memfd_secret(2): a file for memory that only the processes that
+        map it can see (removed from the kernel's direct map); size it
+        with ftruncate, then mmap it MAP_SHARED.  The only flag is
+        O.CLOEXEC, which is always passed, as for every fd the library
+        makes."""
+        if not isinstance(flags, int) or isinstance(flags, bool):
+            raise TypeError(f"flags must be O flags, not {type(flags).__name__}")
+        if int(flags) & ~_O_CLOEXEC:
+            raise ValueError(f"memfd_secret takes only O.CLOEXEC, not {O(flags)!r}")
+        return self.make_fd(await self.sysif.syscall(SYS.memfd_secret, _O_CLOEXEC))
+
+    async def vhangup(self) -> None:
+        """vhangup(2): hang up this process's controlling terminal, as if
+        the line dropped: every open file of it reads EOF and writes fail
+        (EIO) from then on.  Needs CAP_SYS_TTY_CONFIG; without a
+        controlling terminal it does nothing."""
+        await self.sysif.syscall(SYS.vhangup)
 
     async def _getres(self, number: int, ids: Pointer[ResIds]) -> ReadablePointer[ResIds]:
         alloc = take(ids, self, ResIds.sizeof())

@@ -23,6 +23,7 @@ HEADER_MODULES = [
     "sys/ioctl", "sys/utsname", "dirent", "linux/futex",
     "linux/capability", "linux/openat2", "linux/seccomp", "linux/filter", "linux/audit",
     "linux/landlock", "stdio", "sys/time", "net/if_", "netinet/in_",
+    "linux/close_range",
     "netinet/ip",
     "netinet/tcp",
     "linux/netlink", "linux/rtnetlink", "linux/if_tun",

@@ -63,6 +63,10 @@ EXCLUDED = {
     # End or replace the process, or make new ones.
     "Task.execve": "replaces the process",
     "ChildThread.exec": "replaces the process",
+    "Task.execveat": "replaces the process",
+    "ChildThread.execveat": "replaces the process (tested in test_unistd_process)",
+    "Task.acct": "turns on process accounting (tested in test_unistd_process)",
+    "Task.vhangup": "hangs up the controlling terminal (tested in test_unistd_process)",
     "ChildThread.exit": "ends the process",
     "Task.exit_group": "ends the process (tested in test_unistd_setup)",
     "Task.pivot_root": "changes the child's root (tested in test_unistd_setup)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import struct
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rsyscall.handle import FileDescriptor, Task
 
 T = TypeVar("T")
+_ref = weakref.ref
 
 __all__ = ["BaseFileDescriptor", "FDPairSerializer", "FDTable", "closed_error"]
 
@@ -31,13 +32,22 @@ class _Slot:
     closed and reused gets a new slot, which is how a copy of a table tells an
     fd it inherited from a later one with the same number."""
 
-    __slots__ = ("__weakref__", "count", "private")
+    __slots__ = ("__weakref__", "count", "handles", "private")
 
     def __init__(self) -> None:
         self.count = 0
         # Library machinery (a connection socket, an epoll fd): never kept
         # in the copies of this table that a child gets.
         self.private = False
+        # The handles, weakly: close_range closes numbers without their
+        # handles' help, and must invalidate them all.  Pruned as it grows.
+        self.handles: list[weakref.ref[BaseFileDescriptor]] = []
+
+
+
+def _live(ref: weakref.ref[BaseFileDescriptor]) -> bool:
+    handle = ref()
+    return handle is not None and handle._number >= 0
 
 
 class FDTable:
@@ -76,11 +86,15 @@ class FDTable:
 
     # ---- handles ----
 
-    def acquire(self, number: int) -> None:
+    def acquire(self, number: int, handle: BaseFileDescriptor) -> None:
         slot = self._refs.get(number)
         if slot is None:
             slot = self._refs[number] = _Slot()
-        slot.count += 1
+        count = slot.count = slot.count + 1
+        handles = slot.handles
+        if len(handles) > 2 * count + 8:
+            handles[:] = [ref for ref in handles if _live(ref)]
+        handles.append(_ref(handle))
 
     def release(self, number: int) -> bool:
         """Drop one handle's reference; True if it was the last (the caller
@@ -95,6 +109,26 @@ class FDTable:
         for copy in list(self._copies):
             copy._parent_closed(number, slot)
         return True
+
+    def closed_underneath(self, numbers: Iterable[int]) -> None:
+        """The fds `numbers` are being closed without their handles (by
+        close_range(2)): every handle for them becomes closed, as if
+        closed itself (its on_close callbacks run), and a copy this table
+        gave a child, or one it got from its parent, is no longer there
+        to inherit.  Numbers without handles are fine."""
+        for number in numbers:
+            self.inherited.pop(number, None)
+            slot = self._refs.pop(number, None)
+            if slot is None:
+                continue
+            slot.count = 0
+            for ref in slot.handles:
+                handle = ref()
+                if handle is not None and handle._number == number:
+                    handle._invalidate()
+            slot.handles.clear()
+            for copy in list(self._copies):
+                copy._parent_closed(number, slot)
 
     def handle_count(self, number: int) -> int:
         """How many live handles name `number` in this table."""
@@ -195,7 +229,7 @@ class BaseFileDescriptor:
         self.task = task
         self._number = number
         self._on_close: list[Callable[[], None]] | None = None
-        task.fd_table.acquire(number)
+        task.fd_table.acquire(number, self)
 
     @property
     def number(self) -> int:
@@ -215,6 +249,15 @@ class BaseFileDescriptor:
         if self._on_close is None:
             self._on_close = []
         self._on_close.append(callback)
+
+    def _invalidate(self) -> None:
+        """The fd was closed underneath this handle (close_range): it is
+        closed now, and the table no longer counts it."""
+        self._number = -1
+        callbacks, self._on_close = self._on_close, None
+        if callbacks:
+            for callback in callbacks:
+                callback()
 
     def _release(self) -> tuple[int, bool]:
         """Invalidate this handle: its fd number, and whether it was the last handle."""

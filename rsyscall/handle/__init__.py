@@ -16,6 +16,7 @@ from rsyscall.dirent import DirentFileDescriptor
 from rsyscall.fcntl import FcntlFileDescriptor, FcntlTask
 from rsyscall.grp import GrpTask
 from rsyscall.linux.capability import CapabilityProcess, CapabilityTask
+from rsyscall.linux.close_range import CloseRangeTask
 from rsyscall.linux.futex import FutexProcess, FutexTask
 from rsyscall.linux.if_tun import TunFileDescriptor
 from rsyscall.linux.landlock import LandlockFileDescriptor, LandlockTask
@@ -222,6 +223,7 @@ class Task(
     LandlockTask,
     XattrTask,
     PtraceTask,
+    CloseRangeTask,
     BaseTask,
 ):
     """One process, as the target of syscalls that act on the calling process."""
