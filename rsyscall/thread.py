@@ -1060,6 +1060,8 @@ class ChildThread(RemoteThread):
         # Made when first needed: our end in the local thread, and the child's.
         self._transfer: tuple[FileDescriptor, FileDescriptor] | None = None
         self._transfers = 0  # tags of the messages on it
+        self._transfer_lock = anyio.Lock()
+        self._parent_transfer_lock = anyio.Lock()
         # The same with the parent thread, for children on other hosts.
         self._parent_transfer: tuple[FileDescriptor, FileDescriptor] | None = None
         self._parent_transfers = 0
@@ -1177,38 +1179,44 @@ class ChildThread(RemoteThread):
         us, and kept for next time)."""
         if self.task.fd_table is self.parent.task.fd_table:
             return self.task.make_fd(fd.number)
-        if self._parent_transfer is None:
-            pair = await self.socketpair(AF.UNIX, SOCK.STREAM)
-            table = self.task.fd_table
-            table.mark_private(pair.first.number)
-            table.mark_private(pair.second.number)
-            pidfd = self.process.process.pidfd
-            assert pidfd is not None
-            parent_end = await pidfd.pidfd_getfd(pair.first.number)
-            self.parent.task.fd_table.mark_private(parent_end.number)
-            self._parent_transfer = (parent_end, pair.second)
-            self.process.on_exit(parent_end.drop)
-        parent_end, child_end = self._parent_transfer
-        self._parent_transfers += 1
-        await _send_fd(self.parent, parent_end, fd, self._parent_transfers)
-        return await _receive_fd(self, child_end, self._parent_transfers)
+        # One transfer at a time: concurrent ones would each take the next
+        # message, not their own (a message out of turn is then only ever
+        # one that a cancelled transfer left, which its tag shows).
+        async with self._parent_transfer_lock:
+            if self._parent_transfer is None:
+                pair = await self.socketpair(AF.UNIX, SOCK.STREAM)
+                table = self.task.fd_table
+                table.mark_private(pair.first.number)
+                table.mark_private(pair.second.number)
+                pidfd = self.process.process.pidfd
+                assert pidfd is not None
+                parent_end = await pidfd.pidfd_getfd(pair.first.number)
+                self.parent.task.fd_table.mark_private(parent_end.number)
+                self._parent_transfer = (parent_end, pair.second)
+                self.process.on_exit(parent_end.drop)
+            parent_end, child_end = self._parent_transfer
+            self._parent_transfers += 1
+            await _send_fd(self.parent, parent_end, fd, self._parent_transfers)
+            return await _receive_fd(self, child_end, self._parent_transfers)
 
     async def _fd_from_local(self, fd: FileDescriptor) -> FileDescriptor:
         # The other way needs a socket: made in the child, our end taken
-        # with pidfd_getfd, and kept for next time.
-        if self._transfer is None:
-            pair = await self.socketpair(AF.UNIX, SOCK.STREAM)
-            self.task.fd_table.mark_private(pair.first.number)
-            self.task.fd_table.mark_private(pair.second.number)
-            local_end = await self._fd_to_local(pair.first)
-            self.local.task.fd_table.mark_private(local_end.number)
-            self._transfer = (local_end, pair.second)
-            # Our end goes with the process.
-            self.process.on_exit(local_end.drop)
-        local_end, child_end = self._transfer
-        self._transfers += 1
-        await _send_fd(self.local, local_end, fd, self._transfers)
-        return await _receive_fd(self, child_end, self._transfers)
+        # with pidfd_getfd, and kept for next time.  One transfer at a time
+        # (see _fd_from_parent).
+        async with self._transfer_lock:
+            if self._transfer is None:
+                pair = await self.socketpair(AF.UNIX, SOCK.STREAM)
+                self.task.fd_table.mark_private(pair.first.number)
+                self.task.fd_table.mark_private(pair.second.number)
+                local_end = await self._fd_to_local(pair.first)
+                self.local.task.fd_table.mark_private(local_end.number)
+                self._transfer = (local_end, pair.second)
+                # Our end goes with the process.
+                self.process.on_exit(local_end.drop)
+            local_end, child_end = self._transfer
+            self._transfers += 1
+            await _send_fd(self.local, local_end, fd, self._transfers)
+            return await _receive_fd(self, child_end, self._transfers)
 
 
 async def write_user_mappings(

@@ -91,7 +91,8 @@ def test_raw_escape_hatches_are_unsafe() -> None:
         rsyscall.Task: ["unsafe_clone3", "unsafe_set_robust_list", "unsafe_sigaction",
                         "unsafe_prctl", "unsafe_mmap", "unsafe_ptrace", "unsafe_clone",
                         "unsafe_brk", "unsafe_set_tid_address"],
-        rsyscall.handle.Process: ["unsafe_ptrace_pokedata", "unsafe_ptrace_setregs"],
+        rsyscall.handle.Process: ["unsafe_ptrace_pokedata", "unsafe_ptrace_setregs",
+                                  "unsafe_process_vm_readv", "unsafe_process_vm_writev"],
         rsyscall.FileDescriptor: ["unsafe_ioctl", "unsafe_setsockopt", "unsafe_getsockopt"],
         MemoryMapping: ["unsafe_madvise", "unsafe_mremap", "unsafe_pointer"],
     }

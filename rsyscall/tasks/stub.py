@@ -130,6 +130,10 @@ class StubThread(RemoteThread):
         # Tags of the messages each way (see rsyscall.thread._receive_fd).
         self._to_local = 0
         self._from_local = 0
+        # One transfer at a time each way: concurrent ones would each take
+        # the next message, not their own.
+        self._to_local_lock = anyio.Lock()
+        self._from_local_lock = anyio.Lock()
 
     def __repr__(self) -> str:
         return f"StubThread(pid={self.task.pid})"
@@ -143,15 +147,17 @@ class StubThread(RemoteThread):
 
     async def _fd_to_local(self, fd: FileDescriptor) -> FileDescriptor:
         ours, theirs = self._transfer
-        self._to_local += 1
-        await _send_fd(self, theirs, fd, self._to_local)
-        return await _receive_fd(self.local, ours, self._to_local)
+        async with self._to_local_lock:
+            self._to_local += 1
+            await _send_fd(self, theirs, fd, self._to_local)
+            return await _receive_fd(self.local, ours, self._to_local)
 
     async def _fd_from_local(self, fd: FileDescriptor) -> FileDescriptor:
         ours, theirs = self._transfer
-        self._from_local += 1
-        await _send_fd(self.local, ours, fd, self._from_local)
-        return await _receive_fd(self, theirs, self._from_local)
+        async with self._from_local_lock:
+            self._from_local += 1
+            await _send_fd(self.local, ours, fd, self._from_local)
+            return await _receive_fd(self, theirs, self._from_local)
 
 
 async def _read_exactly(afd: AsyncFileDescriptor, count: int, what: str) -> bytes:
