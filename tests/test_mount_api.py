@@ -458,3 +458,45 @@ async def test_python_side_checks(thread: Thread, tmp_path: Path) -> None:
     await ctx.close()
     await still_works(child)
     await child.exit(0)
+
+
+async def test_id_mapped_recursive_read_only_bind(thread: Thread, tmp_path: Path) -> None:
+    """The container case: a bind of a tree with a submount, id-mapped and
+    read-only all the way down in one mount_setattr.  Root, as in
+    test_id_mapped_mount (id-mapping tmpfs needs Linux 6.3)."""
+    source, inner, target = tmp_path / "source", tmp_path / "source" / "inner", tmp_path / "t"
+    inner.mkdir(parents=True)
+    target.mkdir()
+    (source / "top-file").write_text("top")
+    os.chown(source / "top-file", 0, 0)
+    holder = await thread.clone(CLONE.NEWUSER, automatically_write_user_mappings=False)
+    holder_pid = holder.process.process.pid
+    with open(f"/proc/{holder_pid}/uid_map", "w") as uid_map:
+        uid_map.write("0 1000 1\n")
+    with open(f"/proc/{holder_pid}/gid_map", "w") as gid_map:
+        gid_map.write("0 2000 1\n")
+    child = await private_child(thread, CLONE.NONE)
+    userns = await child.task.open(await child.ptr(f"/proc/{holder_pid}/ns/user"), O.RDONLY)
+    await holder.exit(0)
+    await attach(child, await new_tmpfs(child), inner)
+    await child.spit(inner / "sub-file", "sub")  # made by uid 0, in the submount
+    tree = await child.task.open_tree(
+        None, await child.ptr(source), OPEN_TREE.CLONE | OPEN_TREE.RECURSIVE
+    )
+    attr = await child.ptr(MountAttr(MOUNT_ATTR.RDONLY | MOUNT_ATTR.IDMAP, userns_fd=userns))
+    await child.task.mount_setattr(tree, await child.ptr(""), AT.EMPTY_PATH | AT.RECURSIVE, attr)
+    await attach(child, tree, target)
+
+    async def owner(path: Path) -> tuple[int, int]:
+        stat = await (await child.task.fstatat(
+            None, await child.ptr(path), await child.malloc(Stat))).read()
+        return stat.uid, stat.gid
+
+    assert await owner(target / "top-file") == (1000, 2000)
+    assert await owner(target / "inner" / "sub-file") == (1000, 2000)
+    assert await write_refused(child, target / "new") == errno.EROFS
+    assert await write_refused(child, target / "inner" / "new") == errno.EROFS
+    # The source mounts are untouched: writable, and owned as they are.
+    await child.spit(inner / "more", "yes")
+    assert await owner(inner / "sub-file") == (0, 0)
+    await child.exit(0)
