@@ -38,9 +38,9 @@ async def high_fds(thread: Thread, count: int, at: int = 700) -> list[FileDescri
     null = await thread.task.open(await thread.ptr("/dev/null"), O.RDWR)
     fds = []
     for _ in range(count):
-        number = await null.fcntl(F.DUPFD_CLOEXEC, at)
-        fds.append(thread.task.make_fd(number))
-        at = number + 1
+        fd = await null.fcntl(F.DUPFD_CLOEXEC, at)
+        fds.append(fd)
+        at = fd.number + 1
     await null.close()
     return fds
 
@@ -71,8 +71,8 @@ async def test_a_reused_number_is_never_touched(thread: Thread) -> None:
     assert old.closed and number not in open_numbers(thread)
     # The number comes back for another file...
     null = await thread.task.open(await thread.ptr("/dev/null"), O.RDONLY)
-    assert await null.fcntl(F.DUPFD_CLOEXEC, number) == number
-    new = thread.task.make_fd(number)
+    new = await null.fcntl(F.DUPFD_CLOEXEC, number)
+    assert new.number == number
     # ... which the stale handle cannot reach: using it raises, closing
     # or dropping it does nothing to the new fd.
     with pytest.raises(UseAfterConsumeError):

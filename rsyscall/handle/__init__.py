@@ -15,6 +15,11 @@ from rsyscall.base import BaseFileDescriptor, BaseProcess, BaseTask
 from rsyscall.dirent import DirentFileDescriptor
 from rsyscall.fcntl import FcntlFileDescriptor, FcntlTask
 from rsyscall.grp import GrpTask
+
+# setsockopt's annotations name the option enums of rsyscall.netinet and
+# rsyscall.linux.netlink, which register their options with it when
+# imported.
+from rsyscall.linux import netlink as _netlink  # noqa: F401
 from rsyscall.linux.capability import CapabilityProcess, CapabilityTask
 from rsyscall.linux.close_range import CloseRangeTask
 from rsyscall.linux.futex import FutexProcess, FutexTask
@@ -31,9 +36,6 @@ from rsyscall.memory.pointer import (
 )
 from rsyscall.near.sysnum import SYS
 from rsyscall.net.if_ import IfFileDescriptor
-
-# setsockopt's annotations name the option enums of rsyscall.netinet,
-# which register their options with it when imported.
 from rsyscall.netinet import in_ as _in  # noqa: F401
 from rsyscall.netinet import ip as _ip  # noqa: F401
 from rsyscall.netinet import tcp as _tcp  # noqa: F401
