@@ -335,7 +335,7 @@ async def test_pkey_mprotect_and_pkey_alloc(thread: Thread) -> None:
 
 async def test_process_madvise_own_memory(thread: Thread) -> None:
     # Root: PTRACE_MODE_READ and CAP_SYS_NICE over itself.
-    pidfd = await thread.task.pidfd_open(thread.task.pid)
+    pidfd = await thread.task.process.pidfd_open()
     mapping = await thread.task.mmap(4 * PAGE, RW, ANON)
     ptr = await mapping.pointer().write(b"z" * 4 * PAGE)
     first, second = ptr.split(PAGE)
@@ -367,7 +367,7 @@ async def test_process_madvise_other_address_space(thread: Thread) -> None:
     # From the local thread, of `thread`'s memory: the array is ours, the
     # buffers are `thread`'s.
     task = local_thread.task
-    pidfd = await task.pidfd_open(thread_pid(thread))
+    pidfd = await task.make_process(thread_pid(thread)).pidfd_open()
     # madvise ranges start on a page: a mapping's memory.
     mapping = await thread.task.mmap(PAGE, RW, ANON)
     remote = await mapping.pointer().write(b"r" * PAGE)
@@ -386,7 +386,7 @@ async def test_process_mrelease(thread: Thread) -> None:
     from rsyscall.sys.wait import W
 
     child = await thread.clone()
-    pidfd = await thread.task.pidfd_open(child.process.process.pid)
+    pidfd = await child.process.process.pidfd_open()
     # A live process: EINVAL (only a dying one's memory may be released).
     with pytest.raises(OSError) as info:
         await pidfd.process_mrelease()
@@ -412,7 +412,7 @@ async def test_process_mrelease_of_a_killed_program(thread: Thread) -> None:
     sleep = (await thread.environ.which("sleep")).args("100")
     child = await thread.clone()
     process = await child.exec(sleep)
-    pidfd = await thread.task.pidfd_open(process.process.pid)
+    pidfd = await process.process.pidfd_open()
     with pytest.raises(OSError) as info:  # alive: EINVAL
         await pidfd.process_mrelease()
     assert info.value.errno == errno.EINVAL
