@@ -940,7 +940,10 @@ class RemoteThread(Thread):
         if shared:
             helper = await self._watch_exec(word_address)
         try:
-            await connection.finish(request)
+            if helper is not None and helper.status is not None:
+                await helper.finish_driving(connection, request)
+            else:
+                await connection.finish(request)
         except OSError as error:
             if error.filename is None:
                 error.filename = os.fspath(command.executable_path)
@@ -998,7 +1001,12 @@ class RemoteThread(Thread):
             home.task.sysif, space.local,
         )
         epoller = await watcher.epoller()
-        watch.registration = (epoller, await epoller.watch(pidfd, watch.exited))
+        ident, status = await epoller.register(pidfd, watch.exited, EPOLL.IN | EPOLL.ET)
+        watch.registration = (epoller, ident)
+        if watcher is not self.local:
+            # The local epoller is driven by the event loop; another
+            # thread's runs only while someone waits on it: the exec does.
+            watch.status = status
         return watch
 
     async def open_channels(self, n: int) -> list[tuple[FileDescriptor, FileDescriptor]]:
@@ -1285,7 +1293,37 @@ class _ExecWatch:
         self.parent = parent
         self.readable = readable
         self.registration: tuple[Epoller, int] | None = None
+        # Set where the watching epoller is not the local one: the exec
+        # must drive it while it waits (finish_driving).
+        self.status: Any = None
         self.disarmed = False
+
+    async def finish_driving(self, connection: ConnectionSyscall, request: Any) -> None:
+        """`connection.finish(request)` while waiting on the watching
+        epoller, so that the helper's exit is seen (and hangs the
+        connection up, which ends the finish)."""
+        epoller = self.registration[0] if self.registration is not None else None
+        status = self.status
+        outcome: BaseException | None = None
+
+        async def drive() -> None:
+            if epoller is None:
+                return
+            try:
+                await epoller.wait(status, False, status.reads)
+            except Exception:
+                # The finish ends anyway: by the hangup, or its own error.
+                pass
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(drive)
+            try:
+                await connection.finish(request)
+            except BaseException as error:
+                outcome = error
+            group.cancel_scope.cancel()
+        if outcome is not None:
+            raise outcome
 
     def exited(self) -> None:
         if self.stack is None:

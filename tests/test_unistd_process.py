@@ -87,10 +87,6 @@ async def test_execveat_relative_to_a_directory(thread: Thread) -> None:
 async def test_execveat_with_a_shared_fd_table(thread: Thread) -> None:
     # Sharing its table with us, the child's exec closes no connection:
     # the library watches it through set_tid_address's word, as for exec.
-    if not thread.on_local_host:
-        # exec (execve as well) of a CLONE.FILES child of an ssh thread
-        # hangs: a known gap of the exec watch there, not of execveat.
-        pytest.skip("exec from a shared fd table on an ssh thread does not finish")
     child = await thread.clone(CLONE.FILES)
     memfd = await _memfd_copy(child, "/bin/true")
     process = await child.execveat(memfd, Command("", ["true"]), AT.EMPTY_PATH)
