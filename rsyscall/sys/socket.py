@@ -709,7 +709,8 @@ class Linger(Struct):
     layout: ClassVar[Layout] = Layout("struct linger", [("l_onoff", "i"), ("l_linger", "i")])
 
     def __init__(self, onoff: bool | int, linger: int = 0) -> None:
-        self.onoff = int(onoff)
+        # A bool is the natural value of a flag; stored as the C int.
+        self.onoff = int(onoff) if isinstance(onoff, bool) else onoff
         self.linger = linger
         check_fields(self, (("onoff", "i"), ("linger", "i")))
 
