@@ -12,6 +12,20 @@
 
 #include "memory.h"
 
+/* (first, second), taking both references (released if that fails). */
+static PyObject *steal_pair(PyObject *first, PyObject *second)
+{
+    PyObject *pair = PyTuple_New(2);
+    if (pair == NULL) {
+        Py_DECREF(first);
+        Py_DECREF(second);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, first);
+    PyTuple_SET_ITEM(pair, 1, second);
+    return pair;
+}
+
 /* ---- Allocation ---- */
 
 typedef struct {
@@ -114,15 +128,7 @@ static PyObject *allocation_split(AllocationObject *self, PyObject *arg)
     PyObject *first, *second;
     if (allocation_split_raw(self, offset, &first, &second) < 0)
         return NULL;
-    PyObject *pair = PyTuple_New(2);
-    if (pair == NULL) {
-        Py_DECREF(first);
-        Py_DECREF(second);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(pair, 0, first);
-    PyTuple_SET_ITEM(pair, 1, second);
-    return pair;
+    return steal_pair(first, second);
 }
 
 static PyObject *allocation_merge_raw(AllocationObject *self, PyObject *other_obj)
@@ -346,15 +352,7 @@ static PyObject *pointer_split_to(PointerObject *self, PyObject *const *args, Py
         Py_XDECREF(first);
         return NULL;
     }
-    PyObject *pair = PyTuple_New(2);
-    if (pair == NULL) {
-        Py_DECREF(first);
-        Py_DECREF(second);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(pair, 0, first);
-    PyTuple_SET_ITEM(pair, 1, second);
-    return pair;
+    return steal_pair(first, second);
 }
 
 static PyObject *pointer_merge_to(PointerObject *self, PyObject *const *args, Py_ssize_t nargs)
