@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
 import struct
 import subprocess
 import weakref
@@ -60,7 +61,7 @@ from rsyscall.sys.socket import (
 )
 from rsyscall.sys.stat import S
 from rsyscall.sys.uio import IovecList
-from rsyscall.sys.wait import CalledProcessError, ChildState, P, W
+from rsyscall.sys.wait import CLD, CalledProcessError, ChildState, P, W
 from rsyscall.tasks.clone import (
     CHILD_STACK_SIZE,
     EXEC_WORD_OFFSET,
@@ -88,6 +89,17 @@ _SYS_execve = int(SYS.execve)
 _SYS_chdir = int(SYS.chdir)
 # For _raw.spawn: fd 2 is to be whatever fd 1 became (stderr=STDOUT).
 _SPAWN_SAME_AS_STDOUT = -2
+# WEXITED|WNOHANG and __WALL: also a child whose exit signal is not SIGCHLD.
+_WAIT_EXITED_NOHANG = os.WEXITED | os.WNOHANG | int(W.ALL)
+
+
+async def _wait_local_child(pidfd: int, pid: int) -> ChildState:
+    """Reap the local child `pidfd` names once it exits: waitid(2) without
+    hanging, and between tries the event loop's wait for the pidfd to be
+    readable (which it is once the child has exited)."""
+    while (info := os.waitid(os.P_PIDFD, pidfd, _WAIT_EXITED_NOHANG)) is None:
+        await anyio.wait_readable(pidfd)
+    return ChildState(CLD(info.si_code), pid, info.si_uid, info.si_status)
 _SYS_execveat = int(SYS.execveat)
 _SYS_exit = int(SYS.exit)
 _SYS_waitid = int(SYS.waitid)
@@ -591,11 +603,12 @@ class Thread:
             pipes[0] = await self.pipe()
         readers: dict[str, FileDescriptor] = {}
         if self.local is self:
-            process, writer = await self._spawn(
+            spawned, pidfd, writer = await self._spawn(
                 command, stdin, stdout, stderr, input, cwd, env, pipes, readers)
-        else:
-            process, writer = await self._clone_and_exec(
-                command, stdin, stdout, stderr, input, cwd, env, pipes, readers)
+            return await self._finish_spawn(
+                command, check, input, cwd, spawned, pidfd, readers, writer)
+        process, writer = await self._clone_and_exec(
+            command, stdin, stdout, stderr, input, cwd, env, pipes, readers)
         output: dict[str, bytes] = {}
         try:
             async with anyio.create_task_group() as tg:
@@ -682,12 +695,12 @@ class Thread:
         env: Mapping[str, str] | None,
         pipes: dict[int, Pipe],
         readers: dict[str, FileDescriptor],
-    ) -> tuple[AsyncChildProcess, FileDescriptor | None]:
+    ) -> tuple[_raw.Spawned, FileDescriptor, FileDescriptor | None]:
         """run's start on the local thread: the same setup done by the child
-        itself between a vfork-style clone and exec (`_raw.spawn`), with no
-        connection or syscall server.  We are suspended until the child
-        has exec'd or failed to, so a failed exec is an OSError here, with
-        the child already reaped."""
+        itself between a clone sharing our memory and exec (`_raw.spawn`),
+        with no connection or syscall server.  Returns at once, the child
+        setting itself up alongside us; whether it exec'd is known once it
+        has exited (`_finish_spawn`)."""
         writer: FileDescriptor | None = None
         sources = [-1, -1, -1]
         ours: list[FileDescriptor] = []  # our copies of what the child gets, closed after
@@ -729,28 +742,77 @@ class Thread:
             path = os.fsencode(command.executable_path)
             argv = [os.fsencode(arg) for arg in command.arguments]
             _clone_log.debug("%r: spawn %s", self, command)
-            pid, pidfd_number, error, failed = _raw.spawn(
+            spawned = _raw.spawn(
                 path, argv, envp, (sources[0], sources[1], sources[2]),
                 None if cwd is None else os.fsencode(cwd), self.task.pid)
-            if not error:
-                # Handles at once: from here on the child is watched, waited
-                # for, or killed and reaped if dropped.
-                pidfd = self.task.make_fd(pidfd_number)
-                table.mark_private(pidfd_number)
-                process = AsyncChildProcess(
-                    ChildProcess(self.task, pid, pidfd, pidfd), self, command)
+            # A handle at once, private: a child thread cloned while we wait
+            # does not get a copy.  (The child has its own table already.)
+            pidfd = self.task.make_fd(spawned.pidfd)
+            table.mark_private(spawned.pidfd)
         finally:
-            with anyio.CancelScope(shield=True):
-                for fd in ours:
-                    await fd.close()
-        if error:
-            failure = syscall_error(failed, error)
+            if ours:
+                with anyio.CancelScope(shield=True):
+                    for fd in ours:
+                        await fd.close()
+        return spawned, pidfd, writer
+
+    async def _finish_spawn(
+        self,
+        command: Command,
+        check: bool,
+        input: bytes | None,
+        cwd: StrPath | None,
+        spawned: _raw.Spawned,
+        pidfd: FileDescriptor,
+        readers: dict[str, FileDescriptor],
+        writer: FileDescriptor | None,
+    ) -> ChildState:
+        """run's end on the local thread: wait for the child `_spawn`
+        started, through the event loop's own wait for its pidfd (no
+        epoller registration, no request), while any output is read and
+        input written.  Once it is reaped, the plan it ran from says
+        whether a step or the exec failed: then this raises that OSError.
+        Cancelled, the child is killed and reaped first; the pidfd is
+        closed whatever happens."""
+        state: ChildState | None = None
+        pid = spawned.pid
+        output: dict[str, bytes] = {}
+        try:
+            if readers or writer is not None:
+                async with anyio.create_task_group() as tg:
+                    for name, fd in readers.items():
+                        tg.start_soon(self._read_all_into, fd, name, output)
+                    if writer is not None:
+                        tg.start_soon(self._write_all_and_close, writer, bytes(input or b""))
+                    state = await _wait_local_child(pidfd.number, pid)
+            else:
+                state = await _wait_local_child(pidfd.number, pid)
+        except BaseException:
+            if state is None:
+                with anyio.CancelScope(shield=True):
+                    signal.pidfd_send_signal(pidfd.number, signal.SIGKILL)
+                    await _wait_local_child(pidfd.number, pid)
+            # Reaped: nothing runs on the plan's memory any more.
+            spawned.release()
+            raise
+        finally:
+            pidfd.drop()
+        spawned.release()
+        failure = spawned.failure()
+        if failure is not None:
+            error, failed = failure
+            exception = syscall_error(failed, error)
             if failed == _SYS_chdir:
-                failure.filename = os.fsdecode(os.fspath(cwd or ""))
+                exception.filename = os.fsdecode(os.fspath(cwd or ""))
             elif failed == _SYS_execve:
-                failure.filename = os.fspath(command.executable_path)
-            raise failure
-        return process, writer
+                exception.filename = os.fspath(command.executable_path)
+            raise exception
+        assert state is not None  # the wait returned
+        state.stdout = output.get("stdout")
+        state.stderr = output.get("stderr")
+        if check and not state.clean():
+            raise CalledProcessError(state, command)
+        return state
 
     async def _read_all_into(self, fd: FileDescriptor, name: str, output: dict[str, bytes]) -> None:
         afd = await self.make_afd(fd, set_nonblock=True)

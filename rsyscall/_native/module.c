@@ -680,16 +680,16 @@ static PyMethodDef raw_methods[] = {
     {"ready_write_memory", (PyCFunction)(void (*)(void))raw_ready_write_memory,
      METH_FASTCALL, "ready_write_memory(address, data) -> Awaitable[None]"},
     {"spawn", (PyCFunction)(void (*)(void))rsys_raw_spawn, METH_FASTCALL,
-     "spawn(path, argv, envp, sources, cwd, parent_pid) -> (pid, pidfd, errno, syscall)\n\n"
-     "Clone (CLONE_VM | CLONE_VFORK | CLONE_PIDFD) and exec path in a child\n"
-     "of this process.  sources: for fds 0, 1 and 2, the fd to dup there,\n"
-     "-1 to leave it, -2 (fd 2 only) for whatever fd 1 became.  The child\n"
-     "chdirs to cwd if not None, keeps no fd above 2, has every caught\n"
-     "signal and SIGPIPE and SIGXFSZ at their defaults, and dies with\n"
-     "SIGKILL if the calling thread does (its parent must have the pid\n"
-     "parent_pid as the child sees it).  Returns the pid and a pidfd; if a\n"
-     "step or the exec failed, (0, -1, errno, the syscall's number), the\n"
-     "child already reaped."},
+     "spawn(path, argv, envp, sources, cwd, parent_pid) -> Spawned\n\n"
+     "Clone (CLONE_VM | CLONE_PIDFD) a child of this process that sets\n"
+     "itself up and execs path, and return at once.  sources: for fds 0, 1\n"
+     "and 2, the fd to dup there, -1 to leave it, -2 (fd 2 only) for\n"
+     "whatever fd 1 became.  The child chdirs to cwd if not None, keeps no\n"
+     "fd above 2, has every caught signal and SIGPIPE and SIGXFSZ at their\n"
+     "defaults, and dies with SIGKILL if the calling thread does (its\n"
+     "parent must have the pid parent_pid as the child sees it).  It runs\n"
+     "on memory the Spawned holds: reap the child, then release() it and\n"
+     "ask failure() whether a step or the exec failed."},
     /* signal forwarding (AsyncSignalQueue on the local thread) */
     {"forward_signal", (PyCFunction)raw_forward_signal, METH_O,
      "forward_signal(signo) -> None\n\n"
@@ -733,7 +733,7 @@ PyMODINIT_FUNC PyInit__raw(void)
     PyObject *module = PyModule_Create(&raw_module);
     if (module == NULL)
         return NULL;
-    if (rsys_add_memory_types(module) < 0 ||
+    if (rsys_add_memory_types(module) < 0 || rsys_add_spawn_types(module) < 0 ||
         PyModule_AddObjectRef(module, "Ready", (PyObject *)&ReadyType) < 0 ||
         PyModule_AddIntConstant(module, "SERVER_FUNCTION",
                                 (long)&rsys_server) < 0 ||

@@ -4,11 +4,14 @@
  * `Thread.run` on the local thread spends most of a child thread's cost on
  * things a program about to exec does not need: a connection, a syscall
  * server, requests and answers for each step.  Here the child is cloned
- * with CLONE_VM | CLONE_VFORK: it runs on a small stack of its own in our
- * memory while we are suspended, does the few steps of the setup itself,
- * and execs; the kernel resumes us exactly when it has exec'd or exited, so
- * exec is detected without any watcher.  A failed exec leaves its errno in
- * memory we share, and the child is reaped here before returning.
+ * with CLONE_VM (as child threads are, without CLONE_VFORK): it runs on a
+ * small stack of its own in our memory, does the few steps of the setup
+ * itself with raw syscalls (no libc: it shares our thread's TLS, errno
+ * included), and execs, while we go on at once.  A step or exec that fails
+ * leaves its errno in the plan, in memory we share, before the child exits;
+ * so once the child has exited, the plan says exactly whether it exec'd.
+ * The plan, the stack and the strings the child reads belong to the
+ * Spawned object and are freed only after the child is reaped.
  *
  * The child must not run any of our signal handlers (they would run Python's
  * C-level handlers on our memory), so every signal is blocked across the
@@ -20,7 +23,6 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -37,9 +39,6 @@
 #endif
 #ifndef PR_SET_PDEATHSIG
 #define PR_SET_PDEATHSIG 1
-#endif
-#ifndef P_PIDFD
-#define P_PIDFD 3
 #endif
 
 struct kernel_sigaction {
@@ -76,7 +75,7 @@ static long fail(struct spawn_plan *plan, long ret, int number)
     return 127;
 }
 
-/* Runs in the child, on its own stack, in our memory, while we wait. */
+/* Runs in the child, on its own stack, in our memory, alongside us. */
 static long spawn_child(long arg, long unused2, long unused3, long unused4, long unused5,
                         long unused6)
 {
@@ -135,22 +134,18 @@ static long spawn_child(long arg, long unused2, long unused3, long unused4, long
     return fail(plan, ret, __NR_execve);
 }
 
-/* A NULL-terminated array of the bytes objects' buffers (kept alive by the
- * caller's arguments), or NULL with an exception set. */
-static char **string_array(PyObject *sequence, const char *what)
+/* A NULL-terminated array of the buffers of the bytes in `tuple` (which
+ * the caller keeps alive), or NULL with an exception set. */
+static char **string_array(PyObject *tuple, const char *what)
 {
-    PyObject *fast = PySequence_Fast(sequence, what);
-    if (fast == NULL)
-        return NULL;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(fast);
+    Py_ssize_t count = PyTuple_GET_SIZE(tuple);
     char **array = PyMem_Malloc((count + 1) * sizeof(char *));
     if (array == NULL) {
-        Py_DECREF(fast);
         PyErr_NoMemory();
         return NULL;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
+        PyObject *item = PyTuple_GET_ITEM(tuple, i);
         if (!PyBytes_Check(item)) {
             PyErr_Format(PyExc_TypeError, "%s must hold bytes", what);
             goto error;
@@ -162,16 +157,111 @@ static char **string_array(PyObject *sequence, const char *what)
         array[i] = PyBytes_AS_STRING(item);
     }
     array[count] = NULL;
-    /* The items stay alive in `sequence`, which the caller holds. */
-    Py_DECREF(fast);
     return array;
 error:
     PyMem_Free(array);
-    Py_DECREF(fast);
     return NULL;
 }
 
-/* spawn(path, argv, envp, sources, cwd, parent_pid) -> (pid, pidfd, errno, syscall) */
+/* A spawned child and what it reads until it execs or exits. */
+typedef struct {
+    PyObject_HEAD
+    struct spawn_plan plan;
+    char *stack;
+    PyObject *strings; /* (path, argv tuple, envp tuple, cwd): what plan points into */
+    long pid;
+    int pidfd;
+    int released;
+} SpawnedObject;
+
+static PyTypeObject SpawnedType;
+
+static void spawned_free_memory(SpawnedObject *self)
+{
+    PyMem_Free(self->stack);
+    PyMem_Free(self->plan.argv);
+    PyMem_Free(self->plan.envp);
+    self->stack = NULL;
+    self->plan.argv = self->plan.envp = NULL;
+    Py_CLEAR(self->strings);
+}
+
+static void spawned_dealloc(SpawnedObject *self)
+{
+    /* Not released: the child may still be running on this memory, so it
+     * is left to it (a leak, never a use after free). */
+    if (self->released || self->pid <= 0)
+        spawned_free_memory(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *spawned_release(SpawnedObject *self, PyObject *unused)
+{
+    if (!self->released) {
+        self->released = 1;
+        spawned_free_memory(self);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *spawned_failure(SpawnedObject *self, PyObject *unused)
+{
+    if (!self->released) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "failure() is known only once the child is reaped and released");
+        return NULL;
+    }
+    if (self->plan.error == 0)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(ii)", self->plan.error, self->plan.failed);
+}
+
+static PyObject *spawned_pid(SpawnedObject *self, void *unused)
+{
+    return PyLong_FromLong(self->pid);
+}
+
+static PyObject *spawned_pidfd(SpawnedObject *self, void *unused)
+{
+    return PyLong_FromLong(self->pidfd);
+}
+
+static PyMethodDef spawned_methods[] = {
+    {"release", (PyCFunction)spawned_release, METH_NOARGS,
+     "release() -> None: free what the child read.  Call only once the child "
+     "is reaped (or certainly gone)."},
+    {"failure", (PyCFunction)spawned_failure, METH_NOARGS,
+     "failure() -> (errno, syscall) | None: after release(), the step or exec "
+     "that failed, or None if the child exec'd."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef spawned_getset[] = {
+    {"pid", (getter)spawned_pid, NULL, "the child's pid", NULL},
+    {"pidfd", (getter)spawned_pidfd, NULL, "a pidfd (close-on-exec) for the child; ours to close",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject SpawnedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rsyscall._native._raw.Spawned",
+    .tp_basicsize = sizeof(SpawnedObject),
+    .tp_dealloc = (destructor)spawned_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A child spawn() started: its pid and pidfd, and whether it exec'd.",
+    .tp_methods = spawned_methods,
+    .tp_getset = spawned_getset,
+};
+
+int rsys_add_spawn_types(PyObject *module)
+{
+    if (PyType_Ready(&SpawnedType) < 0)
+        return -1;
+    return PyModule_AddObjectRef(module, "Spawned", (PyObject *)&SpawnedType);
+}
+
+/* spawn(path, argv, envp, sources, cwd, parent_pid) -> Spawned */
 PyObject *rsys_raw_spawn(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 6) {
@@ -179,69 +269,83 @@ PyObject *rsys_raw_spawn(PyObject *self, PyObject *const *args, Py_ssize_t nargs
                         "spawn(path, argv, envp, sources, cwd, parent_pid)");
         return NULL;
     }
-    struct spawn_plan plan = {0};
     if (!PyBytes_Check(args[0]) || (args[4] != Py_None && !PyBytes_Check(args[4]))) {
         PyErr_SetString(PyExc_TypeError, "path and cwd must be bytes");
         return NULL;
     }
-    plan.path = PyBytes_AS_STRING(args[0]);
-    plan.cwd = args[4] == Py_None ? NULL : PyBytes_AS_STRING(args[4]);
-    if (!PyArg_ParseTuple(args[3], "iii", &plan.sources[0], &plan.sources[1],
-                          &plan.sources[2]))
+    int sources[3];
+    if (!PyArg_ParseTuple(args[3], "iii", &sources[0], &sources[1], &sources[2]))
         return NULL;
-    plan.parent_pid = PyLong_AsLong(args[5]);
-    if (plan.parent_pid == -1 && PyErr_Occurred())
+    long parent_pid = PyLong_AsLong(args[5]);
+    if (parent_pid == -1 && PyErr_Occurred())
         return NULL;
-    plan.argv = string_array(args[1], "argv");
-    if (plan.argv == NULL)
+    SpawnedObject *spawned = PyObject_New(SpawnedObject, &SpawnedType);
+    if (spawned == NULL)
         return NULL;
-    plan.envp = string_array(args[2], "envp");
-    if (plan.envp == NULL) {
-        PyMem_Free(plan.argv);
-        return NULL;
+    memset(&spawned->plan, 0, sizeof(spawned->plan));
+    spawned->stack = NULL;
+    spawned->strings = NULL;
+    spawned->pid = 0;
+    spawned->pidfd = -1;
+    spawned->released = 0;
+    struct spawn_plan *plan = &spawned->plan;
+    /* Tuples: the caller cannot change what the child reads. */
+    PyObject *argv = PySequence_Tuple(args[1]);
+    PyObject *envp = argv == NULL ? NULL : PySequence_Tuple(args[2]);
+    if (envp == NULL) {
+        Py_XDECREF(argv);
+        goto error;
     }
-    char *stack = PyMem_Malloc(SPAWN_STACK_SIZE);
-    if (stack == NULL) {
-        PyMem_Free(plan.argv);
-        PyMem_Free(plan.envp);
+    spawned->strings = PyTuple_Pack(4, args[0], argv, envp, args[4]);
+    Py_DECREF(argv);
+    Py_DECREF(envp);
+    if (spawned->strings == NULL)
+        goto error;
+    plan->path = PyBytes_AS_STRING(args[0]);
+    plan->cwd = args[4] == Py_None ? NULL : PyBytes_AS_STRING(args[4]);
+    memcpy(plan->sources, sources, sizeof(sources));
+    plan->parent_pid = parent_pid;
+    plan->argv = string_array(PyTuple_GET_ITEM(spawned->strings, 1), "argv");
+    if (plan->argv == NULL)
+        goto error;
+    plan->envp = string_array(PyTuple_GET_ITEM(spawned->strings, 2), "envp");
+    if (plan->envp == NULL)
+        goto error;
+    spawned->stack = PyMem_Malloc(SPAWN_STACK_SIZE);
+    if (spawned->stack == NULL) {
         PyErr_NoMemory();
-        return NULL;
+        goto error;
     }
+    char *stack = spawned->stack;
     /* The trampoline pops the function and six arguments, then calls with
      * a 16-byte aligned stack (as the child threads' stacks are laid out). */
     uintptr_t top = ((uintptr_t)stack + SPAWN_STACK_SIZE) & ~(uintptr_t)15;
     long *words = (long *)(top - 16 - RSYS_STACK_WORDS * sizeof(long));
     memset(words, 0, RSYS_STACK_WORDS * sizeof(long));
     words[0] = (long)&spawn_child;
-    words[1] = (long)&plan;
+    words[1] = (long)plan;
     int pidfd = -1;
     struct clone_args clone_args = {
-        .flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD,
+        .flags = CLONE_VM | CLONE_PIDFD,
         .pidfd = (uint64_t)(uintptr_t)&pidfd,
         .exit_signal = SIGCHLD,
         .stack = (uint64_t)(uintptr_t)stack,
         .stack_size = (uint64_t)((uintptr_t)words - (uintptr_t)stack),
     };
     uint64_t all = ~(uint64_t)0;
-    rsys_syscall(SIG_SETMASK, (long)&all, (long)&plan.old_mask, 8, 0, 0, __NR_rt_sigprocmask);
-    /* Holding the GIL: nothing else of ours runs until the child has
-     * exec'd or exited (CLONE_VFORK), which takes well under a millisecond. */
+    rsys_syscall(SIG_SETMASK, (long)&all, (long)&plan->old_mask, 8, 0, 0, __NR_rt_sigprocmask);
     long pid = rsys_syscall((long)&clone_args, sizeof(clone_args), 0, 0, 0, 0, __NR_clone3);
-    rsys_syscall(SIG_SETMASK, (long)&plan.old_mask, 0, 8, 0, 0, __NR_rt_sigprocmask);
-    PyMem_Free(stack);
-    PyMem_Free(plan.argv);
-    PyMem_Free(plan.envp);
+    rsys_syscall(SIG_SETMASK, (long)&plan->old_mask, 0, 8, 0, 0, __NR_rt_sigprocmask);
     if (pid < 0) {
         errno = (int)-pid;
-        return PyErr_SetFromErrno(PyExc_OSError);
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto error;
     }
-    int error = plan.error;
-    if (error != 0) {
-        /* It has exited (with 127): reap it here, so nothing is left. */
-        siginfo_t info;
-        rsys_syscall(P_PIDFD, pidfd, (long)&info, WEXITED, 0, 0, __NR_waitid);
-        rsys_syscall(pidfd, 0, 0, 0, 0, 0, __NR_close);
-        return Py_BuildValue("(iiii)", 0, -1, error, plan.failed);
-    }
-    return Py_BuildValue("(liii)", pid, pidfd, 0, 0);
+    spawned->pid = pid;
+    spawned->pidfd = pidfd;
+    return (PyObject *)spawned;
+error:
+    /* No child: nothing runs on this memory. */
+    Py_DECREF(spawned);
+    return NULL;
 }

@@ -4,5 +4,6 @@
 #include <Python.h>
 
 PyObject *rsys_raw_spawn(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+int rsys_add_spawn_types(PyObject *module);
 
 #endif
