@@ -7,7 +7,9 @@
  * the cost of a Python coroutine. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <stddef.h>
 #include <string.h>
 #include <ucontext.h>
@@ -128,6 +130,44 @@ static PyObject *raw_syscall(PyObject *self, PyObject *const *args,
     if (do_syscall(args, nargs, &result) < 0)
         return NULL;
     return PyLong_FromLong(result);
+}
+
+/* exchange(fd, request) -> bytes | int | None: the connection's fast path
+ * (rsyscall.tasks.connection).  Write the request to the non-blocking
+ * socket fd; if the server has not answered by then, give up the CPU once
+ * (a server on our CPU, waiting for this request, runs now) and look
+ * again.  Returns what one read got (b"" at EOF), None if nothing came or
+ * the read failed (the caller's ordinary wait finds out why), or the
+ * number of bytes written if the write was short (0: the socket is full).
+ * A failed write raises OSError. */
+static PyObject *raw_exchange(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyLong_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "exchange(fd: int, request: bytes)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    if (fd == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t size = PyBytes_GET_SIZE(args[1]);
+    long written = rsys_syscall(fd, (long)PyBytes_AS_STRING(args[1]), size, 0, 0, 0, __NR_write);
+    if (written == -EAGAIN)
+        written = 0;
+    if (written < 0) {
+        errno = (int)-written;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (written < size)
+        return PyLong_FromLong(written);
+    char answer[4096];
+    long got = rsys_syscall(fd, (long)answer, sizeof(answer), 0, 0, 0, __NR_read);
+    if (got == -EAGAIN) {
+        rsys_syscall(0, 0, 0, 0, 0, 0, __NR_sched_yield);
+        got = rsys_syscall(fd, (long)answer, sizeof(answer), 0, 0, 0, __NR_read);
+    }
+    if (got < 0)
+        Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize(answer, got);
 }
 
 /* ---- Ready: an awaitable whose result is already known ---- */
@@ -679,6 +719,12 @@ static PyMethodDef raw_methods[] = {
      METH_FASTCALL, "ready_read_memory(address, size) -> Awaitable[bytes]"},
     {"ready_write_memory", (PyCFunction)(void (*)(void))raw_ready_write_memory,
      METH_FASTCALL, "ready_write_memory(address, data) -> Awaitable[None]"},
+    {"exchange", (PyCFunction)(void (*)(void))raw_exchange, METH_FASTCALL,
+     "exchange(fd, request) -> bytes | int | None\n\n"
+     "Write request to the non-blocking socket fd and read the answer if it\n"
+     "comes by the time we have given up the CPU once: what one read got\n"
+     "(b'' at EOF), None if nothing came (or the read failed), or the bytes\n"
+     "written if the write was short.  A failed write raises OSError."},
     {"spawn", (PyCFunction)(void (*)(void))rsys_raw_spawn, METH_FASTCALL,
      "spawn(path, argv, envp, sources, cwd, parent_pid) -> Spawned\n\n"
      "Clone (CLONE_VM | CLONE_PIDFD) a child of this process that sets\n"

@@ -44,7 +44,7 @@ import math
 import operator
 import os
 import struct
-import weakref
+from asyncio import _get_running_loop
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
@@ -69,6 +69,7 @@ EXEC_OR_EXIT = "the process called exec or exited"
 
 _REQUEST = struct.Struct("<7Q")
 _RESPONSE = struct.Struct("<q")
+_RESPONSE_SIZE = _RESPONSE.size
 _MASK = (1 << 64) - 1
 _READ_SIZE = 64 * 1024
 _SYS_getpid = int(SYS.getpid)
@@ -167,6 +168,27 @@ def _outcome(slot: _Slot) -> int:
     return result
 
 
+async def _trio_checkpoint_if_cancelled() -> None:
+    """trio's own checkpoint_if_cancelled, without anyio's lookup of the
+    running library on each call (the call's commonest cost after the
+    syscall itself).  Used where no asyncio loop runs: under anyio, trio."""
+    global _trio_checkpoint_if_cancelled
+    from trio.lowlevel import checkpoint_if_cancelled as trio_checkpoint_if_cancelled
+
+    _trio_checkpoint_if_cancelled = trio_checkpoint_if_cancelled
+    await trio_checkpoint_if_cancelled()
+
+
+try:
+    # anyio's asyncio backend itself: the same check, without the lookup of
+    # the running library on each call.
+    from anyio._backends._asyncio import AsyncIOBackend as _AsyncIOBackend
+
+    _asyncio_checkpoint_if_cancelled = _AsyncIOBackend.checkpoint_if_cancelled
+except (ImportError, AttributeError):  # another anyio: its public function
+    _asyncio_checkpoint_if_cancelled = checkpoint_if_cancelled
+
+
 def _anyio_cancelled() -> bool:
     """Whether an anyio cancel scope around us has been cancelled (it will
     deliver the cancellation again by itself at the next checkpoint)."""
@@ -182,7 +204,8 @@ def _anyio_cancelled() -> bool:
 # task waits elsewhere first, `Task.cancel` delivers it there.  Without
 # this, a task that only made syscalls that complete would absorb its
 # cancellation again and again.
-_rearmed: weakref.WeakSet[asyncio.Task[object]] = weakref.WeakSet()
+# (A plain set: each entry leaves at the loop's next turn, when `rearm` runs.)
+_rearmed: set[asyncio.Task[object]] = set()
 
 
 def _rearm_native_cancellation() -> None:
@@ -270,19 +293,52 @@ class ConnectionSyscall(SyscallInterface):
         # waits would be; and, now and then, a turn for the other tasks
         # (the fast path below may not wait at all).
         self._calls += 1
-        if self._calls & 15:
-            await checkpoint_if_cancelled()
-        else:
+        if not self._calls & 15:
             await checkpoint()
-        slot = self._submit(number, args)
-        if not self._reading and not self._outbox and self._hangup is None:
-            # The fast path: the answer may be there already (a server on
-            # another CPU), or come as soon as we give up the CPU (one on
-            # ours, waiting for this request): take it without a trip
-            # through the event loop.
-            self._try_answers()
-            if slot.done:
-                return _outcome(slot)
+        elif _get_running_loop() is None:
+            await _trio_checkpoint_if_cancelled()
+        else:
+            await _asyncio_checkpoint_if_cancelled()
+        if (not self._pending and not self._outbox and self._hangup is None
+                and not _log.isEnabledFor(logging.DEBUG)):
+            # The fastest path, with nothing else in flight: send, and take
+            # the answer if it is there already (a server on another CPU)
+            # or comes as soon as we give up the CPU (one on ours, waiting
+            # for this request), all in one C call; a slot only if it has
+            # not come.
+            try:
+                request = _REQUEST.pack(number, *args, *_NO_ARGS[len(args):])
+            except (struct.error, TypeError):
+                request = _pack_checked(number, args)
+            self._seq += 1
+            failed: OSError | None = None
+            try:
+                got = _raw.exchange(self._fd, request)
+            except OSError as error:
+                got, failed = None, error
+            if type(got) is bytes and len(got) == _RESPONSE_SIZE:
+                result: int = _RESPONSE.unpack(got)[0]
+                if -4096 < result < 0:
+                    raise syscall_error(number, -result)
+                return result
+            slot = _Slot(self._seq, number)
+            self._pending.append(slot)
+            if failed is not None:
+                self._hangup_after_write(failed)  # fails the slot
+            elif isinstance(got, int):
+                self._outbox += request[got:]
+            elif got:
+                self._dispatch(got)
+            elif got is not None:
+                self.hangup("the process closed the connection")
+        else:
+            slot = self._submit(number, args)
+            if not self._reading and not self._outbox and self._hangup is None:
+                # The fast path: the answer may be there already, or come
+                # as soon as we give up the CPU, as above.
+                self._try_answers()
+        if slot.done:
+            return _outcome(slot)
         try:
             await self._wait(slot)
         except BaseException as error:
@@ -463,14 +519,17 @@ class ConnectionSyscall(SyscallInterface):
                 written = os.write(self._fd, outbox)
             except BlockingIOError:
                 return
-            except (BrokenPipeError, ConnectionResetError):
-                # It closed its end (exec, exit, death): as EOF would say.
-                self.hangup("the process closed the connection")
-                return
             except OSError as error:
-                self.hangup(f"writing a request failed: {error.strerror}")
+                self._hangup_after_write(error)
                 return
             del outbox[:written]
+
+    def _hangup_after_write(self, error: OSError) -> None:
+        if isinstance(error, BrokenPipeError | ConnectionResetError):
+            # It closed its end (exec, exit, death): as EOF would say.
+            self.hangup("the process closed the connection")
+        else:
+            self.hangup(f"writing a request failed: {error.strerror}")
 
     # ---- waiting for answers ----
 
