@@ -306,6 +306,8 @@ static PyObject *derive(PointerObject *self, PyTypeObject *cls, PyObject *alloc)
     return (PyObject *)made;
 }
 
+static int check_pointer_class_arg(PyObject *cls);
+
 static int check_pointer_class(PyObject *cls)
 {
     if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PointerBaseType)) {
@@ -386,7 +388,353 @@ static PyObject *pointer_merge_to(PointerObject *self, PyObject *const *args, Py
     return made;
 }
 
+/* ---- the pointer kinds, as pointer.py defines them ---- */
+
+/* Set once by rsyscall.memory.pointer (set_pointer_kinds). */
+static PyObject *merged_kinds;          /* {(type, type): type} */
+static PyObject *readable_kind;         /* ReadablePointer */
+static PyObject *written_kind;          /* WrittenPointer */
+static PyObject *plain_kind;            /* Pointer */
+static PyObject *linear_kind;           /* LinearPointer */
+static PyObject *use_after_consume;     /* UseAfterConsumeError */
+
+static PyObject *raw_set_pointer_kinds(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyDict_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "set_pointer_kinds(merged_kinds, Pointer, ReadablePointer, "
+                        "WrittenPointer, LinearPointer, UseAfterConsumeError)");
+        return NULL;
+    }
+    for (int i = 1; i < 5; i++)
+        if (check_pointer_class_arg(args[i]) < 0)
+            return NULL;
+    Py_XSETREF(merged_kinds, Py_NewRef(args[0]));
+    Py_XSETREF(plain_kind, Py_NewRef(args[1]));
+    Py_XSETREF(readable_kind, Py_NewRef(args[2]));
+    Py_XSETREF(written_kind, Py_NewRef(args[3]));
+    Py_XSETREF(linear_kind, Py_NewRef(args[4]));
+    Py_XSETREF(use_after_consume, Py_NewRef(args[5]));
+    Py_RETURN_NONE;
+}
+
+static PyObject *consumed_error(PyObject *pointer)
+{
+    PyErr_Format(use_after_consume != NULL ? use_after_consume : PyExc_ValueError,
+                 "%s was already consumed", Py_TYPE(pointer)->tp_name);
+    return NULL;
+}
+
+static int is_live(PointerObject *pointer)
+{
+    return pointer->alloc != NULL && PyObject_TypeCheck(pointer->alloc, &AllocationType);
+}
+
+/* Pointer.merge: consume self and other (which starts where self ends) and
+ * return one pointer to both, readable only if both were, written (of
+ * bytes) if both were written pointers of bytes. */
+static PyObject *pointer_merge(PyObject *first, PyObject *second)
+{
+    if (merged_kinds == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "pointer kinds not set");
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(first, &PointerBaseType) ||
+        !PyObject_TypeCheck(second, &PointerBaseType)) {
+        if (PyObject_TypeCheck(first, &PointerBaseType))
+            return PyErr_Format(PyExc_TypeError, "can only merge with a Pointer, not %s",
+                                Py_TYPE(second)->tp_name);
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    PointerObject *self = (PointerObject *)first, *other = (PointerObject *)second;
+    PyObject *key = PyTuple_Pack(2, (PyObject *)Py_TYPE(first), (PyObject *)Py_TYPE(second));
+    if (key == NULL)
+        return NULL;
+    PyObject *kind = PyDict_GetItemWithError(merged_kinds, key); /* borrowed */
+    Py_DECREF(key);
+    if (kind == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        int readable = PyObject_IsInstance(first, readable_kind);
+        if (readable < 0)
+            return NULL;
+        if (readable) {
+            readable = PyObject_IsInstance(second, readable_kind);
+            if (readable < 0)
+                return NULL;
+        }
+        kind = readable ? readable_kind : plain_kind;
+    }
+    if (!is_live(self))
+        return consumed_error(first);
+    if (!is_live(other))
+        return consumed_error(second);
+    if (self->space != other->space) {
+        PyErr_SetString(PyExc_ValueError, "cannot merge pointers in different address spaces");
+        return NULL;
+    }
+    AllocationObject *mine = (AllocationObject *)self->alloc;
+    AllocationObject *theirs = (AllocationObject *)other->alloc;
+    if (mine->address + mine->size != theirs->address) {
+        PyErr_SetString(PyExc_ValueError, "can only merge a pointer with the one right after it");
+        return NULL;
+    }
+    PyObject *value = NULL;
+    if (kind == written_kind) {
+        if (self->value != NULL && other->value != NULL && PyBytes_CheckExact(self->value) &&
+            PyBytes_CheckExact(other->value)) {
+            value = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(self->value) +
+                                                        PyBytes_GET_SIZE(other->value));
+            if (value == NULL)
+                return NULL;
+            memcpy(PyBytes_AS_STRING(value), PyBytes_AS_STRING(self->value),
+                   PyBytes_GET_SIZE(self->value));
+            memcpy(PyBytes_AS_STRING(value) + PyBytes_GET_SIZE(self->value),
+                   PyBytes_AS_STRING(other->value), PyBytes_GET_SIZE(other->value));
+        } else {
+            kind = readable_kind; /* the parts of a struct: initialized, no more */
+        }
+    }
+    PyObject *merged = allocation_merge_raw(mine, (PyObject *)theirs);
+    if (merged == NULL) {
+        Py_XDECREF(value);
+        return NULL;
+    }
+    PointerObject *made = (PointerObject *)derive(self, (PyTypeObject *)kind, merged);
+    Py_DECREF(merged);
+    if (made == NULL) {
+        Py_XDECREF(value);
+        return NULL;
+    }
+    made->value = value;
+    Py_SETREF(self->alloc, Py_NewRef(Py_None));
+    Py_SETREF(other->alloc, Py_NewRef(Py_None));
+    return (PyObject *)made;
+}
+
+static PyObject *pointer_merge_method(PyObject *self, PyObject *other)
+{
+    PyObject *made = pointer_merge(self, other);
+    if (made == Py_NotImplemented) {
+        Py_DECREF(made);
+        return PyErr_Format(PyExc_TypeError, "can only merge with a Pointer, not %s",
+                            Py_TYPE(other)->tp_name);
+    }
+    return made;
+}
+
+/* take/borrow's checks: a live pointer in `task`'s address space, of at
+ * least `minimum` bytes; its allocation (borrowed) or NULL. */
+static AllocationObject *usable(PyObject *ptr, PyObject *task, Py_ssize_t minimum)
+{
+    PointerObject *pointer = (PointerObject *)ptr;
+    if (!is_live(pointer)) {
+        consumed_error(ptr);
+        return NULL;
+    }
+    static PyObject *space_name;
+    if (space_name == NULL && (space_name = PyUnicode_InternFromString("space")) == NULL)
+        return NULL;
+    PyObject *space = PyObject_GetAttr(task, space_name);
+    if (space == NULL)
+        return NULL;
+    if (pointer->space != space) {
+        PyErr_Format(PyExc_ValueError, "pointer is in %R, not the task's %R", pointer->space,
+                     space);
+        Py_DECREF(space);
+        return NULL;
+    }
+    Py_DECREF(space);
+    AllocationObject *alloc = (AllocationObject *)pointer->alloc;
+    if (alloc->size < minimum) {
+        PyErr_Format(PyExc_ValueError, "buffer of %zd bytes is too small, need %zd",
+                     (Py_ssize_t)alloc->size, minimum);
+        return NULL;
+    }
+    return alloc;
+}
+
+static int parse_use(const char *name, PyObject *const *args, Py_ssize_t nargs,
+                     Py_ssize_t *minimum)
+{
+    *minimum = 0;
+    if (nargs < 2 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "%s(ptr, task, minimum=0)", name);
+        return -1;
+    }
+    if (nargs == 3) {
+        *minimum = PyLong_AsSsize_t(args[2]);
+        if (*minimum == -1 && PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *raw_take(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t minimum;
+    if (parse_use("take", args, nargs, &minimum) < 0)
+        return NULL;
+    if (plain_kind == NULL || !PyObject_TypeCheck(args[0], &PointerBaseType))
+        return PyErr_Format(PyExc_TypeError, "expected a Pointer, got %s",
+                            Py_TYPE(args[0])->tp_name);
+    AllocationObject *alloc = usable(args[0], args[1], minimum);
+    if (alloc == NULL)
+        return NULL;
+    PointerObject *pointer = (PointerObject *)args[0];
+    PyObject *taken = pointer->alloc; /* our reference now */
+    pointer->alloc = Py_NewRef(Py_None);
+    return taken;
+}
+
+static PyObject *raw_borrow(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t minimum;
+    if (parse_use("borrow", args, nargs, &minimum) < 0)
+        return NULL;
+    int readable = readable_kind == NULL ? 0 : PyObject_IsInstance(args[0], readable_kind);
+    if (readable < 0)
+        return NULL;
+    if (!readable) {
+        if (PyObject_TypeCheck(args[0], &PointerBaseType))
+            PyErr_SetString(PyExc_TypeError,
+                            "this syscall reads the buffer, so it needs a written pointer "
+                            "(from thread.ptr(value) or pointer.write(value)), not an "
+                            "uninitialized Pointer");
+        else
+            PyErr_Format(PyExc_TypeError, "expected a WrittenPointer, got %s",
+                         Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    AllocationObject *alloc = usable(args[0], args[1], minimum);
+    if (alloc == NULL)
+        return NULL;
+    return Py_NewRef((PyObject *)alloc);
+}
+
+/* Split `alloc` at `offset` into pointers of classes first and second
+ * (a new pair), with self's fields. */
+static PyObject *split_to(PointerObject *self, PyObject *first_cls, PyObject *second_cls,
+                          PyObject *alloc, Py_ssize_t offset, PyObject **first_out,
+                          PyObject **second_out)
+{
+    if (!PyObject_TypeCheck(alloc, &AllocationType)) {
+        PyErr_SetString(PyExc_TypeError, "expected an Allocation");
+        return NULL;
+    }
+    PyObject *first_alloc, *second_alloc;
+    if (allocation_split_raw((AllocationObject *)alloc, offset, &first_alloc, &second_alloc) < 0)
+        return NULL;
+    PyObject *first = derive(self, (PyTypeObject *)first_cls, first_alloc);
+    PyObject *second = first == NULL ? NULL : derive(self, (PyTypeObject *)second_cls,
+                                                     second_alloc);
+    Py_DECREF(first_alloc);
+    Py_DECREF(second_alloc);
+    if (second == NULL) {
+        Py_XDECREF(first);
+        return NULL;
+    }
+    *first_out = first;
+    *second_out = second;
+    return Py_None; /* success; no reference */
+}
+
+static int parse_split_args(const char *name, PyObject *const *args, Py_ssize_t nargs,
+                            Py_ssize_t min, Py_ssize_t max, Py_ssize_t *count)
+{
+    if (nargs < min || nargs > max) {
+        PyErr_Format(PyExc_TypeError, "%s: wrong number of arguments", name);
+        return -1;
+    }
+    if (written_kind == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "pointer kinds not set");
+        return -1;
+    }
+    *count = PyLong_AsSsize_t(args[1]);
+    if (*count == -1 && PyErr_Occurred())
+        return -1;
+    return 0;
+}
+
+/* _unchanged_split(alloc, count): a syscall used (read) the first `count`
+ * bytes of `alloc`: two pointers of this one's kind (a linear pointer's
+ * parts are plain readable ones; a written pointer's are written pointers
+ * of the two halves of its bytes, or, of a struct, readable ones). */
+static PyObject *pointer_unchanged_split(PointerObject *self, PyObject *const *args,
+                                         Py_ssize_t nargs)
+{
+    Py_ssize_t count;
+    if (parse_split_args("_unchanged_split(alloc, count)", args, nargs, 2, 2, &count) < 0)
+        return NULL;
+    PyObject *cls = (PyObject *)Py_TYPE(self);
+    PyObject *first, *second;
+    int written = PyObject_TypeCheck((PyObject *)self, (PyTypeObject *)written_kind);
+    if (written && self->value != NULL && PyBytes_Check(self->value)) {
+        Py_ssize_t length = PyBytes_GET_SIZE(self->value);
+        Py_ssize_t cut = count < 0 ? 0 : count > length ? length : count;
+        PyObject *head = PyBytes_FromStringAndSize(PyBytes_AS_STRING(self->value), cut);
+        if (head == NULL)
+            return NULL;
+        PyObject *tail = PyBytes_FromStringAndSize(PyBytes_AS_STRING(self->value) + cut,
+                                                   length - cut);
+        if (tail == NULL) {
+            Py_DECREF(head);
+            return NULL;
+        }
+        if (split_to(self, written_kind, written_kind, args[0], count, &first, &second) ==
+            NULL) {
+            Py_DECREF(head);
+            Py_DECREF(tail);
+            return NULL;
+        }
+        ((PointerObject *)first)->value = head;
+        ((PointerObject *)second)->value = tail;
+        return steal_pair(first, second);
+    }
+    if (written || cls == linear_kind)
+        cls = readable_kind;
+    if (split_to(self, cls, cls, args[0], count, &first, &second) == NULL)
+        return NULL;
+    return steal_pair(first, second);
+}
+
+/* _readable_split(alloc, count, task=None): a syscall in `task` filled the
+ * first `count` bytes of `alloc`: a readable pointer to them and a plain one
+ * to the rest.  For another task whose serializer may differ, the Python
+ * method _readable_split_for makes them. */
+static PyObject *pointer_readable_split(PointerObject *self, PyObject *const *args,
+                                        Py_ssize_t nargs)
+{
+    Py_ssize_t count;
+    if (parse_split_args("_readable_split(alloc, count, task=None)", args, nargs, 2, 3,
+                         &count) < 0)
+        return NULL;
+    if (nargs == 3 && args[2] != Py_None && args[2] != self->task && self->kind != NULL &&
+        self->kind != Py_None)
+        return PyObject_CallMethod((PyObject *)self, "_readable_split_for", "OOO", args[0],
+                                   args[1], args[2]);
+    PyObject *first, *second;
+    if (split_to(self, readable_kind, plain_kind, args[0], count, &first, &second) == NULL)
+        return NULL;
+    return steal_pair(first, second);
+}
+
+static PyNumberMethods pointer_as_number = {
+    .nb_add = pointer_merge,
+};
+
 static PyMethodDef pointer_methods[] = {
+    {"_unchanged_split", (PyCFunction)(void (*)(void))pointer_unchanged_split, METH_FASTCALL,
+     "_unchanged_split(alloc, count): a syscall only read the first count bytes\n"
+     "of alloc: pointers of this one's kind to the two parts."},
+    {"_readable_split", (PyCFunction)(void (*)(void))pointer_readable_split, METH_FASTCALL,
+     "_readable_split(alloc, count, task=None): a syscall in task filled the\n"
+     "first count bytes of alloc: a readable pointer to them, a plain one to\n"
+     "the rest."},
+    {"merge", (PyCFunction)pointer_merge_method, METH_O,
+     "merge(other): consume this pointer and `other`, which must start where\n"
+     "this one ends; return one pointer to both.  The result is readable only\n"
+     "if both were (`a + b` is the same)."},
     {"_derive", (PyCFunction)(void (*)(void))pointer_derive, METH_FASTCALL,
      "_derive(cls, alloc): a pointer of class cls to alloc, with this one's\n"
      "task, space, serializer and kind."},
@@ -423,12 +771,32 @@ static PyTypeObject PointerBaseType = {
     .tp_clear = (inquiry)pointer_clear,
     .tp_methods = pointer_methods,
     .tp_members = pointer_members,
+    .tp_as_number = &pointer_as_number,
     .tp_init = (initproc)pointer_init,
     .tp_new = PyType_GenericNew,
 };
 
+static int check_pointer_class_arg(PyObject *cls)
+{
+    return check_pointer_class(cls);
+}
+
+static PyMethodDef memory_functions[] = {
+    {"set_pointer_kinds", (PyCFunction)(void (*)(void))raw_set_pointer_kinds, METH_FASTCALL,
+     "set_pointer_kinds(merged_kinds, Pointer, ReadablePointer, WrittenPointer, "
+     "UseAfterConsumeError)\n\nThe pointer kinds merge, take and borrow know (pointer.py)."},
+    {"take", (PyCFunction)(void (*)(void))raw_take, METH_FASTCALL,
+     "take(ptr, task, minimum=0) -> Allocation: consume ptr for a syscall that writes it."},
+    {"borrow", (PyCFunction)(void (*)(void))raw_borrow, METH_FASTCALL,
+     "borrow(ptr, task, minimum=0) -> Allocation: use readable ptr for a syscall that "
+     "reads it."},
+    {NULL, NULL, 0, NULL},
+};
+
 int rsys_add_memory_types(PyObject *module)
 {
+    if (PyModule_AddFunctions(module, memory_functions) < 0)
+        return -1;
     if (PyType_Ready(&AllocationType) < 0 || PyType_Ready(&PointerBaseType) < 0)
         return -1;
     if (PyModule_AddObjectRef(module, "Allocation", (PyObject *)&AllocationType) < 0 ||

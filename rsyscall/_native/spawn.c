@@ -166,23 +166,31 @@ error:
 /* A spawned child and what it reads until it execs or exits. */
 typedef struct {
     PyObject_HEAD
-    struct spawn_plan plan;
+    /* Apart from the object: if the object goes before the child is reaped,
+     * the plan is left to the child with the stack. */
+    struct spawn_plan *plan;
     char *stack;
     PyObject *strings; /* (path, argv tuple, envp tuple, cwd): what plan points into */
     long pid;
     int pidfd;
     int released;
+    int error, failed; /* the plan's, kept once it is freed */
 } SpawnedObject;
 
 static PyTypeObject SpawnedType;
 
 static void spawned_free_memory(SpawnedObject *self)
 {
+    if (self->plan != NULL) {
+        PyMem_Free(self->plan->argv);
+        PyMem_Free(self->plan->envp);
+        self->error = self->plan->error;
+        self->failed = self->plan->failed;
+    }
+    PyMem_Free(self->plan);
     PyMem_Free(self->stack);
-    PyMem_Free(self->plan.argv);
-    PyMem_Free(self->plan.envp);
+    self->plan = NULL;
     self->stack = NULL;
-    self->plan.argv = self->plan.envp = NULL;
     Py_CLEAR(self->strings);
 }
 
@@ -211,9 +219,9 @@ static PyObject *spawned_failure(SpawnedObject *self, PyObject *unused)
                         "failure() is known only once the child is reaped and released");
         return NULL;
     }
-    if (self->plan.error == 0)
+    if (self->error == 0)
         Py_RETURN_NONE;
-    return Py_BuildValue("(ii)", self->plan.error, self->plan.failed);
+    return Py_BuildValue("(ii)", self->error, self->failed);
 }
 
 static PyObject *spawned_pid(SpawnedObject *self, void *unused)
@@ -282,13 +290,19 @@ PyObject *rsys_raw_spawn(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     SpawnedObject *spawned = PyObject_New(SpawnedObject, &SpawnedType);
     if (spawned == NULL)
         return NULL;
-    memset(&spawned->plan, 0, sizeof(spawned->plan));
+    spawned->plan = NULL;
     spawned->stack = NULL;
     spawned->strings = NULL;
     spawned->pid = 0;
     spawned->pidfd = -1;
     spawned->released = 0;
-    struct spawn_plan *plan = &spawned->plan;
+    spawned->error = spawned->failed = 0;
+    struct spawn_plan *plan = PyMem_Calloc(1, sizeof(struct spawn_plan));
+    if (plan == NULL) {
+        Py_DECREF(spawned);
+        return PyErr_NoMemory();
+    }
+    spawned->plan = plan;
     /* Tuples: the caller cannot change what the child reads. */
     PyObject *argv = PySequence_Tuple(args[1]);
     PyObject *envp = argv == NULL ? NULL : PySequence_Tuple(args[2]);

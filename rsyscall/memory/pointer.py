@@ -18,11 +18,19 @@ an allocation's address for a syscall and then build the result pointers.
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
+from rsyscall._native import _raw
 from rsyscall._native._raw import PointerBase
 from rsyscall.memory.allocator import Allocation
-from rsyscall.struct import HasSerializer, PathSerializer, Serializer, StrSerializer
+from rsyscall.struct import (
+    BytesSerializer,
+    HasSerializer,
+    PathSerializer,
+    Serializer,
+    StrSerializer,
+)
 
 if TYPE_CHECKING:
     from rsyscall.base.task import BaseTask
@@ -131,26 +139,30 @@ class Pointer(PointerBase, Generic[T]):
     def _linear(self, alloc: Allocation, task: BaseTask | None = None) -> LinearPointer[T]:
         return self._as(LinearPointer, alloc, task)  # type: ignore[no-any-return]
 
-    def _readable_split(
-        self, alloc: Allocation, count: int, task: BaseTask | None = None
+    def _readable_split_for(
+        self, alloc: Allocation, count: int, task: BaseTask
     ) -> tuple[ReadablePointer[T], Pointer[T]]:
-        """A syscall in `task` filled the first `count` bytes of `alloc`."""
-        if task is None or task is self.task or self._kind is None:
-            return self._split_to(ReadablePointer, Pointer, alloc, count)
+        """_readable_split (in C) for a syscall in another task, whose
+        serializer for the kind may differ."""
         valid, rest = alloc.split(count)
         return self._as(ReadablePointer, valid, task), self._as(Pointer, rest, task)
+
+    if TYPE_CHECKING:
+        # In C (PointerBase):
+        def _readable_split(
+            self, alloc: Allocation, count: int, task: BaseTask | None = None
+        ) -> tuple[ReadablePointer[T], Pointer[T]]:
+            """A syscall in `task` filled the first `count` bytes of `alloc`."""
+
+        def _unchanged_split(self, alloc: Allocation, count: int) -> tuple[Any, Any]:
+            """A syscall used (read) the first `count` bytes of `alloc`:
+            pointers of this one's kind (of a WrittenPointer of bytes, with
+            the two parts of its value)."""
 
     def _unchanged(self, alloc: Allocation) -> Any:
         """A syscall only read `alloc`: a pointer of this one's kind to it."""
         cls = type(self)
         return self._derive(cls if cls is not LinearPointer else ReadablePointer, alloc)
-
-    def _unchanged_split(self, alloc: Allocation, count: int) -> tuple[Any, Any]:
-        """A syscall used (read) the first `count` bytes of `alloc`."""
-        cls = type(self)
-        if cls is LinearPointer:
-            cls = ReadablePointer
-        return self._split_to(cls, cls, alloc, count)
 
     # ---- the user's operations ----
 
@@ -165,36 +177,15 @@ class Pointer(PointerBase, Generic[T]):
         self._alloc = None
         return self._unchanged_split(alloc, offset)
 
-    def merge(self, other: Pointer[T]) -> Pointer[T]:
-        """Consume this pointer and `other`, which must start where this one
-        ends; return one pointer to both.  The result is readable only if
-        both were."""
-        merged_kind = _MERGED_KINDS.get((type(self), type(other)))
-        if merged_kind is None:
-            if not isinstance(other, Pointer):
-                raise TypeError(f"can only merge with a Pointer, not {type(other).__name__}")
-            both_readable = isinstance(self, ReadablePointer) and isinstance(other, ReadablePointer)
-            merged_kind = ReadablePointer if both_readable else Pointer
-        mine = self._alloc
-        theirs = other._alloc
-        if mine is None or theirs is None:
-            raise UseAfterConsumeError(
-                f"{type(self if mine is None else other).__name__} was already consumed")
-        if other.space is not self.space:
-            raise ValueError("cannot merge pointers in different address spaces")
-        if mine.address + mine.size != theirs.address:
-            raise ValueError("can only merge a pointer with the one right after it")
-        if merged_kind is WrittenPointer:
-            value = self._value
-            other_value = other._value
-            if type(value) is bytes and type(other_value) is bytes:
-                merged: Pointer[T] = self._merge_to(WrittenPointer, other)
-                merged._value = value + other_value
-                return merged
-            merged_kind = ReadablePointer
-        return self._merge_to(merged_kind, other)
+    if TYPE_CHECKING:
+        # In C (PointerBase.merge, and `+`), with the result's kind from
+        # _MERGED_KINDS below.
+        def merge(self, other: Pointer[T]) -> Pointer[T]:
+            """Consume this pointer and `other`, which must start where this
+            one ends; return one pointer to both.  The result is readable
+            only if both were."""
 
-    __add__ = merge
+        def __add__(self, other: Pointer[T]) -> Pointer[T]: ...
 
     async def write(self, value: T) -> WrittenPointer[T]:
         """Consume this pointer; store `value` and return a pointer to it.
@@ -225,11 +216,16 @@ class ReadablePointer(Pointer[T]):
         the parts of a WrittenPointer of bytes are WrittenPointers)."""
         return super().split(offset)  # type: ignore[return-value]
 
-    async def read(self) -> T:
+    def read(self) -> Awaitable[T]:
         """Read the T from memory."""
-        alloc = self._live()
-        data = await self.space.transport.read(alloc.address, alloc.size)
-        return self.serializer.from_bytes(data)
+        alloc = self._alloc
+        if alloc is None:
+            raise UseAfterConsumeError(f"{type(self).__name__} was already consumed")
+        data = self.space.transport.read(alloc.address, alloc.size)
+        serializer = self.serializer
+        if type(serializer) is BytesSerializer:
+            return data  # type: ignore[return-value]  # the bytes are the value
+        return _deserialized(data, serializer)
 
 
 class WrittenPointer(ReadablePointer[T]):
@@ -264,17 +260,6 @@ class WrittenPointer(ReadablePointer[T]):
         made._value = self._value
         return made
 
-    def _unchanged_split(self, alloc: Allocation, count: int) -> tuple[Any, Any]:
-        value: Any = self._value
-        if isinstance(value, bytes):
-            first, second = self._split_to(WrittenPointer, WrittenPointer, alloc, count)
-            first._value = value[:count]
-            second._value = value[count:]
-            return first, second
-        # The parts of a struct are not structs: all we know is that the
-        # memory is initialized.
-        return self._split_to(ReadablePointer, ReadablePointer, alloc, count)
-
     def __repr__(self) -> str:
         return f"{super().__repr__()[:-1]}, value={self.value!r})"
 
@@ -293,6 +278,10 @@ class LinearPointer(ReadablePointer[T]):
         return value
 
 
+async def _deserialized(data: Awaitable[bytes], serializer: Serializer[T]) -> T:
+    return serializer.from_bytes(await data)
+
+
 # What merging two pointers of these kinds gives: readable only if both
 # were, written (of bytes) if both were.
 _MERGED_KINDS: dict[tuple[type, type], type[Pointer[Any]]] = {}
@@ -304,6 +293,8 @@ for _first in (Pointer, ReadablePointer, WrittenPointer, LinearPointer):
             and issubclass(_second, ReadablePointer)
             else Pointer
         )
+_raw.set_pointer_kinds(_MERGED_KINDS, Pointer, ReadablePointer, WrittenPointer, LinearPointer,
+                       UseAfterConsumeError)
 
 
 # ---- helpers for syscall implementations ----
@@ -320,47 +311,27 @@ def check_points_to(ptr: object, cls: type | tuple[type, ...]) -> None:
             raise TypeError(f"expected a pointer to a {names}, got {ptr!r}")
 
 
-def take(ptr: Pointer[Any], task: BaseTask, minimum: int = 0) -> Allocation:
-    """Consume `ptr` for a syscall in `task` that will write to it.
+if TYPE_CHECKING:
 
-    Checks that it is a live pointer in `task`'s address space with at least
-    `minimum` bytes.  On failure of the syscall, `restore` gives it back."""
-    if not isinstance(ptr, Pointer):
-        raise TypeError(f"expected a Pointer, got {type(ptr).__name__}")
-    alloc = ptr._alloc
-    if alloc is None:
-        raise UseAfterConsumeError(f"{type(ptr).__name__} was already consumed")
-    if ptr.space is not task.space:
-        raise ValueError(f"pointer is in {ptr.space!r}, not the task's {task.space!r}")
-    if alloc.size < minimum:
-        raise ValueError(f"buffer of {alloc.size} bytes is too small, need {minimum}")
-    ptr._alloc = None
-    return alloc
+    def take(ptr: Pointer[Any], task: BaseTask, minimum: int = 0) -> Allocation:
+        """Consume `ptr` for a syscall in `task` that will write to it.
+
+        Checks that it is a live pointer in `task`'s address space with at least
+        `minimum` bytes.  On failure of the syscall, `restore` gives it back."""
+
+    def borrow(ptr: ReadablePointer[Any], task: BaseTask, minimum: int = 0) -> Allocation:
+        """Use `ptr`, which must hold initialized memory, for a syscall in `task`
+        that only reads it.  The pointer stays valid."""
+
+else:
+    # In C: the checks every syscall with a pointer makes.
+    take = _raw.take
+    borrow = _raw.borrow
 
 
 def restore(ptr: Pointer[Any], alloc: Allocation) -> None:
     """Undo `take` after a syscall that failed and so wrote nothing."""
     ptr._alloc = alloc
-
-
-def borrow(ptr: ReadablePointer[Any], task: BaseTask, minimum: int = 0) -> Allocation:
-    """Use `ptr`, which must hold initialized memory, for a syscall in `task`
-    that only reads it.  The pointer stays valid."""
-    if not isinstance(ptr, ReadablePointer):
-        if isinstance(ptr, Pointer):
-            raise TypeError(
-                "this syscall reads the buffer, so it needs a written pointer "
-                "(from thread.ptr(value) or pointer.write(value)), not an uninitialized Pointer"
-            )
-        raise TypeError(f"expected a WrittenPointer, got {type(ptr).__name__}")
-    alloc = ptr._alloc
-    if alloc is None:
-        raise UseAfterConsumeError(f"{type(ptr).__name__} was already consumed")
-    if ptr.space is not task.space:
-        raise ValueError(f"pointer is in {ptr.space!r}, not the task's {task.space!r}")
-    if alloc.size < minimum:
-        raise ValueError(f"buffer of {alloc.size} bytes is too small, need {minimum}")
-    return alloc
 
 
 PathPointer: TypeAlias = (

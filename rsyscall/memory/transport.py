@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from rsyscall._native import _raw
 from rsyscall.memory.allocator import Allocation, Allocator, Mapper
@@ -41,12 +42,15 @@ class LocalMemoryTransport(MemoryTransport):
     __slots__ = ()
 
     # Awaitables that are already complete, not coroutines: a pointer read
-    # costs one C call.
-    def read(self, address: int, size: int) -> Awaitable[bytes]:
-        return _raw.ready_read_memory(address, size)
+    # costs one C call (the C functions themselves, with no method around).
+    if TYPE_CHECKING:
 
-    def write(self, address: int, data: bytes) -> Awaitable[None]:
-        return _raw.ready_write_memory(address, data)
+        def read(self, address: int, size: int) -> Awaitable[bytes]: ...
+        def write(self, address: int, data: bytes) -> Awaitable[None]: ...
+
+    else:
+        read = staticmethod(_raw.ready_read_memory)
+        write = staticmethod(_raw.ready_write_memory)
 
 
 # From <sys/mman.h>; rsyscall.sys.mman has them as enums, but the memory layer
