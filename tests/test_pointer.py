@@ -67,8 +67,38 @@ async def test_merge_rejects_non_adjacent(thread: Thread) -> None:
         b.merge(a)  # wrong order
     with pytest.raises(TypeError):
         a.merge(b"bytes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        a + 1  # type: ignore[operator]
+    with pytest.raises(TypeError):
+        1 + a  # type: ignore[operator]
     # The failed merges consumed nothing.
-    assert (a + b).size() == 8
+    merged = a + b
+    assert merged.size() == 8
+    with pytest.raises(UseAfterConsumeError):
+        a + merged
+    with pytest.raises(UseAfterConsumeError):
+        merged.merge(b)
+
+
+async def test_merged_kinds(thread: Thread) -> None:
+    """What a merge gives: written (with the joined value) only from two
+    written pointers of bytes; readable from two readable ones, the parts of
+    a struct and linear pointers included; plain otherwise."""
+    written = await thread.ptr(b"abcdef")
+    first, second = written.split(2)
+    joined = first + second
+    assert type(joined) is WrittenPointer and joined.value == b"abcdef"
+    number = await thread.ptr(Int64(7))
+    low, high = number.split(4)
+    assert type(low) is ReadablePointer  # a struct's parts are not structs
+    assert type(low + high) is ReadablePointer
+    pipe = await thread.pipe()
+    await pipe.write.write(await thread.ptr(b"xyz"))
+    valid, rest = await pipe.read.read(await thread.malloc(bytes, 8))
+    assert type(valid) is ReadablePointer and type(rest) is Pointer
+    assert type(valid + rest) is Pointer
+    await pipe.read.close()
+    await pipe.write.close()
 
 
 async def test_write_to_pointer(thread: Thread) -> None:
