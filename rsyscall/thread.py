@@ -100,6 +100,22 @@ async def _wait_local_child(pidfd: int, pid: int) -> ChildState:
     while (info := os.waitid(os.P_PIDFD, pidfd, _WAIT_EXITED_NOHANG)) is None:
         await anyio.wait_readable(pidfd)
     return ChildState(CLD(info.si_code), pid, info.si_uid, info.si_status)
+
+
+async def _kill_and_reap_local_child(pidfd: int, pid: int) -> None:
+    """SIGKILL the local child `pidfd` names and reap it, whatever else is
+    cancelled meanwhile: the caller is raising a cancellation already, and
+    a child is never left unreaped."""
+    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    with anyio.CancelScope(shield=True):
+        while True:
+            try:
+                await _wait_local_child(pidfd, pid)
+                return
+            except anyio.get_cancelled_exc_class():
+                # A native asyncio cancellation, which no shield stops:
+                # the caller's own goes on once the child is reaped.
+                continue
 _SYS_execveat = int(SYS.execveat)
 _SYS_exit = int(SYS.exit)
 _SYS_waitid = int(SYS.waitid)
@@ -789,9 +805,7 @@ class Thread:
                 state = await _wait_local_child(pidfd.number, pid)
         except BaseException:
             if state is None:
-                with anyio.CancelScope(shield=True):
-                    signal.pidfd_send_signal(pidfd.number, signal.SIGKILL)
-                    await _wait_local_child(pidfd.number, pid)
+                await _kill_and_reap_local_child(pidfd.number, pid)
             # Reaped: nothing runs on the plan's memory any more.
             spawned.release()
             raise

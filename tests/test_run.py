@@ -199,3 +199,26 @@ async def test_many_spawns_free_their_memory(thread: Thread) -> None:
         tracemalloc.stop()
     # A leaked child stack alone would be 64 KiB per run.
     assert after - before < 64 * 1024, after - before
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_native_cancels_kill_and_reap(thread: Thread) -> None:
+    """asyncio's Task.cancel of a run, and again while the child is being
+    killed and reaped (no shield stops a native cancellation): the task is
+    cancelled, and no child is left, not even a zombie."""
+    import asyncio
+
+    pid = thread_pid(thread)
+    before = children_of(pid)
+    sleeper = thread.environ.sh.args("-c", "sleep 100")
+    for second_cancel_delay in (None, 0, 0.00002, 0.00005, 0.0001, 0.0002, 0.0004):
+        task = asyncio.ensure_future(thread.run(sleeper))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        if second_cancel_delay is not None:
+            await asyncio.sleep(second_cancel_delay)
+            task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert children_of(pid) <= before
+    assert (await thread.run(thread.environ.sh.args("-c", "true"))).clean()
