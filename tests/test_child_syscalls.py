@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rsyscall import ChildThread, local_thread
+from rsyscall import ChildThread, Thread, local_thread
 from rsyscall.fcntl import SEAL, F, O
 from rsyscall.signal import SIG, Sigset
 from rsyscall.sys.mman import MAP, MFD, PROT
@@ -108,3 +108,37 @@ async def test_signal_mask_is_the_childs_own(child: ChildThread) -> None:
     assert info.signo == SIG.USR1 and info.pid == os.getpid()
     await queue.close()
     assert stdlib_signal.SIGUSR1 not in blocked_signals(child)
+
+
+async def test_a_close_from_a_finalizer_never_takes_a_calls_answer(thread: Thread) -> None:
+    """A handle's finalizer (gc) can run in the middle of sending a call,
+    at any allocation, and closes its fd through the same connection.  That
+    close is sent behind the call, so the call still gets its own answer.
+    (The finalizer is made to run at a known point: while the call's
+    arguments are packed, by an argument whose __index__ drops the last
+    handle of an fd.)"""
+    from rsyscall.near.sysnum import SYS
+
+    from .util import thread_pid
+
+    pid = await thread.task.getpid()
+    before = len(os.listdir(f"/proc/{thread_pid(thread)}/fd"))
+    base = await thread.task.open(await thread.ptr("/dev/null"), O.RDONLY)
+
+    class DropsAHandle:
+        def __init__(self, handle: object) -> None:
+            self.handle: object = handle
+
+        def __index__(self) -> int:
+            self.handle = None  # its last reference: closed now, from __del__
+            return 0
+
+    for _ in range(20):
+        copy = await base.fcntl(F.DUPFD_CLOEXEC, 0)
+        argument = DropsAHandle(copy)
+        del copy
+        assert await thread.task.sysif.syscall(SYS.getpid, argument) == pid  # type: ignore[arg-type]
+        assert await thread.task.getpid() == pid
+    await base.close()
+    await thread.task.getpid()
+    assert len(os.listdir(f"/proc/{thread_pid(thread)}/fd")) <= before

@@ -306,23 +306,33 @@ class ConnectionSyscall(SyscallInterface):
             # or comes as soon as we give up the CPU (one on ours, waiting
             # for this request), all in one C call; a slot only if it has
             # not come.
+            # A finalizer's request (a close, from gc) made meanwhile waits
+            # in _deferred, so it cannot come between ours and its answer.
+            self._submitting = True
             try:
-                request = _REQUEST.pack(number, *args, *_NO_ARGS[len(args):])
-            except (struct.error, TypeError):
-                request = _pack_checked(number, args)
-            self._seq += 1
-            failed: OSError | None = None
-            try:
-                got = _raw.exchange(self._fd, request)
-            except OSError as error:
-                got, failed = None, error
-            if type(got) is bytes and len(got) == _RESPONSE_SIZE:
-                result: int = _RESPONSE.unpack(got)[0]
+                try:
+                    request = _REQUEST.pack(number, *args, *_NO_ARGS[len(args):])
+                except (struct.error, TypeError):
+                    request = _pack_checked(number, args)
+                self._seq += 1
+                failed: OSError | None = None
+                try:
+                    got = _raw.exchange(self._fd, request)
+                except OSError as error:
+                    got, failed = None, error
+                answer = got if isinstance(got, bytes) and len(got) == _RESPONSE_SIZE else None
+                if answer is None:
+                    slot = _Slot(self._seq, number)
+                    self._pending.append(slot)
+            finally:
+                self._submitting = False
+            if answer is not None:
+                if self._deferred:
+                    self._submit_deferred()
+                result: int = _RESPONSE.unpack(answer)[0]
                 if -4096 < result < 0:
                     raise syscall_error(number, -result)
                 return result
-            slot = _Slot(self._seq, number)
-            self._pending.append(slot)
             if failed is not None:
                 self._hangup_after_write(failed)  # fails the slot
             elif isinstance(got, int):
@@ -331,6 +341,8 @@ class ConnectionSyscall(SyscallInterface):
                 self._dispatch(got)
             elif got is not None:
                 self.hangup("the process closed the connection")
+            if self._deferred:
+                self._submit_deferred()
         else:
             slot = self._submit(number, args)
             if not self._reading and not self._outbox and self._hangup is None:
@@ -505,11 +517,18 @@ class ConnectionSyscall(SyscallInterface):
             self._outbox += request
         finally:
             self._submitting = False
-        while self._deferred:
-            number, args, keep = self._deferred.pop(0)
-            self._submit(number, args, keep)
+        self._submit_deferred()
         self._flush_now()
         return slot
+
+    def _submit_deferred(self) -> None:
+        """Send the requests finalizers made while another was being sent."""
+        while self._deferred:
+            if self._hangup is not None:
+                self._deferred.clear()  # nothing more can be sent
+                return
+            number, args, keep = self._deferred.pop(0)
+            self._submit(number, args, keep)
 
     def _flush_now(self) -> None:
         """Write as much of the outbox as the socket takes, without waiting."""
