@@ -299,8 +299,8 @@ class ConnectionSyscall(SyscallInterface):
             await _trio_checkpoint_if_cancelled()
         else:
             await _asyncio_checkpoint_if_cancelled()
-        if (not self._pending and not self._outbox and self._hangup is None
-                and not _log.isEnabledFor(logging.DEBUG)):
+        if (not self._pending and not self._reading and not self._outbox
+                and self._hangup is None and not _log.isEnabledFor(logging.DEBUG)):
             # The fastest path, with nothing else in flight: send, and take
             # the answer if it is there already (a server on another CPU)
             # or comes as soon as we give up the CPU (one on ours, waiting
