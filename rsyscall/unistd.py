@@ -671,13 +671,14 @@ class UnistdFileDescriptor(BaseFileDescriptor):
         number = self._number
         if number < 0:
             raise closed_error()
-        alloc = take(buf, self.task)
+        task = self.task
+        alloc = take(buf, task)
         try:
-            count = await self.task.sysif.syscall(_SYS_read, number, alloc.address, alloc.size)
+            count = await task.sysif.syscall(_SYS_read, number, alloc.address, alloc.size)
         except BaseException:
             restore(buf, alloc)
             raise
-        return buf._readable_split(alloc, count, self.task)
+        return buf._readable_split(alloc, count, task)
 
     async def pread(self, buf: Pointer[T], offset: int) -> tuple[ReadablePointer[T], Pointer[T]]:
         """pread(2) into `buf` from file `offset`; returns the part read into and the rest."""
@@ -705,10 +706,11 @@ class UnistdFileDescriptor(BaseFileDescriptor):
         number = self._number
         if number < 0:
             raise closed_error()
-        alloc = borrow(buf, self.task)
+        task = self.task
+        alloc = borrow(buf, task)
         buf._alloc = None
         try:
-            count = await self.task.sysif.syscall(_SYS_write, number, alloc.address, alloc.size)
+            count = await task.sysif.syscall(_SYS_write, number, alloc.address, alloc.size)
         except BaseException:
             restore(buf, alloc)
             raise

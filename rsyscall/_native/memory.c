@@ -391,7 +391,6 @@ static PyObject *pointer_merge_to(PointerObject *self, PyObject *const *args, Py
 /* ---- the pointer kinds, as pointer.py defines them ---- */
 
 /* Set once by rsyscall.memory.pointer (set_pointer_kinds). */
-static PyObject *merged_kinds;          /* {(type, type): type} */
 static PyObject *readable_kind;         /* ReadablePointer */
 static PyObject *written_kind;          /* WrittenPointer */
 static PyObject *plain_kind;            /* Pointer */
@@ -400,21 +399,20 @@ static PyObject *use_after_consume;     /* UseAfterConsumeError */
 
 static PyObject *raw_set_pointer_kinds(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 || !PyDict_Check(args[0])) {
+    if (nargs != 5) {
         PyErr_SetString(PyExc_TypeError,
-                        "set_pointer_kinds(merged_kinds, Pointer, ReadablePointer, "
-                        "WrittenPointer, LinearPointer, UseAfterConsumeError)");
+                        "set_pointer_kinds(Pointer, ReadablePointer, WrittenPointer, "
+                        "LinearPointer, UseAfterConsumeError)");
         return NULL;
     }
-    for (int i = 1; i < 5; i++)
+    for (int i = 0; i < 4; i++)
         if (check_pointer_class_arg(args[i]) < 0)
             return NULL;
-    Py_XSETREF(merged_kinds, Py_NewRef(args[0]));
-    Py_XSETREF(plain_kind, Py_NewRef(args[1]));
-    Py_XSETREF(readable_kind, Py_NewRef(args[2]));
-    Py_XSETREF(written_kind, Py_NewRef(args[3]));
-    Py_XSETREF(linear_kind, Py_NewRef(args[4]));
-    Py_XSETREF(use_after_consume, Py_NewRef(args[5]));
+    Py_XSETREF(plain_kind, Py_NewRef(args[0]));
+    Py_XSETREF(readable_kind, Py_NewRef(args[1]));
+    Py_XSETREF(written_kind, Py_NewRef(args[2]));
+    Py_XSETREF(linear_kind, Py_NewRef(args[3]));
+    Py_XSETREF(use_after_consume, Py_NewRef(args[4]));
     Py_RETURN_NONE;
 }
 
@@ -435,7 +433,7 @@ static int is_live(PointerObject *pointer)
  * bytes) if both were written pointers of bytes. */
 static PyObject *pointer_merge(PyObject *first, PyObject *second)
 {
-    if (merged_kinds == NULL) {
+    if (written_kind == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "pointer kinds not set");
         return NULL;
     }
@@ -447,24 +445,17 @@ static PyObject *pointer_merge(PyObject *first, PyObject *second)
         Py_RETURN_NOTIMPLEMENTED;
     }
     PointerObject *self = (PointerObject *)first, *other = (PointerObject *)second;
-    PyObject *key = PyTuple_Pack(2, (PyObject *)Py_TYPE(first), (PyObject *)Py_TYPE(second));
-    if (key == NULL)
-        return NULL;
-    PyObject *kind = PyDict_GetItemWithError(merged_kinds, key); /* borrowed */
-    Py_DECREF(key);
-    if (kind == NULL) {
-        if (PyErr_Occurred())
-            return NULL;
-        int readable = PyObject_IsInstance(first, readable_kind);
-        if (readable < 0)
-            return NULL;
-        if (readable) {
-            readable = PyObject_IsInstance(second, readable_kind);
-            if (readable < 0)
-                return NULL;
-        }
-        kind = readable ? readable_kind : plain_kind;
-    }
+    /* Written (of bytes) from two written pointers, readable from two
+     * readable ones, plain otherwise. */
+    PyObject *kind;
+    if (Py_TYPE(first) == (PyTypeObject *)written_kind &&
+        Py_TYPE(second) == (PyTypeObject *)written_kind)
+        kind = written_kind;
+    else if (PyObject_TypeCheck(first, (PyTypeObject *)readable_kind) &&
+             PyObject_TypeCheck(second, (PyTypeObject *)readable_kind))
+        kind = readable_kind;
+    else
+        kind = plain_kind;
     if (!is_live(self))
         return consumed_error(first);
     if (!is_live(other))
@@ -483,14 +474,19 @@ static PyObject *pointer_merge(PyObject *first, PyObject *second)
     if (kind == written_kind) {
         if (self->value != NULL && other->value != NULL && PyBytes_CheckExact(self->value) &&
             PyBytes_CheckExact(other->value)) {
-            value = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(self->value) +
-                                                        PyBytes_GET_SIZE(other->value));
-            if (value == NULL)
-                return NULL;
-            memcpy(PyBytes_AS_STRING(value), PyBytes_AS_STRING(self->value),
-                   PyBytes_GET_SIZE(self->value));
-            memcpy(PyBytes_AS_STRING(value) + PyBytes_GET_SIZE(self->value),
-                   PyBytes_AS_STRING(other->value), PyBytes_GET_SIZE(other->value));
+            Py_ssize_t mine_size = PyBytes_GET_SIZE(self->value);
+            Py_ssize_t theirs_size = PyBytes_GET_SIZE(other->value);
+            if (theirs_size == 0 || mine_size == 0) {
+                /* The joined value is one of them (no copy of the data). */
+                value = Py_NewRef(theirs_size == 0 ? self->value : other->value);
+            } else {
+                value = PyBytes_FromStringAndSize(NULL, mine_size + theirs_size);
+                if (value == NULL)
+                    return NULL;
+                memcpy(PyBytes_AS_STRING(value), PyBytes_AS_STRING(self->value), mine_size);
+                memcpy(PyBytes_AS_STRING(value) + mine_size, PyBytes_AS_STRING(other->value),
+                       theirs_size);
+            }
         } else {
             kind = readable_kind; /* the parts of a struct: initialized, no more */
         }
@@ -592,10 +588,7 @@ static PyObject *raw_borrow(PyObject *module, PyObject *const *args, Py_ssize_t 
     Py_ssize_t minimum;
     if (parse_use("borrow", args, nargs, &minimum) < 0)
         return NULL;
-    int readable = readable_kind == NULL ? 0 : PyObject_IsInstance(args[0], readable_kind);
-    if (readable < 0)
-        return NULL;
-    if (!readable) {
+    if (readable_kind == NULL || !PyObject_TypeCheck(args[0], (PyTypeObject *)readable_kind)) {
         if (PyObject_TypeCheck(args[0], &PointerBaseType))
             PyErr_SetString(PyExc_TypeError,
                             "this syscall reads the buffer, so it needs a written pointer "
@@ -656,6 +649,15 @@ static int parse_split_args(const char *name, PyObject *const *args, Py_ssize_t 
     return 0;
 }
 
+/* value[start:end] of a bytes object; the object itself when that is all of
+ * it (a whole write's written part: no copy of the data). */
+static PyObject *bytes_part(PyObject *value, Py_ssize_t start, Py_ssize_t end)
+{
+    if (start == 0 && end == PyBytes_GET_SIZE(value) && PyBytes_CheckExact(value))
+        return Py_NewRef(value);
+    return PyBytes_FromStringAndSize(PyBytes_AS_STRING(value) + start, end - start);
+}
+
 /* _unchanged_split(alloc, count): a syscall used (read) the first `count`
  * bytes of `alloc`: two pointers of this one's kind (a linear pointer's
  * parts are plain readable ones; a written pointer's are written pointers
@@ -672,11 +674,10 @@ static PyObject *pointer_unchanged_split(PointerObject *self, PyObject *const *a
     if (written && self->value != NULL && PyBytes_Check(self->value)) {
         Py_ssize_t length = PyBytes_GET_SIZE(self->value);
         Py_ssize_t cut = count < 0 ? 0 : count > length ? length : count;
-        PyObject *head = PyBytes_FromStringAndSize(PyBytes_AS_STRING(self->value), cut);
+        PyObject *head = bytes_part(self->value, 0, cut);
         if (head == NULL)
             return NULL;
-        PyObject *tail = PyBytes_FromStringAndSize(PyBytes_AS_STRING(self->value) + cut,
-                                                   length - cut);
+        PyObject *tail = bytes_part(self->value, cut, length);
         if (tail == NULL) {
             Py_DECREF(head);
             return NULL;
@@ -783,7 +784,7 @@ static int check_pointer_class_arg(PyObject *cls)
 
 static PyMethodDef memory_functions[] = {
     {"set_pointer_kinds", (PyCFunction)(void (*)(void))raw_set_pointer_kinds, METH_FASTCALL,
-     "set_pointer_kinds(merged_kinds, Pointer, ReadablePointer, WrittenPointer, "
+     "set_pointer_kinds(Pointer, ReadablePointer, WrittenPointer, LinearPointer, "
      "UseAfterConsumeError)\n\nThe pointer kinds merge, take and borrow know (pointer.py)."},
     {"take", (PyCFunction)(void (*)(void))raw_take, METH_FASTCALL,
      "take(ptr, task, minimum=0) -> Allocation: consume ptr for a syscall that writes it."},

@@ -178,8 +178,8 @@ class Pointer(PointerBase, Generic[T]):
         return self._unchanged_split(alloc, offset)
 
     if TYPE_CHECKING:
-        # In C (PointerBase.merge, and `+`), with the result's kind from
-        # _MERGED_KINDS below.
+        # In C (PointerBase.merge, and `+`); the result's kind is said
+        # at set_pointer_kinds below.
         def merge(self, other: Pointer[T]) -> Pointer[T]:
             """Consume this pointer and `other`, which must start where this
             one ends; return one pointer to both.  The result is readable
@@ -282,18 +282,10 @@ async def _deserialized(data: Awaitable[bytes], serializer: Serializer[T]) -> T:
     return serializer.from_bytes(await data)
 
 
-# What merging two pointers of these kinds gives: readable only if both
-# were, written (of bytes) if both were.
-_MERGED_KINDS: dict[tuple[type, type], type[Pointer[Any]]] = {}
-for _first in (Pointer, ReadablePointer, WrittenPointer, LinearPointer):
-    for _second in (Pointer, ReadablePointer, WrittenPointer, LinearPointer):
-        _MERGED_KINDS[_first, _second] = (
-            WrittenPointer if _first is WrittenPointer and _second is WrittenPointer
-            else ReadablePointer if issubclass(_first, ReadablePointer)
-            and issubclass(_second, ReadablePointer)
-            else Pointer
-        )
-_raw.set_pointer_kinds(_MERGED_KINDS, Pointer, ReadablePointer, WrittenPointer, LinearPointer,
+# The kinds the C side makes: merge gives a WrittenPointer (of bytes) from
+# two WrittenPointers, a ReadablePointer from two readable ones, else a
+# Pointer; a LinearPointer's parts are ReadablePointers.
+_raw.set_pointer_kinds(Pointer, ReadablePointer, WrittenPointer, LinearPointer,
                        UseAfterConsumeError)
 
 
