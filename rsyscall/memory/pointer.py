@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, overload
 
 from rsyscall._native import _raw
 from rsyscall._native._raw import PointerBase
@@ -210,6 +210,19 @@ class ReadablePointer(Pointer[T]):
     """Memory known to hold a T."""
 
     __slots__ = ()
+
+    if TYPE_CHECKING:
+        # Two readable parts make a readable whole.
+        @overload
+        def merge(self, other: ReadablePointer[T]) -> ReadablePointer[T]: ...
+        @overload
+        def merge(self, other: Pointer[T]) -> Pointer[T]: ...
+        def merge(self, other: Pointer[T]) -> Pointer[T]: ...
+        @overload
+        def __add__(self, other: ReadablePointer[T]) -> ReadablePointer[T]: ...
+        @overload
+        def __add__(self, other: Pointer[T]) -> Pointer[T]: ...
+        def __add__(self, other: Pointer[T]) -> Pointer[T]: ...
 
     def split(self, offset: int) -> tuple[ReadablePointer[T], ReadablePointer[T]]:
         """As Pointer.split; the parts of readable memory are readable (and
