@@ -91,6 +91,18 @@ _SYS_chdir = int(SYS.chdir)
 _SPAWN_SAME_AS_STDOUT = -2
 # WEXITED|WNOHANG and __WALL: also a child whose exit signal is not SIGCHLD.
 _WAIT_EXITED_NOHANG = os.WEXITED | os.WNOHANG | int(W.ALL)
+_SYS_execveat = int(SYS.execveat)
+_SYS_exit = int(SYS.exit)
+_SYS_waitid = int(SYS.waitid)
+_SYS_write = int(SYS.write)
+_SYS_getpid = int(SYS.getpid)
+_SYS_close_range = int(SYS.close_range)
+_SYS_set_tid_address = int(SYS.set_tid_address)
+_SYS_rt_sigaction = int(SYS.rt_sigaction)
+_SYS_pidfd_send_signal = int(SYS.pidfd_send_signal)
+_FD_MAX = (1 << 32) - 1  # close_range takes unsigned ints
+_ONE = struct.pack("<i", 1)
+_SIGACTION_SIZE = 32  # the kernel's struct sigaction: all zero is SIG_DFL
 
 
 async def _wait_local_child(pidfd: int, pid: int) -> ChildState:
@@ -116,18 +128,7 @@ async def _kill_and_reap_local_child(pidfd: int, pid: int) -> None:
                 # A native asyncio cancellation, which no shield stops:
                 # the caller's own goes on once the child is reaped.
                 continue
-_SYS_execveat = int(SYS.execveat)
-_SYS_exit = int(SYS.exit)
-_SYS_waitid = int(SYS.waitid)
-_SYS_write = int(SYS.write)
-_SYS_getpid = int(SYS.getpid)
-_SYS_close_range = int(SYS.close_range)
-_SYS_set_tid_address = int(SYS.set_tid_address)
-_SYS_rt_sigaction = int(SYS.rt_sigaction)
-_SYS_pidfd_send_signal = int(SYS.pidfd_send_signal)
-_FD_MAX = (1 << 32) - 1  # close_range takes unsigned ints
-_ONE = struct.pack("<i", 1)
-_SIGACTION_SIZE = 32  # the kernel's struct sigaction: all zero is SIG_DFL
+
 
 T = TypeVar("T")
 StrPath = str | os.PathLike[str]
