@@ -306,8 +306,6 @@ static PyObject *derive(PointerObject *self, PyTypeObject *cls, PyObject *alloc)
     return (PyObject *)made;
 }
 
-static int check_pointer_class_arg(PyObject *cls);
-
 static int check_pointer_class(PyObject *cls)
 {
     if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PointerBaseType)) {
@@ -328,66 +326,6 @@ static PyObject *pointer_derive(PointerObject *self, PyObject *const *args, Py_s
     return derive(self, (PyTypeObject *)args[0], args[1]);
 }
 
-static PyObject *pointer_split_to(PointerObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "_split_to(first_cls, second_cls, alloc, offset)");
-        return NULL;
-    }
-    if (check_pointer_class(args[0]) < 0 || check_pointer_class(args[1]) < 0)
-        return NULL;
-    if (!PyObject_TypeCheck(args[2], &AllocationType)) {
-        PyErr_SetString(PyExc_TypeError, "expected an Allocation");
-        return NULL;
-    }
-    Py_ssize_t offset = PyLong_AsSsize_t(args[3]);
-    if (offset == -1 && PyErr_Occurred())
-        return NULL;
-    PyObject *first_alloc, *second_alloc;
-    if (allocation_split_raw((AllocationObject *)args[2], offset, &first_alloc, &second_alloc) < 0)
-        return NULL;
-    PyObject *first = derive(self, (PyTypeObject *)args[0], first_alloc);
-    PyObject *second = first == NULL ? NULL : derive(self, (PyTypeObject *)args[1], second_alloc);
-    Py_DECREF(first_alloc);
-    Py_DECREF(second_alloc);
-    if (second == NULL) {
-        Py_XDECREF(first);
-        return NULL;
-    }
-    return steal_pair(first, second);
-}
-
-static PyObject *pointer_merge_to(PointerObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "_merge_to(cls, other)");
-        return NULL;
-    }
-    if (check_pointer_class(args[0]) < 0)
-        return NULL;
-    if (!PyObject_TypeCheck(args[1], &PointerBaseType)) {
-        PyErr_SetString(PyExc_TypeError, "can only merge with a pointer");
-        return NULL;
-    }
-    PointerObject *other = (PointerObject *)args[1];
-    if (self->alloc == NULL || other->alloc == NULL ||
-        !PyObject_TypeCheck(self->alloc, &AllocationType) ||
-        !PyObject_TypeCheck(other->alloc, &AllocationType)) {
-        PyErr_SetString(PyExc_ValueError, "cannot merge a consumed pointer");
-        return NULL;
-    }
-    PyObject *merged = allocation_merge_raw((AllocationObject *)self->alloc, other->alloc);
-    if (merged == NULL)
-        return NULL;
-    PyObject *made = derive(self, (PyTypeObject *)args[0], merged);
-    Py_DECREF(merged);
-    if (made == NULL)
-        return NULL;
-    Py_SETREF(self->alloc, Py_NewRef(Py_None));
-    Py_SETREF(other->alloc, Py_NewRef(Py_None));
-    return made;
-}
-
 /* ---- the pointer kinds, as pointer.py defines them ---- */
 
 /* Set once by rsyscall.memory.pointer (set_pointer_kinds). */
@@ -406,7 +344,7 @@ static PyObject *raw_set_pointer_kinds(PyObject *module, PyObject *const *args, 
         return NULL;
     }
     for (int i = 0; i < 4; i++)
-        if (check_pointer_class_arg(args[i]) < 0)
+        if (check_pointer_class(args[i]) < 0)
             return NULL;
     Py_XSETREF(plain_kind, Py_NewRef(args[0]));
     Py_XSETREF(readable_kind, Py_NewRef(args[1]));
@@ -739,12 +677,6 @@ static PyMethodDef pointer_methods[] = {
     {"_derive", (PyCFunction)(void (*)(void))pointer_derive, METH_FASTCALL,
      "_derive(cls, alloc): a pointer of class cls to alloc, with this one's\n"
      "task, space, serializer and kind."},
-    {"_split_to", (PyCFunction)(void (*)(void))pointer_split_to, METH_FASTCALL,
-     "_split_to(first_cls, second_cls, alloc, offset): split alloc (handing\n"
-     "it on) and return pointers of those classes to the two parts."},
-    {"_merge_to", (PyCFunction)(void (*)(void))pointer_merge_to, METH_FASTCALL,
-     "_merge_to(cls, other): consume this pointer and other (right after it)\n"
-     "and return a pointer of class cls to both."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -776,11 +708,6 @@ static PyTypeObject PointerBaseType = {
     .tp_init = (initproc)pointer_init,
     .tp_new = PyType_GenericNew,
 };
-
-static int check_pointer_class_arg(PyObject *cls)
-{
-    return check_pointer_class(cls);
-}
 
 static PyMethodDef memory_functions[] = {
     {"set_pointer_kinds", (PyCFunction)(void (*)(void))raw_set_pointer_kinds, METH_FASTCALL,
